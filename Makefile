@@ -1,0 +1,28 @@
+# Fresh-machine set-up. torch is pinned to the local CPU wheel *before* genae is installed, so the
+# range in pyproject.toml is already satisfied and pip never pulls a CUDA build. On a GPU machine,
+# install your CUDA torch first (or set TORCH=torch) and the same targets keep it.
+PYTHON ?= python3
+VENV ?= .venv
+TORCH ?= torch==2.13.0
+BIN := $(VENV)/bin
+
+.PHONY: setup demo test bench
+$(BIN)/genae: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q "$(TORCH)"
+	$(BIN)/python -m pip install -q -e ".[test]"
+	touch $@
+
+setup: $(BIN)/genae
+
+demo: setup
+	$(BIN)/genae demo
+
+# pytest exits 5 when it collected no test: that is a failure here, as is any other non-zero code.
+test: setup
+	$(BIN)/python -m pytest -q
+
+bench: setup
+	$(BIN)/python -m pip install -q -e ".[bench]"
+	$(BIN)/python benchmarks/throughput_vs_pythae.py

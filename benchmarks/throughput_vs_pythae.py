@@ -1,0 +1,127 @@
+"""Training throughput of the same VAE in pythae and in genae, side by side in one process.
+
+Identical networks (genae's default VAE MLP: 784-512-512-(2×latent) encoder, latent-512-512-784
+decoder, ReLU; the *same initial weights* in both libraries: pythae gets copies of the modules genae
+builds from the same seed), identical batch size, optimizer (Adam, lr 1e-3,
+betas (0.9, 0.999)), likelihood (Bernoulli, summed over pixels, KL summed, mean over the batch) and
+data (MNIST-10k training images in [0, 1]). Each library trains for the same number of steps through
+its own public training entry point (pythae ``BaseTrainer.train``; genae ``genae.train``), so the
+time includes what a user pays: data loading, logging, and the final model save. The two are run
+alternately ``--repeats`` times and the median steps/s of each is reported with the ratio.
+
+    python benchmarks/throughput_vs_pythae.py [--steps 500] [--batch-size 64] [--repeats 3]
+
+pythae is an optional benchmark dependency: ``pip install -e '.[bench]'``.
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import logging
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from genae.config import build_config
+from genae.data import DataConfig, load_dataset
+from genae.methods import METHODS
+from genae.train import train
+
+MNIST_10K = Path(__file__).resolve().parents[1].parent / "shared" / "datasets" / "mnist-10k"
+
+
+def genae_config(args, out: Path, seed: int):
+    overrides = [f"model.latent_dim={args.latent}", f"model.hidden={args.hidden}", "model.lr=1e-3",
+                 f"train.steps={args.steps}", f"train.batch_size={args.batch_size}", "train.device='cpu'",
+                 f"train.log_every={min(100, args.steps)}", f"train.sample_every={args.steps}",
+                 f"train.ckpt_every={args.steps}", "train.progress=False", f"train.seed={seed}"]
+    return build_config("vae", "mnist", str(MNIST_10K), overrides=overrides, out=str(out))
+
+
+def initial_vae(cfg, info):
+    """The VAE exactly as ``genae.train(cfg)`` initialises it (same seed, same construction)."""
+    torch.manual_seed(cfg.train.seed)
+    return METHODS["vae"].build(cfg.model, info)
+
+
+def run_pythae(template, x: torch.Tensor, steps: int, batch: int, out: Path) -> float:
+    from pythae.data.datasets import BaseDataset
+    from pythae.models import VAE, VAEConfig
+    from pythae.models.base.base_utils import ModelOutput
+    from pythae.models.nn import BaseDecoder, BaseEncoder
+    from pythae.trainers import BaseTrainer, BaseTrainerConfig
+
+    latent = template.cfg.latent_dim
+
+    class Encoder(BaseEncoder):
+        def __init__(self):
+            super().__init__()
+            self.net = copy.deepcopy(template.encoder)
+
+        def forward(self, x):
+            h = self.net(x)
+            return ModelOutput(embedding=h[:, :latent], log_covariance=h[:, latent:])
+
+    class Decoder(BaseDecoder):
+        def __init__(self):
+            super().__init__()
+            self.net = copy.deepcopy(template.decoder)
+
+        def forward(self, z):
+            return ModelOutput(reconstruction=torch.sigmoid(self.net(z)))
+
+    model = VAE(VAEConfig(input_dim=tuple(x.shape[1:]), latent_dim=latent, reconstruction_loss="bce"),
+                encoder=Encoder(), decoder=Decoder())
+    n = steps * batch  # one epoch of exactly `steps` batches, cycling through the data
+    data = x[torch.arange(n) % len(x)]
+    cfg = BaseTrainerConfig(output_dir=str(out), per_device_train_batch_size=batch, num_epochs=1,
+                            learning_rate=1e-3, optimizer_cls="Adam",
+                            optimizer_params={"betas": (0.9, 0.999)}, no_cuda=True, seed=0)
+    trainer = BaseTrainer(model=model, train_dataset=BaseDataset(data, torch.zeros(n)), training_config=cfg)
+    t0 = time.perf_counter()
+    trainer.train()
+    return steps / (time.perf_counter() - t0)
+
+
+def run_genae(cfg) -> float:
+    t0 = time.perf_counter()
+    train(cfg)
+    return cfg.train.steps / (time.perf_counter() - t0)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--steps", type=int, default=500)
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--latent", type=int, default=16)
+    p.add_argument("--hidden", type=int, default=512)
+    p.add_argument("--repeats", type=int, default=3)
+    args = p.parse_args()
+    logging.getLogger("pythae").setLevel(logging.WARNING)
+    logging.getLogger().setLevel(logging.WARNING)
+
+    ds = load_dataset(DataConfig("mnist", root=str(MNIST_10K)), "train")
+    x = ds.x.float() / 255
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; VAE 784-{args.hidden}-{args.hidden}-"
+          f"{2 * args.latent} / {args.latent}-{args.hidden}-{args.hidden}-784, batch {args.batch_size}, "
+          f"{args.steps} steps, Adam 1e-3, MNIST-10k train ({len(x)} images)")
+    speeds: dict[str, list[float]] = {"pythae": [], "genae": []}
+    with tempfile.TemporaryDirectory() as tmp:
+        for r in range(args.repeats):
+            cfg = genae_config(args, Path(tmp) / f"g{r}", seed=r)
+            template = initial_vae(cfg, ds.info)
+            torch.manual_seed(r)
+            speeds["pythae"].append(run_pythae(template, x, args.steps, args.batch_size, Path(tmp) / f"p{r}"))
+            speeds["genae"].append(run_genae(cfg))
+            print(f"  repeat {r}: pythae {speeds['pythae'][-1]:.1f} steps/s, genae {speeds['genae'][-1]:.1f} steps/s")
+    med = {k: statistics.median(v) for k, v in speeds.items()}
+    print(f"pythae {med['pythae']:.1f} steps/s | genae {med['genae']:.1f} steps/s | "
+          f"ratio genae/pythae = {med['genae'] / med['pythae']:.2f}x")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,295 @@
+"""Configs: ``TrainConfig``, the resolved ``RunConfig``, YAML files, ``--set`` overrides, validation.
+
+Keys live in three namespaces:
+
+- ``model.*`` — the method's own ``<Name>Config`` dataclass (defined in its method file);
+- ``train.*`` — :class:`TrainConfig` (steps, batch, schedule, intervals, AMP, seed, device, ...);
+- ``data.*``  — :class:`genae.data.DataConfig` (dataset name and parameters).
+
+A YAML file holds ``method:`` plus any of the three namespaces; ``--set a.b=value`` overrides a
+single key, the value parsed as a Python literal (``--set model.betas=(0.5,0.999)``; a bare word is
+a string). Validation is strict and happens before any work: an unknown key, a wrong type or an
+impossible combination raises :class:`genae.errors.ConfigError` naming the key and the valid
+choices. The resolved config is saved as ``config.yaml`` in the run and in every checkpoint.
+"""
+from __future__ import annotations
+
+import ast
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from .data import DataConfig, check_data_config
+from .errors import ConfigError
+from .methods import METHODS
+from .optim import SCHEDULES
+
+NAMESPACES = ("model", "train", "data")
+
+
+@dataclass
+class TrainConfig:
+    """The ``train.*`` namespace: everything about running the optimisation, nothing about the game."""
+
+    steps: int = 10000                 # training iterations (one call of Method.train_step each)
+    batch_size: int = 128
+    seed: int = 0                      # seeds weights, noise and the batch order
+    device: str = "auto"               # auto | cpu | cuda | cuda:N | mps
+    out_dir: str | None = None         # run directory; default runs/<method>-<data>-<time>
+    lr_schedule: Literal["constant", "linear", "cosine", "step"] = "constant"  # per step, all players
+    lr_step_size: int = 1000           # "step" schedule: decay every this many steps
+    lr_gamma: float = 0.5              # "step" schedule: multiply by this
+    grad_clip: float | dict[str, float] | None = None  # max grad norm, for every player or {player: norm}
+    amp: Literal["none", "bf16", "fp16"] = "none"      # autocast dtype (bf16 preferred on GPU)
+    compile: bool = False              # torch.compile each network of the method
+    balanced_batches: bool = False     # every batch holds every class equally (forced by methods that need it)
+    log_every: int = 100               # metrics.jsonl / TensorBoard / progress bar interval
+    sample_every: int = 1000           # sample and reconstruction grids
+    ckpt_every: int = 1000             # atomic checkpoint interval (also at the end and on SIGINT/SIGTERM)
+    keep_ckpts: int = 2                # how many checkpoints to keep
+    n_samples: int = 64                # images per sample grid
+    on_nonfinite: Literal["stop", "skip"] = "stop"  # stop the run, or skip that update and go on
+    progress: bool = True              # show a progress bar
+    tensorboard: bool = True           # write TensorBoard events under RUN/tb
+
+
+@dataclass
+class RunConfig:
+    """A fully resolved config: which method, and its three namespaces."""
+
+    method: str
+    model: Any
+    train: TrainConfig = field(default_factory=TrainConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"method": self.method, "model": _plain(self.model), "train": _plain(self.train),
+                "data": _plain(self.data)}
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.to_dict(), sort_keys=False)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "RunConfig":
+        """Strictly rebuild a resolved config (e.g. a run's ``config.yaml``)."""
+        unknown = set(d) - {"method", *NAMESPACES}
+        if unknown:
+            raise ConfigError(f"unknown top-level key(s) {sorted(unknown)}; valid: method, {', '.join(NAMESPACES)}")
+        spec = _method_spec(d.get("method"))
+        return cls(method=d["method"],
+                   model=from_mapping(spec.cls.Config, {**spec.defaults, **(d.get("model") or {})}, "model"),
+                   train=from_mapping(TrainConfig, d.get("train") or {}, "train"),
+                   data=from_mapping(DataConfig, d.get("data") or {}, "data"))
+
+
+# --------------------------------------------------------------------------------------------
+# Building a config from the command line
+# --------------------------------------------------------------------------------------------
+def build_config(method: str | None = None, data: str | None = None, data_dir: str | None = None,
+                 config_file: str | Path | None = None, overrides: typing.Sequence[str] = (),
+                 out: str | None = None) -> RunConfig:
+    """Resolve defaults <- YAML file <- ``--data/--data-dir/--out`` <- ``--set`` overrides, then validate.
+
+    ``method`` may come from the YAML file's ``method:`` key; a conflicting value is an error.
+    """
+    tree: dict[str, dict[str, Any]] = {ns: {} for ns in NAMESPACES}
+    file_method = None
+    if config_file is not None:
+        loaded = load_yaml(config_file)
+        unknown = set(loaded) - {"method", *NAMESPACES}
+        if unknown:
+            raise ConfigError(f"{config_file}: unknown top-level key(s) {sorted(unknown)}; "
+                              f"valid: method, {', '.join(NAMESPACES)}")
+        file_method = loaded.get("method")
+        for ns in NAMESPACES:
+            section = loaded.get(ns) or {}
+            if not isinstance(section, dict):
+                raise ConfigError(f"{config_file}: `{ns}` must be a mapping of keys to values")
+            tree[ns].update(section)
+    if method and file_method and method != file_method:
+        raise ConfigError(f"method {method!r} on the command line but {file_method!r} in {config_file}")
+    method = method or file_method
+    if method is None:
+        raise ConfigError("no method given; choose one of: " + ", ".join(METHODS))
+    if data is not None:
+        tree["data"]["name"] = data
+    if data_dir is not None:
+        tree["data"]["root"] = str(data_dir)
+    if out is not None:
+        tree["train"]["out_dir"] = str(out)
+    for item in overrides:
+        ns, key, value = parse_override(item)
+        tree[ns][key] = value
+    cfg = RunConfig.from_dict({"method": method, **tree})
+    validate(cfg)
+    return cfg
+
+
+def parse_override(item: str) -> tuple[str, str, Any]:
+    """``"model.beta=4"`` -> ("model", "beta", 4). Values are Python literals, else plain strings."""
+    if "=" not in item:
+        raise ConfigError(f"override {item!r} is not of the form namespace.key=value")
+    path, raw = item.split("=", 1)
+    parts = path.strip().split(".")
+    if len(parts) != 2 or parts[0] not in NAMESPACES or not parts[1]:
+        raise ConfigError(f"override key {path!r} must be <namespace>.<key> with namespace one of "
+                          f"{', '.join(NAMESPACES)}")
+    try:
+        value = ast.literal_eval(raw.strip())
+    except (ValueError, SyntaxError):
+        value = raw.strip()  # a bare word such as `bernoulli` or a path
+    return parts[0], parts[1], value
+
+
+def load_yaml(path: str | Path) -> dict[str, Any]:
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file {path} does not exist")
+    try:
+        loaded = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{path} is not valid YAML: {e}") from None
+    if not isinstance(loaded, dict):
+        raise ConfigError(f"{path} must hold a mapping (method:, model:, train:, data:)")
+    return loaded
+
+
+def default_config_yaml(method: str) -> str:
+    """The defaults of ``method`` in all three namespaces, as YAML (``genae config METHOD``)."""
+    spec = _method_spec(method)
+    return RunConfig(method, spec.config()).to_yaml()
+
+
+# --------------------------------------------------------------------------------------------
+# Validation
+# --------------------------------------------------------------------------------------------
+def validate(cfg: RunConfig) -> None:
+    """Cross-field checks that need no data: impossible combinations, bad ranges."""
+    t = cfg.train
+    for key in ("steps", "batch_size", "log_every", "sample_every", "ckpt_every", "keep_ckpts",
+                "n_samples", "lr_step_size"):
+        if getattr(t, key) <= 0:
+            raise ConfigError(f"train.{key} must be positive, got {getattr(t, key)}")
+    if t.lr_schedule not in SCHEDULES:  # also guarded by Literal, kept for YAML edited by hand
+        raise ConfigError(f"train.lr_schedule={t.lr_schedule!r}; valid: {', '.join(SCHEDULES)}")
+    if isinstance(t.grad_clip, (int, float)) and t.grad_clip <= 0:
+        raise ConfigError("train.grad_clip must be positive (or null to disable)")
+    if t.device != "auto" and not (t.device in ("cpu", "cuda", "mps") or t.device.startswith("cuda:")):
+        raise ConfigError(f"train.device={t.device!r}; valid: auto, cpu, cuda, cuda:N, mps")
+    if t.amp == "fp16" and t.device == "cpu":
+        raise ConfigError("train.amp=fp16 needs a GPU; on the CPU use train.amp=bf16 or none")
+    check_data_config(cfg.data)
+
+
+def check_against_data(cfg: RunConfig, num_classes: int | None) -> None:
+    """Method/dataset combinations, checked once the dataset's labels are known."""
+    spec = METHODS[cfg.method]
+    balanced = cfg.train.balanced_batches or spec.cls.needs_balanced_batches
+    if (spec.cls.needs_labels or balanced) and not num_classes:
+        why = "needs labels" if spec.cls.needs_labels else "uses class-balanced batches (train.balanced_batches)"
+        raise ConfigError(f"{cfg.method} {why}, but dataset {cfg.data.name!r} is unlabelled")
+    if balanced and cfg.train.batch_size < num_classes:
+        raise ConfigError(f"train.batch_size={cfg.train.batch_size} cannot hold every one of the "
+                          f"{num_classes} classes of {cfg.data.name!r} in each batch")
+
+
+# --------------------------------------------------------------------------------------------
+# Strict typed dataclass construction
+# --------------------------------------------------------------------------------------------
+def from_mapping(cls: type, mapping: dict[str, Any], prefix: str) -> Any:
+    """Build dataclass ``cls`` from ``mapping``, rejecting unknown keys and wrong types."""
+    if not isinstance(mapping, dict):
+        raise ConfigError(f"`{prefix}` must be a mapping, got {type(mapping).__name__}")
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    kwargs = {}
+    for key, value in mapping.items():
+        if key not in hints or key not in names:
+            raise ConfigError(f"unknown key {prefix}.{key}; valid keys: {', '.join(names)}")
+        kwargs[key] = coerce(value, hints[key], f"{prefix}.{key}")
+    return cls(**kwargs)
+
+
+def coerce(value: Any, annotation: Any, key: str) -> Any:
+    """Check ``value`` against a config annotation and convert lists to tuples, ints to floats.
+
+    Supported annotations: bool, int, float, str, None, Literal[...], tuple[T, ...] / tuple[T1, T2],
+    dict[str, T], and unions of these (``X | None``).
+    """
+    origin = typing.get_origin(annotation)
+    args = typing.get_args(annotation)
+    if origin in (typing.Union, types.UnionType):
+        errors = []
+        for option in args:
+            try:
+                return coerce(value, option, key)
+            except ConfigError as e:
+                errors.append(str(e))
+        raise ConfigError(f"{key}={value!r} has the wrong type; expected {_type_name(annotation)}")
+    if annotation is type(None):
+        if value is None:
+            return None
+        raise ConfigError(f"{key}: expected null, got {value!r}")
+    if origin is Literal:
+        if value in args:
+            return value
+        raise ConfigError(f"{key}={value!r} is not valid; choose one of: {', '.join(map(str, args))}")
+    if annotation is bool:
+        if isinstance(value, bool):
+            return value
+        raise ConfigError(f"{key}={value!r}: expected true/false")
+    if annotation is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        raise ConfigError(f"{key}={value!r}: expected an integer")
+    if annotation is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        raise ConfigError(f"{key}={value!r}: expected a number")
+    if annotation is str:
+        if isinstance(value, str):
+            return value
+        raise ConfigError(f"{key}={value!r}: expected a string")
+    if origin is tuple:
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{key}={value!r}: expected a sequence {_type_name(annotation)}")
+        if len(args) == 2 and args[1] is Ellipsis:
+            return tuple(coerce(v, args[0], f"{key}[{i}]") for i, v in enumerate(value))
+        if len(value) != len(args):
+            raise ConfigError(f"{key}={value!r}: expected {len(args)} values")
+        return tuple(coerce(v, a, f"{key}[{i}]") for i, (v, a) in enumerate(zip(value, args)))
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{key}={value!r}: expected a mapping {_type_name(annotation)}")
+        return {coerce(k, args[0], key): coerce(v, args[1], f"{key}.{k}") for k, v in value.items()}
+    if annotation is Any:
+        return value
+    raise ConfigError(f"{key}: unsupported config annotation {annotation!r}")
+
+
+def _type_name(annotation: Any) -> str:
+    if isinstance(annotation, type):
+        return annotation.__name__
+    return str(annotation).replace("typing.", "")
+
+
+def _plain(obj: Any) -> dict[str, Any]:
+    """Dataclass -> dict of YAML-friendly values (tuples become lists)."""
+    def conv(v: Any) -> Any:
+        if isinstance(v, tuple):
+            return [conv(x) for x in v]
+        if isinstance(v, dict):
+            return {k: conv(x) for k, x in v.items()}
+        return v
+    return {f.name: conv(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+
+
+def _method_spec(name: Any):
+    if name not in METHODS:
+        raise ConfigError(f"unknown method {name!r}; choose one of: {', '.join(METHODS)}")
+    return METHODS[name]

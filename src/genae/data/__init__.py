@@ -1,0 +1,235 @@
+"""Datasets: the ``DATASETS`` registry, loading, validation and device-resident batches.
+
+Typical use (the trainer)::
+
+    check_data_config(cfg.data)                      # before any work: fails naming the key
+    ds = load_dataset(cfg.data, "train")             # ArrayDataset: uint8 images or float vectors
+    sampler = BatchSampler(ds, 64, seed, device, method.input_range, method.needs_balanced_batches)
+    batch = sampler.next()                           # Batch(x float32 on device, y int64 or None)
+
+Where files come from (first match wins) is documented in ``genae.data.download``: ``--data-dir``
+/ ``GENAE_DATA``, the cache ``~/.cache/genae/data`` (``GENAE_CACHE`` overrides ``~/.cache/genae``),
+system dataset packages, then a SHA-256-checked download.
+"""
+from __future__ import annotations
+
+import difflib
+from dataclasses import fields, replace
+from pathlib import Path
+
+import torch
+
+from ..errors import ConfigError, CorruptDataset, DatasetNotFound
+from .batches import BatchSampler
+from .cifar import CIFAR10_FILES, load_cifar10
+from .core import SPLITS, ArrayDataset, DataConfig, DatasetSpec, derive_seed
+from . import download as _download
+from .download import FileSet, candidate_dirs, download_fileset, install_system_package, not_found_message
+from .folder import load_folder_dataset
+from .idx import FASHION_MNIST_FILES, MNIST_FILES, load_fashion_mnist, load_mnist
+from .synthetic import (SYNTHETIC_HIDDEN, TRANSFORMED_MNIST_MODES, load_fake, load_synthetic,
+                        load_transformed_mnist, synthetic_network)
+from .transforms import resize_images, to_range
+
+__all__ = ["DATASETS", "ArrayDataset", "BatchSampler", "DataConfig", "DatasetSpec",
+           "TRANSFORMED_MNIST_MODES", "check_data_config", "dataset_info", "derive_seed", "fetch",
+           "install_system_dataset", "list_datasets", "load_dataset", "resize_images",
+           "resolve_spec", "synthetic_network", "to_range"]
+
+DATASETS: dict[str, DatasetSpec] = {
+    "mnist": DatasetSpec(load_mnist, "MNIST handwritten digits: 60000/10000, 1x28x28, 10 classes", (), True, "image", MNIST_FILES),
+    "fashion-mnist": DatasetSpec(load_fashion_mnist, "Fashion-MNIST clothing: 60000/10000, 1x28x28, 10 classes", (), True, "image", FASHION_MNIST_FILES),
+    "cifar10": DatasetSpec(load_cifar10, "CIFAR-10 photos: 50000/10000, 3x32x32, 10 classes", (), True, "image", CIFAR10_FILES),
+    "synthetic": DatasetSpec(load_synthetic, "MaskAAE synthetic: N(0, I_n) latent through a fixed random 2-layer leaky-ReLU net to d dims (vectors)", ("latent_dim", "dim", "seed", "n"), False, "vector"),
+    "transformed-mnist": DatasetSpec(load_transformed_mnist, "MNIST, each digit normal, scaled x1.5 or x0.5, or rotated +-45 degrees (mode = factor)", ("seed",), True, "image", MNIST_FILES),
+    "fake": DatasetSpec(load_fake, "tiny procedural labelled bars for tests: 256/64, 1x28x28, 10 classes", ("seed", "n"), True, "image"),
+}
+
+FOLDER_PREFIX = "folder:"
+#: Dataset-specific fields; every other DataConfig field applies to every dataset.
+SPECIFIC_PARAMS = ("latent_dim", "dim", "seed", "n")
+MIN_IMAGE_SIZE = 8
+
+
+def resolve_spec(name: str) -> DatasetSpec:
+    """The registry entry for ``name``; ``"folder:PATH"`` gets an entry made on the fly."""
+    if isinstance(name, str) and name.startswith(FOLDER_PREFIX):
+        path = Path(name[len(FOLDER_PREFIX):]).expanduser()
+        if not str(path) or name == FOLDER_PREFIX:
+            raise ConfigError("data.name: 'folder:' needs a directory, e.g. folder:/data/celeba")
+        # Labelled when the folder has sub-directories (their names are the classes).
+        labelled = path.is_dir() and any(p.is_dir() and not p.name.startswith(".") for p in path.iterdir())
+        return DatasetSpec(load_folder_dataset, f"images under {path}", (), labelled, "image")
+    if name in DATASETS:
+        return DATASETS[name]
+    close = difflib.get_close_matches(str(name), DATASETS, n=1)
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    raise ConfigError(f"data.name: unknown dataset {name!r}{hint}; choose one of "
+                      f"{', '.join(DATASETS)}, or folder:PATH")
+
+
+def _check_int(key: str, value, minimum: int, optional: bool = False) -> None:
+    if optional and value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ConfigError(f"data.{key} must be an integer{' or null' if optional else ''}, got {value!r}")
+    if value < minimum:
+        raise ConfigError(f"data.{key} must be >= {minimum}, got {value}")
+
+
+def check_data_config(cfg: DataConfig) -> None:
+    """Validate ``cfg`` before any work; raise ``ConfigError`` naming the offending ``data.<key>``.
+
+    Checks: the dataset exists; the dataset-specific fields (latent_dim, dim, seed, n) keep their
+    defaults unless the dataset reads them; value ranges (image_size >= 8, limit >= 1,
+    1 <= latent_dim <= dim, latent_dim <= 128 hidden units for synthetic, n >= 1); image_size only
+    for image data; ``root`` is an existing directory for file-based datasets.
+    """
+    if not isinstance(cfg.name, str) or not cfg.name:
+        raise ConfigError(f"data.name must be a dataset name, got {cfg.name!r}")
+    spec = resolve_spec(cfg.name)
+    defaults = {f.name: f.default for f in fields(DataConfig)}
+    for key in SPECIFIC_PARAMS:
+        value = getattr(cfg, key)
+        if value != defaults[key] and key not in spec.params:
+            users = [n for n, s in DATASETS.items() if key in s.params]
+            raise ConfigError(f"data.{key} = {value!r} does not apply to dataset {cfg.name!r}; "
+                              f"it is read by: {', '.join(users)}")
+    _check_int("image_size", cfg.image_size, MIN_IMAGE_SIZE, optional=True)
+    if cfg.image_size is not None and spec.kind != "image":
+        raise ConfigError(f"data.image_size applies to image datasets; {cfg.name!r} is {spec.kind} data")
+    _check_int("limit", cfg.limit, 1, optional=True)
+    _check_int("latent_dim", cfg.latent_dim, 1)
+    _check_int("dim", cfg.dim, 1)
+    _check_int("seed", cfg.seed, 0)
+    _check_int("n", cfg.n, 1, optional=True)
+    if "latent_dim" in spec.params:
+        if cfg.latent_dim > cfg.dim:
+            raise ConfigError(f"data.latent_dim = {cfg.latent_dim} exceeds data.dim = {cfg.dim}: the "
+                              f"data manifold cannot have more dimensions than the space it lies in")
+        if cfg.latent_dim > SYNTHETIC_HIDDEN:
+            raise ConfigError(f"data.latent_dim = {cfg.latent_dim} exceeds the {SYNTHETIC_HIDDEN} hidden "
+                              f"units of the synthetic generator, so the data would have rank "
+                              f"{SYNTHETIC_HIDDEN}, not {cfg.latent_dim}")
+    if not isinstance(cfg.download, bool):
+        raise ConfigError(f"data.download must be true or false, got {cfg.download!r}")
+    if cfg.root is not None:
+        if not isinstance(cfg.root, (str, Path)):
+            raise ConfigError(f"data.root must be a directory path, got {cfg.root!r}")
+        if spec.files is not None and not Path(cfg.root).expanduser().is_dir():
+            raise ConfigError(f"data.root (--data-dir) {cfg.root} is not a directory")
+
+
+def load_dataset(cfg: DataConfig, split: str = "train") -> ArrayDataset:
+    """Validate ``cfg`` and load ``split`` ("train" or "test").
+
+    Applies ``limit`` (train split: the first ``limit`` examples) and then ``image_size`` (pad or
+    resize, once, kept uint8) to image data.
+    """
+    if split not in SPLITS:
+        raise ConfigError(f"split must be one of {', '.join(SPLITS)}, got {split!r}")
+    check_data_config(cfg)
+    ds = resolve_spec(cfg.name).load(cfg, split)
+    if split == "train" and cfg.limit is not None and cfg.limit < len(ds):
+        ds = ds.subset(cfg.limit)
+    if ds.kind == "image" and cfg.image_size is not None:
+        ds.x = resize_images(ds.x, cfg.image_size)
+    return ds
+
+
+def list_datasets() -> list[tuple[str, str]]:
+    """``(name, description)`` of every registered dataset, plus the ``folder:PATH`` form."""
+    return [(n, s.description) for n, s in DATASETS.items()] + [
+        ("folder:PATH", "every png/jpg/jpeg/bmp/webp under PATH; labels from sub-directory names")]
+
+
+def dataset_info(cfg: DataConfig) -> dict:
+    """What ``genae data info`` shows; never downloads.
+
+    Returns ``{"name", "description", "kind", "labelled", "params", "looked_in" (file-based sets:
+    every directory searched, in order), "found" (both splits), "splits": {split: {"found", and
+    either "error" or "source", "size", "shape", "dtype", "num_classes", "class_counts",
+    "class_names", "factor_names"}}}``. Corrupt files raise ``CorruptDataset``.
+    """
+    check_data_config(cfg)
+    spec = resolve_spec(cfg.name)
+    info: dict = {"name": cfg.name, "description": spec.description, "kind": spec.kind,
+                  "labelled": spec.labelled, "params": {k: getattr(cfg, k) for k in spec.params}}
+    if spec.files is not None:
+        info["looked_in"] = [f"{d}  ({label})" for d, label in candidate_dirs(spec.files, cfg)]
+    splits = {}
+    for split in SPLITS:
+        try:
+            ds = load_dataset(replace(cfg, download=False), split)
+        except DatasetNotFound as e:
+            splits[split] = {"found": False, "error": str(e)}
+            continue
+        counts = None
+        if ds.y is not None:
+            counts = torch.bincount(ds.y, minlength=ds.num_classes or 0).tolist()
+        splits[split] = {"found": True, "source": ds.source, "size": len(ds),
+                         "shape": list(ds.x.shape[1:]), "dtype": str(ds.x.dtype).replace("torch.", ""),
+                         "num_classes": ds.num_classes, "class_counts": counts,
+                         "class_names": list(ds.class_names), "factor_names": list(ds.factor_names)}
+    info["splits"] = splits
+    info["found"] = all(s["found"] for s in splits.values())
+    return info
+
+
+def fetch(cfg: DataConfig) -> Path:
+    """Make the files of ``cfg.name`` available locally; return the directory that holds them.
+
+    If some place in the look-up order already holds both splits, that directory is returned and
+    nothing is downloaded. Otherwise the official files are downloaded into the cache (SHA-256
+    checked; for Fashion-MNIST, if that fails, ``install_system_dataset`` is tried) and both splits
+    are read once to validate them (for CIFAR-10 this also extracts the archive).
+    Raises ``ConfigError`` for generated datasets (nothing to fetch), ``DatasetNotFound`` when the
+    download is impossible, ``CorruptDataset`` when a download or file is bad.
+    """
+    check_data_config(cfg)
+    spec = resolve_spec(cfg.name)
+    if cfg.name.startswith(FOLDER_PREFIX):
+        path = Path(cfg.name[len(FOLDER_PREFIX):]).expanduser()
+        if not path.is_dir():
+            raise DatasetNotFound(f"folder dataset: {path} is not a directory")
+        return path
+    fs: FileSet | None = spec.files
+    if fs is None:
+        raise ConfigError(f"dataset {cfg.name!r} is generated on the fly; there is nothing to fetch")
+    looked = []
+    for d, label in candidate_dirs(fs, cfg):
+        if all(fs.probe(d, s) for s in SPLITS):
+            return d
+        looked.append(f"{d}  ({label})")
+    if not cfg.download:
+        looked.append("download: not attempted (downloads disabled: data.download is false)")
+        raise DatasetNotFound(not_found_message(fs, "train", looked))
+    try:
+        d = download_fileset(fs)
+    except (OSError, CorruptDataset) as e:
+        if fs.package and install_system_dataset(fs.name):
+            return next(Path(p) for p in _download.SYSTEM_DIRS[fs.name] if all(fs.probe(Path(p), s) for s in SPLITS))
+        if isinstance(e, CorruptDataset):
+            raise
+        looked.append(f"download: {e}")
+        raise DatasetNotFound(not_found_message(fs, "train", looked)) from e
+    for split in SPLITS:  # validate (and, for an archive, extract) now rather than at train time
+        load_dataset(replace(cfg, root=str(d), download=False, limit=None, image_size=None), split)
+    return d
+
+
+def install_system_dataset(name: str) -> bool:
+    """Install ``name`` from the operating system's package manager (Fashion-MNIST only).
+
+    Runs ``apt-get install -y dataset-fashion-mnist`` as root or via ``sudo -n`` (and ``apt-get
+    update`` first when the package lists lack it), printing each command. Returns True if the
+    files are now in ``SYSTEM_DIRS[name]`` (also when they already were), False otherwise.
+    """
+    if name != "fashion-mnist":
+        return False
+    fs = FASHION_MNIST_FILES
+
+    def present() -> bool:
+        return any(all(fs.probe(Path(d), s) for s in SPLITS) for d in _download.SYSTEM_DIRS.get(name, ()))
+
+    return install_system_package(fs.package, present)

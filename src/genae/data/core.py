@@ -1,0 +1,122 @@
+"""The data types every loader shares: ``DataConfig``, ``ArrayDataset``, ``DatasetSpec``.
+
+They live here rather than in ``genae.data.__init__`` so that the loader modules (``idx``,
+``cifar``, ...) can import them without importing the registry, which imports the loaders.
+"""
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import torch
+
+from ..methods.base import DataInfo
+
+__all__ = ["ArrayDataset", "DataConfig", "DatasetSpec", "derive_seed", "SPLITS"]
+
+SPLITS = ("train", "test")
+
+
+@dataclass
+class DataConfig:
+    """The ``data.*`` config namespace.
+
+    name: registry name (``genae data list``) or ``"folder:PATH"`` for a directory of images.
+    root: the ``--data-dir``: a directory holding the dataset's files, either directly or in a
+        sub-directory named after the dataset. When None, the environment variable ``GENAE_DATA``
+        is used the same way. Searched before the cache and system directories.
+    image_size: pad or resize images to ``image_size × image_size`` once at load time (e.g. 32 for
+        nets built for 32×32 inputs: 28 → 32 is a 2-pixel zero border, as in CTRL; other changes
+        are bilinear). None keeps the native size (folder datasets then default to 64).
+    limit: use only the first ``limit`` training examples (deterministic; the test split is whole).
+    latent_dim: ``synthetic`` only: the true latent dimension n of the data manifold.
+    dim: ``synthetic`` only: the ambient dimension d of the vectors.
+    seed: ``synthetic`` (generator network and latent draws), ``transformed-mnist`` (which mode each
+        image gets) and ``fake`` (the procedural images) only.
+    n: number of training examples of a procedural set (``synthetic``: default 60000, ``fake``:
+        default 256). ``transformed-mnist`` uses MNIST's examples.
+    download: allow downloading from the official URL when the files are found nowhere locally.
+    """
+
+    name: str = "fashion-mnist"
+    root: str | None = None
+    image_size: int | None = None
+    limit: int | None = None
+    latent_dim: int = 8
+    dim: int = 128
+    seed: int = 0
+    n: int | None = None
+    download: bool = True
+
+
+@dataclass
+class ArrayDataset:
+    """A whole split held in memory.
+
+    x: ``uint8 (N, C, H, W)`` images, or ``float32 (N, D)`` vectors.
+    y: ``int64 (N,)`` labels in ``[0, num_classes)``, or None for unlabelled data.
+    factors: ``float32 (N, F)`` ground-truth factors where known (``synthetic``: the latent z̃;
+        ``transformed-mnist``: the mode index), named by ``factor_names``.
+    kind: ``"image"`` or ``"vector"``.
+    source: where the data came from (a directory or file), or ``"generated"``; for ``data info``.
+    class_names: names of the classes where known (index = label), for reports and ``data info``.
+    """
+
+    name: str
+    x: torch.Tensor
+    y: torch.Tensor | None
+    num_classes: int | None
+    factors: torch.Tensor | None = None
+    factor_names: tuple[str, ...] = ()
+    kind: str = "image"
+    source: str | None = None
+    class_names: tuple[str, ...] = ()
+
+    @property
+    def info(self) -> DataInfo:
+        """What a method needs to build its networks: one example's shape, classes, kind."""
+        return DataInfo(tuple(self.x.shape[1:]), self.num_classes, self.kind)
+
+    def __len__(self) -> int:
+        return int(self.x.shape[0])
+
+    def subset(self, n: int) -> "ArrayDataset":
+        """The first ``n`` examples (copies, so the rest of the split can be freed)."""
+        cut = lambda t: None if t is None else t[:n].clone()  # noqa: E731
+        return ArrayDataset(self.name, cut(self.x), cut(self.y), self.num_classes, cut(self.factors),
+                            self.factor_names, self.kind, self.source, self.class_names)
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """A registry entry.
+
+    load: ``(cfg, split) -> ArrayDataset`` with split in ``{"train", "test"}``; returns native-size
+        data (``load_dataset`` applies ``image_size`` and ``limit``).
+    description: one line for ``genae data list``.
+    params: the dataset-specific ``DataConfig`` fields this dataset reads, besides the common
+        ``name``, ``root``, ``image_size``, ``limit`` and ``download``.
+    labelled: whether examples carry class labels.
+    kind: ``"image"`` or ``"vector"``.
+    files: the ``download.FileSet`` the dataset reads (where to look, what to download), or None
+        for a procedural dataset; ``transformed-mnist`` reads MNIST's file set.
+    """
+
+    load: Callable[[DataConfig, str], ArrayDataset]
+    description: str
+    params: tuple[str, ...] = ()
+    labelled: bool = True
+    kind: str = "image"
+    files: Any = None  # download.FileSet | None (typed loosely: download imports this module)
+
+
+def derive_seed(*parts: object) -> int:
+    """A 63-bit seed derived from ``parts`` by hashing, stable across runs, platforms and versions.
+
+    Used wherever one user seed must give several independent streams (train vs test draws, one
+    permutation per epoch, one per class): ``seed + 1`` style offsets would make seed 0's test
+    stream equal seed 1's train stream.
+    """
+    digest = hashlib.sha256("/".join(map(str, parts)).encode()).digest()
+    return int.from_bytes(digest[:8], "little") & ((1 << 63) - 1)

@@ -1,0 +1,264 @@
+"""Where dataset files come from: look-up order, verified downloads, system packages.
+
+Look-up order for a file-based dataset (``FileSet``), first match wins:
+
+1. ``cfg.root`` (``--data-dir``), or the ``GENAE_DATA`` environment variable when it is unset:
+   the directory itself, its sub-directory named after the dataset, and any extra layouts the
+   file set names (torchvision's ``MNIST/raw``, ...);
+2. the cache ``$GENAE_CACHE/data/<name>`` (``GENAE_CACHE`` defaults to ``~/.cache/genae``);
+3. system dataset packages (``SYSTEM_DIRS``: Debian's ``dataset-fashion-mnist`` installs the four
+   official IDX files, gzipped, under ``/usr/share/datasets/fashion-mnist``);
+4. a download from the official URL into the cache, checked against a SHA-256 (if
+   ``cfg.download``).
+
+A directory "has" a split when the file set's ``probe(dir, split)`` says so; the readers validate
+the contents (magic numbers, sizes) whatever the place, so files found locally are not required
+to match the download checksums (Debian's re-compressed gzips, for example, do not).
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from ..errors import CorruptDataset, DatasetNotFound
+from .core import DataConfig
+
+__all__ = ["FileSet", "RemoteFile", "SYSTEM_DIRS", "cache_dir", "candidate_dirs", "locate",
+           "download_file", "download_fileset", "install_system_package", "urlopen"]
+
+#: Directories where operating-system packages install datasets, by dataset name. A module-level
+#: dict so tests (and unusual systems) can point it elsewhere.
+SYSTEM_DIRS: dict[str, tuple[str, ...]] = {
+    "fashion-mnist": ("/usr/share/datasets/fashion-mnist",),
+}
+
+#: Seconds without data before a download is abandoned.
+TIMEOUT = 60
+
+
+@dataclass(frozen=True)
+class RemoteFile:
+    """One downloadable file: its name in the cache, mirrors (tried in order), SHA-256, size."""
+
+    name: str
+    urls: tuple[str, ...]
+    sha256: str
+    size: int | None = None
+
+
+@dataclass(frozen=True)
+class FileSet:
+    """The files of one dataset and how to recognise them in a directory.
+
+    name: dataset name, also the cache sub-directory and the ``--data-dir`` sub-directory.
+    remote: what ``fetch`` downloads into the cache.
+    probe: ``(dir, split) -> bool``: does ``dir`` hold what the reader needs for ``split``?
+    expect: human-readable list of the expected files, for the not-found message.
+    layouts: further sub-directories of a data root to try (e.g. torchvision's ``MNIST/raw``).
+    package: a Debian package that installs the dataset under ``SYSTEM_DIRS[name]``, if any.
+    """
+
+    name: str
+    remote: tuple[RemoteFile, ...]
+    probe: Callable[[Path, str], bool]
+    expect: str
+    layouts: tuple[str, ...] = ()
+    package: str | None = None
+
+
+def urlopen(url: str, timeout: float):
+    """Open ``url`` for reading (a file-like context manager). Tests replace this function."""
+    req = urllib.request.Request(url, headers={"User-Agent": "genae"})
+    return urllib.request.urlopen(req, timeout=timeout)  # noqa: S310 (fixed https/http URLs)
+
+
+def cache_root() -> Path:
+    """``$GENAE_CACHE`` or ``~/.cache/genae``: genae's cache; datasets live under ``data/``."""
+    env = os.environ.get("GENAE_CACHE")
+    return Path(env).expanduser() if env else Path.home() / ".cache" / "genae"
+
+
+def cache_dir(name: str) -> Path:
+    """The cache directory of dataset ``name`` (may not exist yet)."""
+    return cache_root() / "data" / name
+
+
+def candidate_dirs(fs: FileSet, cfg: DataConfig) -> list[tuple[Path, str]]:
+    """Every local directory looked in, in order, each with a label saying why it is looked in."""
+    out: list[tuple[Path, str]] = []
+    root, label = (cfg.root, "--data-dir") if cfg.root else (os.environ.get("GENAE_DATA"), "GENAE_DATA")
+    if root:
+        base = Path(root).expanduser()
+        for sub in ("", fs.name, *fs.layouts):
+            out.append((base / sub if sub else base, label))
+    out.append((cache_dir(fs.name), "cache"))
+    for d in SYSTEM_DIRS.get(fs.name, ()):
+        out.append((Path(d), f"system package {fs.package}" if fs.package else "system"))
+    return out
+
+
+def locate(fs: FileSet, cfg: DataConfig, split: str, download: bool | None = None) -> Path:
+    """The directory holding ``split`` of ``fs``, following the look-up order above.
+
+    Downloads into the cache when nothing local has it and ``download`` (default ``cfg.download``)
+    allows. Raises ``DatasetNotFound`` naming every place looked, the download error and the fix.
+    """
+    download = cfg.download if download is None else download
+    looked = []
+    for d, label in candidate_dirs(fs, cfg):
+        if fs.probe(d, split):
+            return d
+        looked.append(f"{d}  ({label})")
+    if download and fs.remote:
+        try:
+            d = download_fileset(fs)
+            if fs.probe(d, split):
+                return d
+            looked.append(f"download into {d}: finished but the files are still incomplete")
+        except (OSError, CorruptDataset, ValueError) as e:  # URLError and timeouts are OSErrors
+            looked.append(f"download: {e}")
+    elif fs.remote:
+        looked.append("download: not attempted (downloads disabled: data.download is false)")
+    raise DatasetNotFound(not_found_message(fs, split, looked))
+
+
+def not_found_message(fs: FileSet, split: str, looked: list[str]) -> str:
+    places = "\n".join(f"  - {p}" for p in looked)
+    fixes = [f"pass --data-dir DIR (or set GENAE_DATA) to a directory holding {fs.expect}"]
+    if fs.remote:
+        fixes.append(f"run `genae data fetch {fs.name}` where there is internet access "
+                     f"(it fills {cache_dir(fs.name)}; copy that directory here)")
+    if fs.package:
+        fixes.append(f"`apt-get install {fs.package}` (installs it under "
+                     f"{', '.join(SYSTEM_DIRS.get(fs.name, ()))})")
+    return (f"dataset {fs.name!r} ({split} split) not found. Looked in:\n{places}\n"
+            f"Fix: " + "; or ".join(fixes) + ".")
+
+
+def download_fileset(fs: FileSet) -> Path:
+    """Download every missing remote file of ``fs`` into its cache directory; returns the dir."""
+    d = cache_dir(fs.name)
+    for rf in fs.remote:
+        if not (d / rf.name).is_file():
+            download_file(rf, d / rf.name)
+    return d
+
+
+def download_file(rf: RemoteFile, dest: Path) -> Path:
+    """Fetch ``rf`` to ``dest``: temporary file beside it, SHA-256 check, fsync, atomic rename.
+
+    Mirrors are tried in order; the last error is raised if all fail (``CorruptDataset`` for a
+    checksum or size mismatch, an ``OSError`` for network trouble). Nothing is left behind on
+    failure: not the temporary file and not a cache directory this call created.
+    """
+    created = []
+    for p in reversed([dest.parent, *dest.parent.parents]):
+        if not p.exists():
+            created.append(p)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    errors: list[tuple[str, Exception]] = []
+    try:
+        for url in rf.urls:
+            try:
+                _download_one(url, rf, dest)
+                return dest
+            except (OSError, CorruptDataset, ValueError) as e:
+                errors.append((url, e))
+        msg = "; ".join(f"{url}: {e}" for url, e in errors)
+        # Keep "the bytes were wrong" (CorruptDataset) distinct from "could not get the bytes".
+        if any(isinstance(e, CorruptDataset) for _, e in errors):
+            raise CorruptDataset(msg)
+        raise OSError(msg)
+    finally:
+        if not dest.exists():  # failed: remove the directories this call made, if still empty
+            for p in reversed(created):
+                try:
+                    p.rmdir()
+                except OSError:
+                    break
+
+
+def _download_one(url: str, rf: RemoteFile, dest: Path) -> None:
+    print(f"downloading {url} -> {dest}", file=sys.stderr, flush=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{rf.name}.", suffix=".part", dir=dest.parent)
+    try:
+        h, n = hashlib.sha256(), 0
+        with os.fdopen(fd, "wb") as f, urlopen(url, timeout=TIMEOUT) as r:
+            while chunk := r.read(1 << 20):
+                f.write(chunk)
+                h.update(chunk)
+                n += len(chunk)
+            f.flush()
+            os.fsync(f.fileno())
+        if rf.size is not None and n != rf.size:
+            raise CorruptDataset(f"got {n} bytes, expected {rf.size} (incomplete or wrong file); "
+                                 f"discarded")
+        if h.hexdigest() != rf.sha256:
+            raise CorruptDataset(f"SHA-256 mismatch for {rf.name}: got {h.hexdigest()}, expected "
+                                 f"{rf.sha256}; discarded")
+        os.replace(tmp, dest)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+
+
+# --- system packages --------------------------------------------------------------------------
+
+def run_command(cmd: list[str]) -> subprocess.CompletedProcess:
+    """Run ``cmd`` non-interactively, capturing its output. Tests replace this function."""
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    return subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
+
+
+def _privilege_prefix() -> list[str] | None:
+    """``[]`` as root, ``["sudo", "-n"]`` where password-less sudo works, else None."""
+    if hasattr(os, "geteuid") and os.geteuid() == 0:
+        return []
+    if shutil.which("sudo") and run_command(["sudo", "-n", "true"]).returncode == 0:
+        return ["sudo", "-n"]
+    return None
+
+
+def install_system_package(package: str, present: Callable[[], bool]) -> bool:
+    """``apt-get install -y package`` (after ``apt-get update`` if the lists lack it).
+
+    Prints each command it runs. Returns ``present()`` afterwards; returns False without running
+    anything when there is no apt-get or no root/password-less sudo.
+    """
+    if present():
+        return True
+    if not shutil.which("apt-get"):
+        print(f"cannot install {package}: apt-get not found", file=sys.stderr)
+        return False
+    prefix = _privilege_prefix()
+    if prefix is None:
+        print(f"cannot install {package}: needs root (or password-less sudo); run "
+              f"`sudo apt-get install {package}`", file=sys.stderr)
+        return False
+    install = [*prefix, "apt-get", "install", "-y", package]
+    print("running:", " ".join(install), file=sys.stderr, flush=True)
+    r = run_command(install)
+    out = (r.stdout or "") + (r.stderr or "")
+    if r.returncode != 0 and ("Unable to locate package" in out or "no installation candidate" in out):
+        # The package lists are missing or stale (fresh containers ship without them).
+        update = [*prefix, "apt-get", "update"]
+        print("running:", " ".join(update), file=sys.stderr, flush=True)
+        run_command(update)
+        print("running:", " ".join(install), file=sys.stderr, flush=True)
+        r = run_command(install)
+        out = (r.stdout or "") + (r.stderr or "")
+    if r.returncode != 0:
+        tail = "\n".join(out.strip().splitlines()[-5:])
+        print(f"apt-get failed (exit {r.returncode}):\n{tail}", file=sys.stderr)
+    return present()

@@ -1,0 +1,153 @@
+"""MNIST-format (IDX) files: ``mnist`` and ``fashion-mnist``.
+
+IDX layout (big-endian): a 4-byte magic ``0x00 0x00 <dtype> <ndim>`` (``0x08`` = uint8, so 2051 =
+``0x00000803`` for 3-d images and 2049 = ``0x00000801`` for 1-d labels), ``ndim`` uint32 sizes,
+then exactly ``prod(sizes)`` bytes. Files may be gzipped (``.gz``) or raw; both official names
+are accepted. Every inconsistency raises ``CorruptDataset`` naming the file and what is wrong.
+"""
+from __future__ import annotations
+
+import gzip
+import zlib
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..errors import CorruptDataset
+from .core import ArrayDataset, DataConfig
+from .download import FileSet, RemoteFile, locate
+
+__all__ = ["read_idx", "read_idx_images", "read_idx_labels", "load_idx_split", "find_idx_file",
+           "MNIST_FILES", "FASHION_MNIST_FILES", "load_mnist", "load_fashion_mnist",
+           "IMAGE_MAGIC", "LABEL_MAGIC"]
+
+IMAGE_MAGIC = 2051
+LABEL_MAGIC = 2049
+SPLIT_PREFIX = {"train": "train", "test": "t10k"}
+
+MNIST_CLASSES = tuple(str(i) for i in range(10))
+FASHION_MNIST_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt",
+                         "Sneaker", "Bag", "Ankle boot")
+
+
+def read_idx(path: str | Path, magic: int) -> np.ndarray:
+    """Read an IDX file (gzipped if its name ends in ``.gz``) with the given magic number.
+
+    Returns a read-only ``uint8`` array of the header's shape (a view of the file's bytes).
+    """
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+    except OSError as e:
+        raise CorruptDataset(f"{path}: cannot read ({e.strerror or e})") from e
+    if path.suffix == ".gz" or raw[:2] == b"\x1f\x8b":
+        try:
+            raw = gzip.decompress(raw)
+        except (OSError, EOFError, zlib.error) as e:  # BadGzipFile is an OSError
+            raise CorruptDataset(f"{path}: gzip data does not decompress ({e})") from e
+    if len(raw) < 4:
+        raise CorruptDataset(f"{path}: {len(raw)} bytes, too short for an IDX header")
+    found = int.from_bytes(raw[:4], "big")
+    if found != magic:
+        raise CorruptDataset(f"{path}: magic number {found} (0x{found:08x}), expected {magic} "
+                             f"(0x{magic:08x}); not an IDX {'image' if magic == IMAGE_MAGIC else 'label'} file")
+    ndim = magic & 0xFF
+    header = 4 + 4 * ndim
+    if len(raw) < header:
+        raise CorruptDataset(f"{path}: truncated header ({len(raw)} bytes, expected {header})")
+    shape = tuple(int(v) for v in np.frombuffer(raw, dtype=">u4", count=ndim, offset=4))
+    expected = int(np.prod(shape, dtype=np.int64))
+    found_bytes = len(raw) - header
+    if found_bytes != expected:
+        what = "truncated" if found_bytes < expected else f"{found_bytes - expected} extra bytes"
+        raise CorruptDataset(f"{path}: {what}: header says shape {shape} = {expected} bytes of data, "
+                             f"found {found_bytes} bytes")
+    return np.frombuffer(raw, dtype=np.uint8, offset=header).reshape(shape)
+
+
+def read_idx_images(path: str | Path, size: tuple[int, int] | None = (28, 28)) -> np.ndarray:
+    """``uint8 (N, H, W)`` images from an IDX3 file; checks ``(H, W) == size`` when given."""
+    x = read_idx(path, IMAGE_MAGIC)
+    if size is not None and tuple(x.shape[1:]) != tuple(size):
+        raise CorruptDataset(f"{path}: images are {x.shape[1]}x{x.shape[2]}, expected "
+                             f"{size[0]}x{size[1]}")
+    return x
+
+
+def read_idx_labels(path: str | Path, num_classes: int | None = 10) -> np.ndarray:
+    """``uint8 (N,)`` labels from an IDX1 file; checks every label is below ``num_classes``."""
+    y = read_idx(path, LABEL_MAGIC)
+    if num_classes is not None and y.size and int(y.max()) >= num_classes:
+        raise CorruptDataset(f"{path}: label {int(y.max())} out of range for {num_classes} classes")
+    return y
+
+
+def find_idx_file(d: Path, split: str, what: str) -> Path | None:
+    """``d/<train|t10k>-<images-idx3|labels-idx1>-ubyte[.gz]``, or None; gzipped name first."""
+    stem = f"{SPLIT_PREFIX[split]}-{'images-idx3' if what == 'images' else 'labels-idx1'}-ubyte"
+    for name in (stem + ".gz", stem):
+        if (d / name).is_file():
+            return d / name
+    return None
+
+
+def has_idx_split(d: Path, split: str) -> bool:
+    return find_idx_file(d, split, "images") is not None and find_idx_file(d, split, "labels") is not None
+
+
+def load_idx_split(d: Path, split: str, name: str, num_classes: int = 10,
+                   class_names: tuple[str, ...] = ()) -> ArrayDataset:
+    """Images ``uint8 (N, 1, 28, 28)`` and labels ``int64 (N,)`` of ``split`` from directory ``d``."""
+    ipath, lpath = find_idx_file(d, split, "images"), find_idx_file(d, split, "labels")
+    if ipath is None or lpath is None:
+        raise CorruptDataset(f"{d}: missing the {split} image or label file")
+    x = read_idx_images(ipath)
+    y = read_idx_labels(lpath, num_classes)
+    if len(x) != len(y):
+        raise CorruptDataset(f"{ipath} has {len(x)} images but {lpath} has {len(y)} labels")
+    # torch.from_numpy needs a writable array; one copy each (47 MB for 60k images) is cheap.
+    xt = torch.from_numpy(x.copy()).unsqueeze(1)
+    yt = torch.from_numpy(y.astype(np.int64))
+    return ArrayDataset(name, xt, yt, num_classes, source=str(d), class_names=class_names)
+
+
+# --- the two registered datasets ----------------------------------------------------------------
+
+# SHA-256 and sizes as recorded by TensorFlow Datasets (url_checksums/mnist.txt, for the cvdf
+# mirror; the ossci mirror torchvision uses serves the same bytes, MD5 f68b3c2d... etc.).
+_MNIST_MIRRORS = ("https://ossci-datasets.s3.amazonaws.com/mnist/",
+                  "https://storage.googleapis.com/cvdf-datasets/mnist/")
+_MNIST = (("train-images-idx3-ubyte.gz", 9912422, "440fcabf73cc546fa21475e81ea370265605f56be210a4024d2ca8f203523609"),
+          ("train-labels-idx1-ubyte.gz", 28881, "3552534a0a558bbed6aed32b30c495cca23d567ec52cac8be1a0730e8010255c"),
+          ("t10k-images-idx3-ubyte.gz", 1648877, "8d422c7b0a1c1c79245a5bcf07fe86e33eeafee792b84584aec276f5a2dbc4e6"),
+          ("t10k-labels-idx1-ubyte.gz", 4542, "f7ae60f92e00ec6debd23a6088c31dbd2371eca3ffa0defaefb259924204aec6"))
+
+# TensorFlow Datasets url_checksums/fashion_mnist.txt. (Debian's package re-compresses the files,
+# so its .gz bytes differ; local files are validated by the reader, not by checksum.)
+_FASHION_URL = "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/"
+_FASHION = (("train-images-idx3-ubyte.gz", 26421880, "3aede38d61863908ad78613f6a32ed271626dd12800ba2636569512369268a84"),
+            ("train-labels-idx1-ubyte.gz", 29515, "a04f17134ac03560a47e3764e11b92fc97de4d1bfaf8ba1a3aa29af54cc90845"),
+            ("t10k-images-idx3-ubyte.gz", 4422102, "346e55b948d973a97e58d2351dde16a484bd415d4595297633bb08f03db6a073"),
+            ("t10k-labels-idx1-ubyte.gz", 5148, "67da17c76eaffca5446c3361aaab5c3cd6d1c2608764d35dfb1850b086bf8dd5"))
+
+_EXPECT = ("train-images-idx3-ubyte, train-labels-idx1-ubyte, t10k-images-idx3-ubyte and "
+           "t10k-labels-idx1-ubyte (each optionally .gz)")
+
+MNIST_FILES = FileSet(
+    "mnist", tuple(RemoteFile(n, tuple(m + n for m in _MNIST_MIRRORS), h, s) for n, s, h in _MNIST),
+    has_idx_split, _EXPECT, layouts=("MNIST/raw",))
+FASHION_MNIST_FILES = FileSet(
+    "fashion-mnist", tuple(RemoteFile(n, (_FASHION_URL + n,), h, s) for n, s, h in _FASHION),
+    has_idx_split, _EXPECT, layouts=("FashionMNIST/raw",), package="dataset-fashion-mnist")
+
+
+def load_mnist(cfg: DataConfig, split: str) -> ArrayDataset:
+    """MNIST digits: ``uint8 (N, 1, 28, 28)``, 10 classes; 60000 train / 10000 test officially."""
+    return load_idx_split(locate(MNIST_FILES, cfg, split), split, "mnist", 10, MNIST_CLASSES)
+
+
+def load_fashion_mnist(cfg: DataConfig, split: str) -> ArrayDataset:
+    """Fashion-MNIST (Zalando): ``uint8 (N, 1, 28, 28)``, 10 clothing classes; 60000 / 10000."""
+    return load_idx_split(locate(FASHION_MNIST_FILES, cfg, split), split, "fashion-mnist", 10,
+                          FASHION_MNIST_CLASSES)

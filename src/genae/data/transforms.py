@@ -1,0 +1,98 @@
+"""Tensor transforms on whole datasets (at load time) and on batches (on the device).
+
+Datasets are kept ``uint8`` so that a whole split fits on the device; the float conversion to a
+method's input range happens per batch in ``to_range``.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+__all__ = ["INPUT_RANGES", "to_range", "resize_images", "affine_images", "scale_theta",
+           "rotation_theta"]
+
+INPUT_RANGES = ("unit", "tanh", "raw")
+
+# Images are processed in chunks so a float copy of a 60000-image set never exists at once.
+_CHUNK = 4096
+
+
+def to_range(x: torch.Tensor, input_range: str) -> torch.Tensor:
+    """Convert a batch to what a method consumes.
+
+    ``uint8`` images -> float32 in ``"unit"`` [0, 1] (x / 255) or ``"tanh"`` [-1, 1]
+    (x / 127.5 - 1). Float data (vectors) has no canonical range and is returned as float32
+    unchanged whatever ``input_range`` (methods on vector data use ``"raw"``). Runs on x's device.
+    """
+    if input_range not in INPUT_RANGES:
+        raise ValueError(f"unknown input_range {input_range!r}; choose one of {', '.join(INPUT_RANGES)}")
+    if x.dtype != torch.uint8:
+        return x if x.dtype == torch.float32 else x.float()
+    if input_range == "unit":
+        return x.float().mul_(1.0 / 255.0)
+    if input_range == "tanh":
+        return x.float().mul_(2.0 / 255.0).sub_(1.0)
+    raise ValueError("input_range 'raw' is for vector data; uint8 images need 'unit' or 'tanh'")
+
+
+def _to_uint8(x: torch.Tensor) -> torch.Tensor:
+    return x.round_().clamp_(0, 255).to(torch.uint8)
+
+
+def is_padding_sized(src: int, dst: int) -> bool:
+    """A growth of at most a quarter of the side is done with a zero border (28 -> 32 as in CTRL)
+    rather than a resize, so digit strokes keep their exact pixel values."""
+    return 0 <= dst - src <= src // 4
+
+
+def resize_images(x: torch.Tensor, size: int) -> torch.Tensor:
+    """``uint8 (N, C, H, W)`` -> ``uint8 (N, C, size, size)``.
+
+    Zero-pads symmetrically (any odd pixel goes bottom/right) when both sides grow by a
+    padding-sized amount (``is_padding_sized``), otherwise resizes bilinearly (antialiased when
+    shrinking) and rounds back to uint8.
+    """
+    h, w = x.shape[-2:]
+    if h == size and w == size:
+        return x
+    if is_padding_sized(h, size) and is_padding_sized(w, size):
+        dh, dw = size - h, size - w
+        return F.pad(x, (dw // 2, dw - dw // 2, dh // 2, dh - dh // 2))
+    out = torch.empty(x.shape[0], x.shape[1], size, size, dtype=torch.uint8)
+    antialias = size < h or size < w
+    for i in range(0, x.shape[0], _CHUNK):
+        xf = x[i:i + _CHUNK].float()
+        out[i:i + _CHUNK] = _to_uint8(F.interpolate(xf, size=(size, size), mode="bilinear",
+                                                    align_corners=False, antialias=antialias))
+    return out
+
+
+def scale_theta(s: float) -> torch.Tensor:
+    """``(2, 3)`` affine_grid matrix that magnifies the content by ``s`` about the centre."""
+    return torch.tensor([[1.0 / s, 0.0, 0.0], [0.0, 1.0 / s, 0.0]])
+
+
+def rotation_theta(degrees: float) -> torch.Tensor:
+    """``(2, 3)`` affine_grid matrix that rotates the content counter-clockwise as displayed.
+
+    affine_grid maps output coordinates to input coordinates with y pointing down, so the matrix is
+    the inverse of the displayed rotation: [[cos, -sin], [sin, cos]].
+    """
+    a = math.radians(degrees)
+    return torch.tensor([[math.cos(a), -math.sin(a), 0.0], [math.sin(a), math.cos(a), 0.0]])
+
+
+def affine_images(x: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
+    """Apply one ``(2, 3)`` affine_grid matrix to every image of ``uint8 (N, C, H, W)``.
+
+    Bilinear sampling on float, zeros outside the image, ``align_corners=False``; back to uint8.
+    """
+    out = torch.empty_like(x)
+    for i in range(0, x.shape[0], _CHUNK):
+        xf = x[i:i + _CHUNK].float()
+        grid = F.affine_grid(theta.expand(xf.shape[0], 2, 3), list(xf.shape), align_corners=False)
+        out[i:i + _CHUNK] = _to_uint8(F.grid_sample(xf, grid, mode="bilinear", padding_mode="zeros",
+                                                    align_corners=False))
+    return out

@@ -1,0 +1,34 @@
+"""Exceptions with messages meant for the person at the terminal.
+
+The CLI turns each of these into one clear line on stderr and a non-zero exit code, without a
+traceback: they describe a problem with the user's input or environment, not a bug in genae.
+"""
+from __future__ import annotations
+
+
+class GenaeError(Exception):
+    """Base of the user-facing errors."""
+
+
+class ConfigError(GenaeError, ValueError):
+    """An unknown key, a wrong type or an impossible combination in a config (names the key)."""
+
+
+class DatasetNotFound(GenaeError, FileNotFoundError):
+    """A dataset that is in none of the places looked (the message lists them and the fix)."""
+
+
+class CorruptDataset(GenaeError, ValueError):
+    """A dataset file with a wrong magic number, size or checksum (the message names the file)."""
+
+
+class NonFiniteLoss(GenaeError, FloatingPointError):
+    """A loss became NaN or infinite; names the step, the player and the offending term."""
+
+    def __init__(self, step: int, player: str, term: str, value: float):
+        self.step, self.player, self.term, self.value = step, player, term, value
+        super().__init__(f"non-finite loss at step {step}: player {player!r}, term {term!r} = {value}")
+
+
+class Interrupted(GenaeError):
+    """SIGINT/SIGTERM arrived; a checkpoint of the last completed step was written."""

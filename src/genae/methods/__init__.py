@@ -1,0 +1,49 @@
+"""The ``METHODS`` registry: one explicit line per registered name.
+
+A registry entry is a :class:`MethodSpec`: the method class plus default overrides of its config.
+A variant that only changes a scalar (``beta-vae`` is ``vae`` with β = 4) is an entry with other
+defaults, not a new class; a variant that changes players or schedule is a new file.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields, replace
+from typing import Any
+
+from .base import Batch, DataInfo, Method, Unsupported, Update
+
+
+@dataclass(frozen=True)
+class MethodSpec:
+    """A registered method: its class, default overrides of ``cls.Config`` and a one-line summary."""
+
+    cls: type[Method]
+    description: str
+    defaults: dict[str, Any] = field(default_factory=dict)
+
+    def config(self, **overrides: Any) -> Any:
+        """The method's config dataclass with this entry's defaults, then ``overrides``, applied."""
+        base = self.cls.Config()
+        return replace(base, **{**self.defaults, **overrides})
+
+    def build(self, cfg: Any, info: DataInfo) -> Method:
+        return self.cls(cfg, info)
+
+    def config_fields(self) -> dict[str, Any]:
+        return {f.name: f for f in fields(self.cls.Config)}
+
+
+# Imports sit below MethodSpec so method files stay free of registry knowledge.
+from .ae import AE  # noqa: E402
+from .aae import AAE  # noqa: E402
+from .vae import VAE  # noqa: E402
+from .wae import WAEGAN  # noqa: E402
+
+METHODS: dict[str, MethodSpec] = {
+    "ae": MethodSpec(AE, "deterministic autoencoder (reconstruction only)"),
+    "vae": MethodSpec(VAE, "variational autoencoder (Kingma & Welling 2014)"),
+    "beta-vae": MethodSpec(VAE, "β-VAE (Higgins et al. 2017): the VAE with β = 4", {"beta": 4.0}),
+    "wae-gan": MethodSpec(WAEGAN, "Wasserstein autoencoder with a latent WGAN-GP critic"),
+    "aae": MethodSpec(AAE, "adversarial autoencoder (Makhzani et al. 2016), latent JS discriminator"),
+}
+
+__all__ = ["METHODS", "MethodSpec", "Method", "Update", "Batch", "DataInfo", "Unsupported"]

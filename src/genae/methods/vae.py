@@ -1,0 +1,114 @@
+"""Variational autoencoder (Kingma & Welling, "Auto-Encoding Variational Bayes", ICLR 2014), and
+β-VAE (Higgins et al., ICLR 2017) as the same class with ``beta = 4`` (registry entry "beta-vae").
+
+Players
+    vae (encoder q(z|x) = N(mu(x), diag σ²(x)) + decoder p(x|z)): one update per step.
+
+Objective (minimised, per example, averaged over the batch)
+    −log p(x|z) + β·KL(q(z|x) ‖ N(0, I)), z = mu + σ·ε (one reparameterised sample).
+    ``likelihood`` chooses p(x|z):
+      "bernoulli"        decoder logits, cross-entropy summed over pixels (the paper's MNIST model);
+      "gaussian"         mean = sigmoid(decoder output), fixed std ``sigma``, constant included;
+      "gaussian-optimal" one variance shared by the whole batch at its ML value:
+                         (N/2)·log(MSE) + const over the batch, divided by B (LSR-GAN stage 1).
+
+Notes / deviations
+    Images use ``input_range="unit"`` ([0, 1]); ``decode`` returns sigmoid(logits), i.e. the
+    Bernoulli / Gaussian mean. Vector data use ``input_range="raw"``, a linear decoder mean and a
+    Gaussian likelihood. The paper trains with Adagrad; we default to Adam (lr 1e-3), the usual
+    modern setting (and pythae's), with the optimizer as a config field.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterator
+
+import torch
+
+from ..errors import ConfigError
+from ..nets import build_decoder, build_encoder
+from ..objectives import LIKELIHOODS, gaussian_kl, reconstruction_nll, reparameterize
+from ..optim import OPTIMIZERS, build_optimizer
+from .base import Batch, DataInfo, Method, Update
+
+
+@dataclass
+class VAEConfig:
+    net: str = "mlp"                  # "mlp" | "conv"
+    latent_dim: int = 16              # J (dimension of z)
+    hidden: int = 0                   # MLP units / conv base channels; 0 = 512 (mlp) or 64 (conv)
+    likelihood: str = "bernoulli"     # p_θ(x|z): "bernoulli" | "gaussian" | "gaussian-optimal"
+    sigma: float = 1.0                # σ of the fixed-variance Gaussian likelihood
+    beta: float = 1.0                 # β (weight of the KL term; 4 for β-VAE)
+    lr: float = 1e-3
+    betas: tuple[float, float] = (0.9, 0.999)
+    optimizer: str = "adam"
+
+
+class VAE(Method):
+    Config = VAEConfig
+
+    def __init__(self, cfg: VAEConfig, info: DataInfo):
+        super().__init__(cfg, info)
+        self.input_range = "raw" if len(info.shape) == 1 else "unit"
+        _validate(cfg, self.input_range)
+        width = cfg.hidden or None
+        self.encoder = build_encoder(cfg.net, info.shape, 2 * cfg.latent_dim, width)  # -> (mu, logvar)
+        self.decoder = build_decoder(cfg.net, cfg.latent_dim, info.shape, width, out_act=None)
+
+    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        return {"vae": build_optimizer(self.cfg.optimizer, self.parameters(), self.cfg.lr, self.cfg.betas)}
+
+    def train_step(self, batch: Batch, step: int) -> Iterator[Update]:
+        x = batch.x
+        mu, logvar = self.encoder(x).chunk(2, dim=1)
+        out = self.decoder(reparameterize(mu, logvar))
+        if self.cfg.likelihood != "bernoulli":
+            out = self._mean(out)
+        recon = reconstruction_nll(self.cfg.likelihood, out, x, self.cfg.sigma).mean()
+        kl = gaussian_kl(mu, logvar).mean()
+        loss = recon + self.cfg.beta * kl
+        yield Update({"vae": loss},
+                     {"vae/recon": recon.detach(), "vae/kl": kl.detach(), "vae/loss": loss.detach()})
+
+    # --- inference API ------------------------------------------------------------------------
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        """Posterior mean mu(x), ``(B, latent_dim)``."""
+        return self.encoder(x)[:, : self.cfg.latent_dim]
+
+    def encode_dist(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(mu, logvar)`` of q(z|x), each ``(B, latent_dim)``."""
+        mu, logvar = self.encoder(x).chunk(2, dim=1)
+        return mu, logvar
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        """Mean of p(x|z), ``(B, *shape)`` in ``input_range``."""
+        return self._mean(self.decoder(z))
+
+    def sample(self, n: int, y: torch.Tensor | None = None,
+               generator: torch.Generator | None = None) -> torch.Tensor:
+        """Decoder means at z ~ N(0, I) (``y`` is ignored: the VAE is unconditional)."""
+        return self.decode(self.prior_noise(n, self.cfg.latent_dim, generator))
+
+    # --- helpers ------------------------------------------------------------------------------
+    def _mean(self, out: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(out) if self.input_range == "unit" else out
+
+
+def _validate(cfg: VAEConfig, input_range: str) -> None:
+    if cfg.likelihood not in LIKELIHOODS:
+        raise ConfigError(f"model.likelihood: unknown value {cfg.likelihood!r}; "
+                          f"choose one of {', '.join(LIKELIHOODS)}")
+    if cfg.likelihood == "bernoulli" and input_range == "raw":
+        raise ConfigError("model.likelihood: 'bernoulli' needs images in [0, 1]; "
+                          "use 'gaussian' or 'gaussian-optimal' for vector data")
+    if cfg.optimizer not in OPTIMIZERS:
+        raise ConfigError(f"model.optimizer: unknown value {cfg.optimizer!r}; choose one of {', '.join(OPTIMIZERS)}")
+    if cfg.latent_dim < 1:
+        raise ConfigError(f"model.latent_dim must be at least 1, got {cfg.latent_dim}")
+    if cfg.hidden < 0:
+        raise ConfigError(f"model.hidden must be 0 (default width) or positive, got {cfg.hidden}")
+    if cfg.sigma <= 0:
+        raise ConfigError(f"model.sigma must be positive, got {cfg.sigma}")
+    if cfg.beta < 0:
+        raise ConfigError(f"model.beta must be non-negative, got {cfg.beta}")

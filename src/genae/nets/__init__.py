@@ -1,0 +1,57 @@
+"""Networks: plain ``nn.Module``s that know nothing about methods, and two factories.
+
+``build_encoder(kind, shape, out_dim, width)`` / ``build_decoder(kind, latent, shape, width,
+out_act)`` pick the family named by a method config's ``model.net``:
+
+- ``"mlp"``: two hidden layers of ``width`` units (ReLU); works on images and vectors.
+- ``"conv"``: DCGAN-style convolutions with ``width`` base channels; square images of side
+  28, 32 or 64, any channel count.
+
+``width=None`` uses ``DEFAULT_WIDTH[kind]``.
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+from torch import nn
+
+from ..errors import ConfigError
+from .dcgan import CONV_SIZES, DCGANDecoder, DCGANEncoder, conv_plan
+from .mlp import ACTIVATIONS, MLP, MLPDecoder, MLPEncoder, activation
+
+__all__ = ["ACTIVATIONS", "CONV_SIZES", "DEFAULT_WIDTH", "NETS", "DCGANDecoder", "DCGANEncoder",
+           "MLP", "MLPDecoder", "MLPEncoder", "activation", "build_decoder", "build_encoder"]
+
+NETS = ("mlp", "conv")
+DEFAULT_WIDTH = {"mlp": 512, "conv": 64}  # MLP hidden units / conv base channels
+
+
+def build_encoder(kind: str, shape: Sequence[int], out_dim: int, width: int | None = None) -> nn.Module:
+    """``(B, *shape) -> (B, out_dim)`` encoder of family ``kind`` ("mlp" | "conv")."""
+    width = _check(kind, shape, width)
+    if kind == "mlp":
+        return MLPEncoder(shape, out_dim, (width, width))
+    return DCGANEncoder(shape, out_dim, base=width)
+
+
+def build_decoder(kind: str, latent: int, shape: Sequence[int], width: int | None = None,
+                  out_act: str | None = None) -> nn.Module:
+    """``(B, latent) -> (B, *shape)`` decoder of family ``kind``; ``out_act`` "sigmoid" | "tanh" | None."""
+    width = _check(kind, shape, width)
+    if kind == "mlp":
+        return MLPDecoder(latent, shape, (width, width), out_act=out_act)
+    return DCGANDecoder(latent, shape, base=width, out_act=out_act)
+
+
+def _check(kind: str, shape: Sequence[int], width: int | None) -> int:
+    if kind not in NETS:
+        raise ConfigError(f"model.net: unknown network family {kind!r}; choose one of {', '.join(NETS)}")
+    if kind == "conv":
+        try:
+            conv_plan(shape)
+        except ValueError as e:
+            raise ConfigError(f"model.net: 'conv' is not possible here: {e}; use model.net=mlp") from None
+    width = DEFAULT_WIDTH[kind] if width is None else width
+    if width < 1:
+        raise ConfigError(f"model.hidden must be a positive width, got {width}")
+    return width

@@ -1,0 +1,11 @@
+"""Pure objective functions (no ``nn.Module`` state). Each module states its reduction convention:
+likelihood terms sum over data/latent dimensions and are returned per example (the caller takes the
+batch mean); GAN terms are batch means."""
+from .elbo import (LIKELIHOODS, bernoulli_nll, gaussian_kl, gaussian_nll,
+                   gaussian_nll_optimal_variance, reconstruction_nll, reparameterize)
+from .gan import (gradient_penalty, js_discriminator_loss, ns_generator_loss, wgan_critic_loss,
+                  wgan_generator_loss)
+
+__all__ = ["LIKELIHOODS", "bernoulli_nll", "gaussian_kl", "gaussian_nll", "gaussian_nll_optimal_variance",
+           "gradient_penalty", "js_discriminator_loss", "ns_generator_loss", "reconstruction_nll",
+           "reparameterize", "wgan_critic_loss", "wgan_generator_loss"]

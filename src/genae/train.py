@@ -1,0 +1,357 @@
+"""The training loop: plain PyTorch, knows nothing about any particular method.
+
+A method yields :class:`~genae.methods.base.Update` objects from ``train_step``; for each one the
+trainer back-propagates every player's loss into that player's parameters only
+(``loss.backward(inputs=params)``), clips per player, then steps all players of the update. Around
+that: autocast, learning-rate schedules, logging (progress bar, ``metrics.jsonl``, TensorBoard),
+sample/reconstruction grids, atomic checkpoints (periodic, at the end, on SIGINT/SIGTERM) and exact
+resume (weights, optimizer and schedule state, RNG states and data position are restored).
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import signal
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import random
+import torch
+
+from . import runs
+from .config import RunConfig, check_against_data
+from .data import BatchSampler, load_dataset, to_range
+from .errors import GenaeError, Interrupted, NonFiniteLoss
+from .methods import Method, Unsupported, Update
+from .optim import build_schedule
+from .viz.grids import save_grid
+from .viz.plots import loss_curves, read_metrics, save_figure
+
+
+# --------------------------------------------------------------------------------------------
+# The update: gradient isolation by construction
+# --------------------------------------------------------------------------------------------
+def player_params(optimizers: dict[str, torch.optim.Optimizer]) -> dict[str, list[torch.nn.Parameter]]:
+    """player -> the trainable parameters its optimizer steps."""
+    return {name: [p for g in opt.param_groups for p in g["params"] if p.requires_grad]
+            for name, opt in optimizers.items()}
+
+
+def backward_update(update: Update, params: dict[str, list[torch.nn.Parameter]],
+                    scaler: torch.amp.GradScaler | None = None) -> None:
+    """Set each player's ``.grad`` to the gradient of *its own* loss w.r.t. *its own* parameters.
+
+    ``backward(inputs=...)`` accumulates only into the listed tensors, so a player's loss never
+    leaves gradients on another player's weights, whatever the graph connects.
+    """
+    players = list(update.losses)
+    for i, name in enumerate(players):
+        if name not in params:
+            raise GenaeError(f"update names player {name!r}, which has no optimizer; players: {sorted(params)}")
+        for p in params[name]:
+            p.grad = None
+        loss = update.losses[name]
+        if scaler is not None:
+            loss = scaler.scale(loss)
+        loss.backward(inputs=params[name], retain_graph=i < len(players) - 1)
+
+
+def step_update(update: Update, optimizers: dict[str, torch.optim.Optimizer],
+                params: dict[str, list[torch.nn.Parameter]], clip: dict[str, float],
+                scaler: torch.amp.GradScaler | None = None) -> None:
+    """Clip (per player) and step every player of ``update``; all gradients exist already."""
+    for name in update.losses:
+        opt = optimizers[name]
+        if scaler is not None:
+            scaler.unscale_(opt)
+        if clip.get(name):
+            torch.nn.utils.clip_grad_norm_(params[name], clip[name], foreach=True)
+        if scaler is not None:
+            scaler.step(opt)
+        else:
+            opt.step()
+
+
+def run_update(optimizers: dict[str, torch.optim.Optimizer], update: Update,
+               params: dict[str, list[torch.nn.Parameter]] | None = None,
+               clip: dict[str, float] | None = None, scaler: torch.amp.GradScaler | None = None) -> None:
+    """Back-propagate each loss into its player's parameters only, then step those players."""
+    params = params if params is not None else player_params(optimizers)
+    backward_update(update, params, scaler)
+    step_update(update, optimizers, params, clip or {}, scaler)
+
+
+def first_nonfinite(update: Update) -> tuple[str, str, float] | None:
+    """(player, term, value) of the first non-finite loss in ``update``, else None (one host sync)."""
+    losses = torch.stack([l.detach().float().reshape(()) for l in update.losses.values()])
+    if bool(torch.isfinite(losses).all()):
+        return None
+    for name, loss in update.losses.items():
+        if not torch.isfinite(loss.detach()).all():
+            terms = [(k, v) for k, v in update.logs.items() if k.startswith(name + "/")
+                     and torch.is_tensor(v) and not torch.isfinite(v).all()]
+            term, value = terms[0] if terms else (f"{name}/loss", loss)
+            return name, term, float(value.detach().float().reshape(-1)[0])
+    return None
+
+
+# --------------------------------------------------------------------------------------------
+# Entry points
+# --------------------------------------------------------------------------------------------
+def train(cfg: RunConfig) -> Path:
+    """Train a new run described by ``cfg``; returns the run directory."""
+    torch.manual_seed(cfg.train.seed)
+    device = resolve_device(cfg.train.device)
+    data = load_dataset(cfg.data, "train")
+    check_against_data(cfg, data.num_classes)
+    method = runs.build_method(cfg, data.info).to(device)  # validates model.* before any file is written
+    run_dir = runs.new_run_dir(cfg)
+    runs.write_config(run_dir, cfg, data.info)
+    return _fit(run_dir, cfg, method, data, device, resume=None)
+
+
+def resume(run_dir: str | Path) -> Path:
+    """Continue a run from its latest checkpoint exactly as if it had never stopped."""
+    run_dir = Path(run_dir)
+    cfg, info = runs.run_config(run_dir)
+    ckpt = runs.latest_checkpoint(run_dir)
+    device = resolve_device(cfg.train.device)
+    data = load_dataset(cfg.data, "train")
+    torch.manual_seed(cfg.train.seed)  # killed before the first checkpoint: start over, same init
+    method = runs.build_method(cfg, info).to(device)
+    if ckpt is None:
+        return _fit(run_dir, cfg, method, data, device, resume=None)
+    weights, state = runs.read_checkpoint(ckpt, device)
+    method.load_state_dict(weights)
+    return _fit(run_dir, cfg, method, data, device, resume=state)
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise GenaeError(f"train.device={name} but no CUDA device is available; use train.device=cpu")
+    return torch.device(name)
+
+
+# --------------------------------------------------------------------------------------------
+# The loop
+# --------------------------------------------------------------------------------------------
+def _fit(run_dir: Path, cfg: RunConfig, method: Method, data, device: torch.device,
+         resume: dict[str, Any] | None) -> Path:
+    t = cfg.train
+    balanced = t.balanced_batches or method.needs_balanced_batches
+    sampler = BatchSampler(data, t.batch_size, t.seed, device, method.input_range, balanced)
+    optimizers = method.optimizers()
+    params = player_params(optimizers)
+    schedules = {k: build_schedule(o, t.lr_schedule, t.steps, t.lr_step_size, t.lr_gamma)
+                 for k, o in optimizers.items()}
+    clip = t.grad_clip if isinstance(t.grad_clip, dict) else {k: t.grad_clip for k in optimizers}
+    scaler = torch.amp.GradScaler(device.type) if t.amp == "fp16" else None
+    amp = (torch.autocast(device.type, dtype=torch.bfloat16 if t.amp == "bf16" else torch.float16)
+           if t.amp != "none" else contextlib.nullcontext())
+    fixed = _fixed_batch(cfg, method, device)  # before restoring RNG: loading must not shift it
+    step = 0
+    if resume is not None:
+        for k, o in optimizers.items():
+            o.load_state_dict(resume["optimizers"][k])
+        for k, s in schedules.items():
+            s.load_state_dict(resume["schedules"][k])
+        sampler.load_state_dict(resume["sampler"])
+        if scaler is not None and resume.get("scaler"):
+            scaler.load_state_dict(resume["scaler"])
+        _set_rng(resume["rng"])
+        step = resume["step"]
+    if t.compile:
+        for module in method.children():
+            module.compile()
+    method.train()
+    log = _Logger(run_dir, t, start=step)
+
+    def checkpoint(at: int) -> None:
+        state = {"step": at, "optimizers": {k: o.state_dict() for k, o in optimizers.items()},
+                 "schedules": {k: s.state_dict() for k, s in schedules.items()},
+                 "sampler": sampler.state_dict(), "scaler": scaler.state_dict() if scaler else None,
+                 "rng": _get_rng()}
+        runs.write_checkpoint(run_dir, at, method, state, cfg, t.keep_ckpts)
+
+    with _StopSignals() as stop:
+        try:
+            while step < t.steps:
+                batch = sampler.next()
+                steps_gen = method.train_step(batch, step)
+                while True:
+                    with amp:
+                        update = next(steps_gen, None)
+                    if update is None:
+                        break
+                    bad = first_nonfinite(update)
+                    if bad is not None:
+                        if t.on_nonfinite == "stop":
+                            raise NonFiniteLoss(step, *bad)
+                        log.warn(f"step {step}: skipped update of {sorted(update.losses)}: "
+                                 f"{bad[1]} = {bad[2]}")
+                        continue
+                    backward_update(update, params, scaler)
+                    step_update(update, optimizers, params, clip, scaler)
+                    if scaler is not None:  # per update: an inner loop steps one optimizer repeatedly,
+                        scaler.update()     # and GradScaler allows one unscale_ per optimizer per update()
+                    log.add(update)
+                for s in schedules.values():
+                    s.step()
+                step += 1
+                last = step == t.steps
+                if step % t.log_every == 0 or last:
+                    log.flush(step, {k: o.param_groups[0]["lr"] for k, o in optimizers.items()})
+                if step % t.sample_every == 0 or last:
+                    _write_images(run_dir, method, fixed, step, t)
+                if step % t.ckpt_every == 0 or last or stop.requested:
+                    checkpoint(step)
+                if stop.requested and not last:
+                    raise Interrupted(f"stopped by {stop.requested} at step {step}; checkpoint written; "
+                                      f"continue with `genae resume {run_dir}`")
+        finally:
+            log.close()
+    save_figure(loss_curves(read_metrics(run_dir / "metrics.jsonl")), run_dir / "loss_curves.png")
+    return run_dir
+
+
+def _fixed_batch(cfg: RunConfig, method: Method, device: torch.device) -> torch.Tensor | None:
+    """The first test images, reconstructed at every sample interval (same images every time)."""
+    try:
+        test = load_dataset(cfg.data, "test")
+    except GenaeError:
+        return None
+    if test.kind != "image" or len(test) == 0:
+        return None
+    return to_range(test.x[:32].to(device), method.input_range)
+
+
+@torch.no_grad()
+def _write_images(run_dir: Path, method: Method, fixed: torch.Tensor | None, step: int, t) -> None:
+    """Sample and reconstruction grids. RNG is forked so that writing images never changes training."""
+    if method.info.kind != "image":
+        return
+    was_training = method.training
+    method.eval()
+    devices = [method.device] if method.device.type == "cuda" else []
+    with torch.random.fork_rng(devices=devices):
+        gen = torch.Generator(device=method.device).manual_seed(t.seed + 12345)
+        with contextlib.suppress(Unsupported):  # e.g. an AE has no prior to sample from
+            save_grid(method.to_unit(method.sample(t.n_samples, generator=gen)),
+                      run_dir / "samples" / f"samples_{step:08d}.png")
+        if fixed is not None:
+            with contextlib.suppress(Unsupported):
+                recon = method.reconstruct(fixed)
+                pairs = torch.stack([method.to_unit(fixed), method.to_unit(recon)], 1).flatten(0, 1)
+                save_grid(pairs, run_dir / "samples" / f"recon_{step:08d}.png", nrow=16)
+    method.train(was_training)
+
+
+class _Logger:
+    """Accumulates logged terms as device tensors; syncs with the host only at log intervals."""
+
+    def __init__(self, run_dir: Path, t, start: int):
+        self.path = run_dir / "metrics.jsonl"
+        _truncate_metrics(self.path, start)  # a resumed run rewrites what came after its checkpoint
+        self.acc: dict[str, list[torch.Tensor]] = {}
+        self.t0, self.step0 = time.perf_counter(), start
+        self.bar = None
+        if t.progress:
+            from tqdm.auto import tqdm
+            self.bar = tqdm(total=t.steps, initial=start, unit="step", dynamic_ncols=True)
+        self.tb = None
+        if t.tensorboard:
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+                self.tb = SummaryWriter(str(run_dir / "tb"), purge_step=start or None)
+            except ImportError:
+                warnings.warn("tensorboard is not installed; skipping TensorBoard events")
+        self.last, self.tlast = start, self.t0
+
+    def add(self, update: Update) -> None:
+        for k, v in update.logs.items():
+            self.acc.setdefault(k, []).append(v.detach().float().reshape(()) if torch.is_tensor(v)
+                                              else torch.tensor(float(v)))
+
+    def flush(self, step: int, lrs: dict[str, float]) -> None:
+        keys = list(self.acc)
+        means = [torch.stack([x.to("cpu") for x in self.acc[k]]).mean().item() for k in keys] if keys else []
+        now = time.perf_counter()
+        row = {"step": step, "time": round(now - self.t0, 3),
+               "steps_per_s": round((step - self.last) / max(now - self.tlast, 1e-9), 3),
+               **{f"lr/{k}": v for k, v in lrs.items()}, **dict(zip(keys, means))}
+        self.tlast, self.last = now, step
+        with open(self.path, "a") as f:
+            f.write(json.dumps(row) + "\n")
+        if self.tb is not None:
+            for k, v in row.items():
+                if k != "step":
+                    self.tb.add_scalar(k, v, step)
+        if self.bar is not None:
+            self.bar.update(step - self.bar.n)
+            self.bar.set_postfix({k.split("/", 1)[-1] if k.count("/") == 1 else k: f"{v:.4g}"
+                                  for k, v in zip(keys, means) if k.endswith("loss")} or
+                                 {k: f"{v:.4g}" for k, v in list(zip(keys, means))[:4]})
+        self.acc = {}
+
+    def warn(self, msg: str) -> None:
+        (self.bar.write if self.bar is not None else print)(msg)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+        if self.tb is not None:
+            self.tb.close()
+
+
+def _truncate_metrics(path: Path, step: int) -> None:
+    if not path.exists():
+        return
+    rows = read_metrics(path)
+    with open(path, "w") as f:
+        for row in rows:
+            if row.get("step", 0) <= step:
+                f.write(json.dumps(row) + "\n")
+
+
+class _StopSignals:
+    """Turns SIGINT/SIGTERM into a flag the loop checks after each step (checkpoint, then exit)."""
+
+    def __init__(self):
+        self.requested: str | None = None
+        self._old: dict[int, Any] = {}
+
+    def __enter__(self):
+        try:
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._old[sig] = signal.signal(sig, self._handle)
+        except ValueError:  # not the main thread: leave signals alone
+            self._old = {}
+        return self
+
+    def _handle(self, signum, frame):
+        if self.requested:  # a second Ctrl-C: stop now
+            raise KeyboardInterrupt
+        self.requested = signal.Signals(signum).name
+
+    def __exit__(self, *exc):
+        for sig, old in self._old.items():
+            signal.signal(sig, old)
+        return False
+
+
+def _get_rng() -> dict[str, Any]:
+    return {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate(),
+            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None}
+
+
+def _set_rng(state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["torch"])
+    np.random.set_state(state["numpy"])
+    random.setstate(state["python"])
+    if state.get("cuda") is not None and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])

@@ -1,0 +1,205 @@
+"""``report.html`` of a run: one self-contained page (images embedded as base64 PNG, no external
+files or scripts), viewable offline.
+
+Sections, each present only when its source exists: the latest sample grid and reconstructions
+(``samples/samples_<step>.png``, ``samples/recon_<step>.png``), ``loss_curves.png``, the
+``eval.json`` table, the figures the method registers (``method.figures()``: name -> matplotlib
+Figure or ``H×W×C`` uint8 array), the last logged losses and the resolved config.
+"""
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+import math
+import os
+import re
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+__all__ = ["write_report", "render_report"]
+
+_STEP = re.compile(r"^(samples|recon)_(\d+)\.png$")
+
+_CSS = """
+body{font-family:system-ui,-apple-system,Segoe UI,Helvetica,Arial,sans-serif;margin:2em auto;
+max-width:1100px;color:#222;padding:0 1em}
+h1{font-size:1.5em;margin-bottom:.2em} h2{font-size:1.15em;margin-top:1.8em;border-bottom:1px solid #ddd}
+.sub{color:#666;margin-top:0} figure{display:inline-block;margin:.5em 1em .5em 0;vertical-align:top}
+figcaption{font-size:.85em;color:#555;text-align:center} img{max-width:100%;image-rendering:pixelated}
+table{border-collapse:collapse;font-size:.9em} td,th{border:1px solid #ddd;padding:.25em .6em;
+text-align:left;vertical-align:top} th{background:#f5f5f5} td.num{text-align:right;font-variant-numeric:tabular-nums}
+.skip{color:#999} pre{background:#f7f7f7;padding:.8em;overflow:auto;font-size:.8em}
+"""
+
+
+def _png_data_uri(png: bytes) -> str:
+    return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
+
+
+def _figure_png(obj: Any) -> bytes:
+    """A matplotlib Figure or an ``H×W``/``H×W×C`` uint8 (or [0, 1] float) array -> PNG bytes."""
+    if hasattr(obj, "savefig"):
+        import matplotlib.pyplot as plt
+        buf = io.BytesIO()
+        obj.savefig(buf, format="png", dpi=100, bbox_inches="tight")
+        plt.close(obj)
+        return buf.getvalue()
+    from PIL import Image
+    a = np.asarray(obj.detach().cpu().numpy() if hasattr(obj, "detach") else obj)
+    if a.dtype != np.uint8:
+        a = (np.clip(a.astype(np.float64), 0, 1) * 255).round().astype(np.uint8)
+    if a.ndim == 3 and a.shape[2] == 1:
+        a = a[:, :, 0]
+    buf = io.BytesIO()
+    Image.fromarray(a).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def _latest(samples_dir: Path, kind: str) -> tuple[Path, int] | None:
+    best = None
+    if samples_dir.is_dir():
+        for p in samples_dir.iterdir():
+            m = _STEP.match(p.name)
+            if m and m.group(1) == kind and (best is None or int(m.group(2)) > best[1]):
+                best = (p, int(m.group(2)))
+    return best
+
+
+def _fmt(v: Any) -> str:
+    if isinstance(v, bool) or v is None:
+        return str(v)
+    if isinstance(v, int):
+        return str(v)
+    if isinstance(v, float):
+        if math.isnan(v) or math.isinf(v):
+            return str(v)
+        return f"{v:.4g}" if abs(v) >= 1e-3 or v == 0 else f"{v:.3e}"
+    if isinstance(v, dict):
+        return ", ".join(f"{k}={_fmt(x)}" for k, x in v.items())
+    if isinstance(v, (list, tuple)):
+        s = ", ".join(_fmt(x) for x in v[:12])
+        return f"[{s}{', …' if len(v) > 12 else ''}]"
+    return str(v)
+
+
+_PROTOCOL = ("backbone", "backbone_test_acc", "backbone_weights", "n_real", "n_fake", "split", "n",
+             "n_train", "n_test", "seconds")
+
+
+def _eval_table(results: dict[str, Any]) -> str:
+    rows = ["<table><tr><th>metric</th><th>value(s)</th><th>protocol</th></tr>"]
+    for name, r in results.items():
+        if not isinstance(r, dict):
+            r = {"value": r}
+        if "skipped" in r:
+            rows.append(f"<tr><td>{html.escape(name)}</td><td class='skip' colspan='2'>skipped: "
+                        f"{html.escape(str(r['skipped']))}</td></tr>")
+            continue
+        vals = [(k, v) for k, v in r.items() if k not in _PROTOCOL]
+        vals.sort(key=lambda kv: kv[0] != "value")
+        prot = [(k, r[k]) for k in _PROTOCOL if k in r]
+        vtxt = "<br>".join(f"<b>{html.escape(_fmt(v))}</b>" if k == "value" else
+                           f"{html.escape(k)}: {html.escape(_fmt(v))}" for k, v in vals)
+        ptxt = ", ".join(f"{html.escape(k)}={html.escape(_fmt(v))}" for k, v in prot)
+        rows.append(f"<tr><td>{html.escape(name)}</td><td class='num'>{vtxt}</td><td>{ptxt}</td></tr>")
+    rows.append("</table>")
+    return "\n".join(rows)
+
+
+def render_report(run_dir: str | os.PathLike, figures: dict[str, Any] | None = None) -> str:
+    """The report's HTML text for ``run_dir`` (plus ``figures``: name -> Figure or image array)."""
+    run = Path(run_dir)
+    parts = [f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>genae report — "
+             f"{html.escape(run.name)}</title><style>{_CSS}</style></head><body>",
+             f"<h1>{html.escape(run.name)}</h1>"]
+    cfg_text = (run / "config.yaml").read_text() if (run / "config.yaml").is_file() else ""
+    if cfg_text:
+        try:
+            import yaml
+            cfg = yaml.safe_load(cfg_text) or {}
+            data = cfg.get("data", {}) or {}
+            parts.append(f"<p class='sub'>method <b>{html.escape(str(cfg.get('method', '?')))}</b> "
+                         f"on <b>{html.escape(str(data.get('name', '?')))}</b></p>")
+        except Exception:  # a malformed config still gets a report
+            pass
+
+    imgs = []
+    for kind, title in (("samples", "samples"), ("recon", "reconstructions")):
+        found = _latest(run / "samples", kind)
+        if found:
+            imgs.append(f"<figure><img src='{_png_data_uri(found[0].read_bytes())}' alt='{title}'>"
+                        f"<figcaption>{title}, step {found[1]}</figcaption></figure>")
+    if imgs:
+        parts += ["<h2>Samples and reconstructions</h2>", *imgs]
+    if (run / "loss_curves.png").is_file():
+        parts += ["<h2>Loss curves</h2>", f"<img src='{_png_data_uri((run / 'loss_curves.png').read_bytes())}' "
+                  "alt='loss curves'>"]
+    if (run / "eval.json").is_file():
+        try:
+            results = json.loads((run / "eval.json").read_text())
+            parts += ["<h2>Evaluation (eval.json)</h2>", _eval_table(results.get("metrics", results)
+                                                                   if isinstance(results, dict) else {})]
+        except json.JSONDecodeError as e:
+            parts += ["<h2>Evaluation</h2>", f"<p class='skip'>eval.json unreadable: {html.escape(str(e))}</p>"]
+    if figures:
+        parts.append("<h2>Method figures</h2>")
+        for name, fig in figures.items():
+            try:
+                uri = _png_data_uri(_figure_png(fig))
+                parts.append(f"<figure><img src='{uri}' alt='{html.escape(name)}'>"
+                             f"<figcaption>{html.escape(name)}</figcaption></figure>")
+            except Exception as e:  # one bad figure must not lose the report
+                parts.append(f"<p class='skip'>{html.escape(name)}: could not render ({html.escape(str(e))})</p>")
+    mpath = run / "metrics.jsonl"
+    if mpath.is_file():
+        last = None
+        for line in mpath.read_text().splitlines():
+            try:
+                last = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+        if last:
+            cells = "".join(f"<tr><td>{html.escape(k)}</td><td class='num'>{html.escape(_fmt(v))}</td></tr>"
+                            for k, v in last.items())
+            parts += ["<h2>Last logged values</h2>", f"<table>{cells}</table>"]
+    if cfg_text:
+        parts += ["<h2>Config</h2>", f"<pre>{html.escape(cfg_text)}</pre>"]
+    parts.append("</body></html>")
+    return "\n".join(parts)
+
+
+def write_report(run_dir: str | os.PathLike, method: Any = None, figures: dict[str, Any] | None = None) -> Path:
+    """Write ``run_dir/report.html`` and return its path.
+
+    Figures come from ``figures`` if given, else from ``method.figures()`` (``method`` loaded with
+    ``genae.runs.load_run`` when None and the run has a checkpoint; a run without one still gets
+    a report, without method figures).
+    """
+    run = Path(run_dir)
+    if figures is None:
+        if method is None:
+            try:
+                from ..runs import load_run
+                method = load_run(run)
+            except Exception:
+                method = None
+        figures = {}
+        if method is not None and hasattr(method, "figures"):
+            try:
+                figures = dict(method.figures())
+            except Exception as e:
+                figures = {}
+                import sys
+                print(f"[genae report] method figures skipped: {e}", file=sys.stderr)
+    text = render_report(run, figures)
+    out = run / "report.html"
+    fd, tmp = tempfile.mkstemp(dir=run, suffix=".html.tmp")
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(text)
+    os.replace(tmp, out)
+    return out

@@ -1,0 +1,92 @@
+"""The `genae` command end to end on `fake` data, in subprocesses (as a user runs it)."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+from safetensors.torch import load_file
+
+from conftest import fast_train_overrides, tiny_overrides
+
+SRC = str(Path(__file__).resolve().parents[1] / "src")
+
+
+def genae(*args, check=True, **kw):
+    env = {**os.environ, "PYTHONPATH": SRC + os.pathsep + os.environ.get("PYTHONPATH", ""),
+           "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run([sys.executable, "-m", "genae", *map(str, args)], capture_output=True, text=True,
+                          env=env, timeout=300, **kw)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"genae {args} exited {proc.returncode}\n{proc.stdout}\n{proc.stderr}")
+    return proc
+
+
+def _sets(items):
+    return [a for item in items for a in ("--set", item)]
+
+
+def test_methods_config_and_data_list():
+    out = genae("methods").stdout
+    for name in ("ae", "vae", "beta-vae", "wae-gan", "aae"):
+        assert name in out
+    cfg = yaml.safe_load(genae("config", "beta-vae").stdout)
+    assert cfg["method"] == "beta-vae" and cfg["model"]["beta"] == 4.0 and "steps" in cfg["train"]
+    listing = genae("data", "list").stdout
+    for name in ("mnist", "fashion-mnist", "cifar10", "synthetic", "transformed-mnist", "fake"):
+        assert name in listing
+
+
+def test_train_sample_resume(tmp_path):
+    run = tmp_path / "run"
+    genae("train", "vae", "--data", "fake", "--out", run, *_sets(tiny_overrides("vae") + fast_train_overrides(4)))
+    assert (run / "samples" / "samples_00000004.png").is_file()
+    out = tmp_path / "grid.png"
+    genae("sample", run, "--n", 9, "--out", out)
+    assert out.stat().st_size > 0
+    genae("resume", run)  # already finished: resumes at the end and stops at once
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["train", "vae", "--data", "fake", "--set", "model.colour=1"], "model.colour"),
+    (["train", "vae", "--data", "fake", "--set", "train.steps=-1"], "train.steps"),
+    (["train", "vea", "--data", "fake"], "choose one of"),
+    (["train", "vae", "--data", "nosuchdata"], "fashion-mnist"),
+    (["train", "vae", "--data", "mnist", "--data-dir", "/nonexistent", "--set", "data.download=False"],
+     "/nonexistent"),
+    (["resume", "/nonexistent/run"], "not a genae run"),
+    (["sample", "/nonexistent/run", "--out", "x.png"], "not a genae run"),
+])
+def test_user_errors_exit_nonzero_with_one_clear_line(tmp_path, args, needle):
+    proc = genae(*args, check=False, cwd=tmp_path)
+    assert proc.returncode == 2, proc.stderr
+    assert needle in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert not (tmp_path / "runs").exists()
+
+
+def test_sigkill_then_resume_equals_uninterrupted(tmp_path):
+    """A run killed with SIGKILL mid-training resumes to the same final weights."""
+    sets = _sets(tiny_overrides("vae") + fast_train_overrides(60, ckpt_every=10, log_every=10, sample_every=1000))
+    genae("train", "vae", "--data", "fake", "--out", tmp_path / "full", *sets)
+    env = {**os.environ, "PYTHONPATH": SRC, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "genae", "train", "vae", "--data", "fake",
+                             "--out", str(tmp_path / "cut"), *sets, "--set", "train.ckpt_every=10"],
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    latest = tmp_path / "cut" / "checkpoints" / "latest"
+    deadline = time.time() + 120
+    while time.time() < deadline and not (latest.exists() and latest.read_text() >= "step-00000020"):
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert latest.read_text() < "step-00000060", "the run finished before it could be killed"
+    genae("resume", tmp_path / "cut")
+    a = load_file(str(tmp_path / "full" / "checkpoints" / "step-00000060" / "model.safetensors"))
+    b = load_file(str(tmp_path / "cut" / "checkpoints" / "step-00000060" / "model.safetensors"))
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
