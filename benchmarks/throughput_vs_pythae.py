@@ -16,7 +16,9 @@ pythae is an optional benchmark dependency: ``pip install -e '.[bench]'``.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import copy
+import os
 import logging
 import statistics
 import tempfile
@@ -81,10 +83,13 @@ def run_pythae(template, x: torch.Tensor, steps: int, batch: int, out: Path) -> 
     cfg = BaseTrainerConfig(output_dir=str(out), per_device_train_batch_size=batch, num_epochs=1,
                             learning_rate=1e-3, optimizer_cls="Adam",
                             optimizer_params={"betas": (0.9, 0.999)}, no_cuda=True, seed=0)
-    trainer = BaseTrainer(model=model, train_dataset=BaseDataset(data, torch.zeros(n)), training_config=cfg)
-    t0 = time.perf_counter()
-    trainer.train()
-    return steps / (time.perf_counter() - t0)
+    with open(os.devnull, "w") as quiet, contextlib.redirect_stdout(quiet), contextlib.redirect_stderr(quiet):
+        # pythae's per-batch progress bar would flood the output; it is still drawn (and paid for)
+        trainer = BaseTrainer(model=model, train_dataset=BaseDataset(data, torch.zeros(n)),
+                              training_config=cfg)
+        t0 = time.perf_counter()
+        trainer.train()
+        return steps / (time.perf_counter() - t0)
 
 
 def run_genae(cfg) -> float:

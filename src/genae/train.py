@@ -291,11 +291,11 @@ class _Logger:
             for k, v in row.items():
                 if k != "step":
                     self.tb.add_scalar(k, v, step)
-        if self.bar is not None:
+        if self.bar is not None:  # the latest losses beside rate and ETA; one redraw per interval
+            shown = {k: f"{v:.4g}" for k, v in zip(keys, means) if k.endswith("/loss")}
+            self.bar.set_postfix(shown or {k: f"{v:.4g}" for k, v in list(zip(keys, means))[:4]},
+                                 refresh=False)
             self.bar.update(step - self.bar.n)
-            self.bar.set_postfix({k.split("/", 1)[-1] if k.count("/") == 1 else k: f"{v:.4g}"
-                                  for k, v in zip(keys, means) if k.endswith("loss")} or
-                                 {k: f"{v:.4g}" for k, v in list(zip(keys, means))[:4]})
         self.acc = {}
 
     def warn(self, msg: str) -> None:

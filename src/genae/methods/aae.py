@@ -25,27 +25,26 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from itertools import chain
-from typing import Iterator
+from typing import Iterator, Literal
 
 import torch
 
-from ..errors import ConfigError
 from ..nets import MLP, build_decoder, build_encoder
 from ..objectives import js_discriminator_loss, ns_generator_loss
-from ..optim import OPTIMIZERS, build_optimizer
-from .base import Batch, DataInfo, Method, Update
+from ..optim import build_optimizer
+from .base import Batch, DataInfo, Method, Update, check_config
 
 
 @dataclass
 class AAEConfig:
-    net: str = "mlp"                  # "mlp" | "conv"
+    net: Literal["mlp", "conv"] = "mlp"
     latent_dim: int = 8               # dimension of the code z
     hidden: int = 0                   # MLP units / conv base channels; 0 = 512 (mlp) or 64 (conv)
     disc_hidden: int = 1000           # width of the discriminator's 2 hidden layers
     lr: float = 1e-3                  # reconstruction phase
     adv_lr: float = 1e-4              # regularisation phase (discriminator and encoder)
     betas: tuple[float, float] = (0.5, 0.999)
-    optimizer: str = "adam"
+    optimizer: Literal["adam", "adamw", "rmsprop", "sgd"] = "adam"
 
 
 class AAE(Method):
@@ -100,10 +99,4 @@ class AAE(Method):
 
 
 def _validate(cfg: AAEConfig) -> None:
-    if cfg.optimizer not in OPTIMIZERS:
-        raise ConfigError(f"model.optimizer: unknown value {cfg.optimizer!r}; choose one of {', '.join(OPTIMIZERS)}")
-    for key in ("latent_dim", "disc_hidden"):
-        if getattr(cfg, key) < 1:
-            raise ConfigError(f"model.{key} must be at least 1, got {getattr(cfg, key)}")
-    if cfg.hidden < 0:
-        raise ConfigError(f"model.hidden must be 0 (default width) or positive, got {cfg.hidden}")
+    check_config(cfg, positive=("latent_dim", "disc_hidden", "lr", "adv_lr"), nonnegative=("hidden",))

@@ -17,28 +17,25 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from itertools import chain
-from typing import Iterator
+from typing import Iterator, Literal
 
 import torch
 
 from ..errors import ConfigError
 from ..nets import build_decoder, build_encoder
 from ..objectives import bernoulli_nll
-from ..optim import OPTIMIZERS, build_optimizer
-from .base import Batch, DataInfo, Method, Unsupported, Update
-
-LIKELIHOODS = ("mse", "bernoulli")
-
+from ..optim import build_optimizer
+from .base import Batch, DataInfo, Method, Unsupported, Update, check_config
 
 @dataclass
 class AEConfig:
-    net: str = "mlp"                  # "mlp" | "conv"
+    net: Literal["mlp", "conv"] = "mlp"
     latent_dim: int = 16              # d_z
     hidden: int = 0                   # MLP units / conv base channels; 0 = 512 (mlp) or 64 (conv)
-    likelihood: str = "mse"           # "mse" (squared error) | "bernoulli" (cross-entropy)
+    likelihood: Literal["mse", "bernoulli"] = "mse"  # squared error | cross-entropy
     lr: float = 1e-3
     betas: tuple[float, float] = (0.9, 0.999)
-    optimizer: str = "adam"
+    optimizer: Literal["adam", "adamw", "rmsprop", "sgd"] = "adam"
 
 
 class AE(Method):
@@ -83,14 +80,6 @@ class AE(Method):
 
 
 def _validate(cfg: AEConfig, input_range: str) -> None:
-    if cfg.likelihood not in LIKELIHOODS:
-        raise ConfigError(f"model.likelihood: unknown value {cfg.likelihood!r}; "
-                          f"choose one of {', '.join(LIKELIHOODS)}")
+    check_config(cfg, positive=("latent_dim", "lr"), nonnegative=("hidden",))
     if cfg.likelihood == "bernoulli" and input_range == "raw":
         raise ConfigError("model.likelihood: 'bernoulli' needs images in [0, 1]; use 'mse' for vector data")
-    if cfg.optimizer not in OPTIMIZERS:
-        raise ConfigError(f"model.optimizer: unknown value {cfg.optimizer!r}; choose one of {', '.join(OPTIMIZERS)}")
-    if cfg.latent_dim < 1:
-        raise ConfigError(f"model.latent_dim must be at least 1, got {cfg.latent_dim}")
-    if cfg.hidden < 0:
-        raise ConfigError(f"model.hidden must be 0 (default width) or positive, got {cfg.hidden}")

@@ -26,13 +26,16 @@ Conventions
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any, ClassVar, Iterator
+import typing
+from dataclasses import dataclass, field, fields
+from typing import Any, ClassVar, Iterator, Literal
 
 import torch
 from torch import nn
 
-__all__ = ["Batch", "DataInfo", "Method", "Unsupported", "Update"]
+from ..errors import ConfigError
+
+__all__ = ["Batch", "DataInfo", "Method", "Unsupported", "Update", "check_config"]
 
 
 class Unsupported(RuntimeError):
@@ -153,3 +156,23 @@ class Method(nn.Module):
     def figures(self) -> dict[str, Any]:
         """Extra figures for the run report (name -> matplotlib Figure or HxWxC uint8 array)."""
         return {}
+
+
+def check_config(cfg: Any, positive: tuple[str, ...] = (), nonnegative: tuple[str, ...] = ()) -> None:
+    """Validate a method config built in Python (the YAML/CLI path checks types and choices earlier).
+
+    Every ``Literal[...]`` field must hold one of its choices; ``positive`` fields must be > 0 and
+    ``nonnegative`` fields ≥ 0. Errors name ``model.<key>`` and the valid choices.
+    """
+    hints = typing.get_type_hints(type(cfg))
+    for f in fields(cfg):
+        value, hint = getattr(cfg, f.name), hints.get(f.name)
+        if typing.get_origin(hint) is Literal and value not in typing.get_args(hint):
+            raise ConfigError(f"model.{f.name}={value!r} is not valid; choose one of: "
+                              f"{', '.join(map(str, typing.get_args(hint)))}")
+    for key in positive:
+        if not getattr(cfg, key) > 0:
+            raise ConfigError(f"model.{key} must be positive, got {getattr(cfg, key)}")
+    for key in nonnegative:
+        if not getattr(cfg, key) >= 0:
+            raise ConfigError(f"model.{key} must be non-negative, got {getattr(cfg, key)}")

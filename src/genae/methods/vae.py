@@ -21,28 +21,28 @@ Notes / deviations
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Iterator
+from typing import Iterator, Literal
 
 import torch
 
 from ..errors import ConfigError
 from ..nets import build_decoder, build_encoder
-from ..objectives import LIKELIHOODS, gaussian_kl, reconstruction_nll, reparameterize
-from ..optim import OPTIMIZERS, build_optimizer
-from .base import Batch, DataInfo, Method, Update
+from ..objectives import gaussian_kl, reconstruction_nll, reparameterize
+from ..optim import build_optimizer
+from .base import Batch, DataInfo, Method, Update, check_config
 
 
 @dataclass
 class VAEConfig:
-    net: str = "mlp"                  # "mlp" | "conv"
+    net: Literal["mlp", "conv"] = "mlp"
     latent_dim: int = 16              # J (dimension of z)
     hidden: int = 0                   # MLP units / conv base channels; 0 = 512 (mlp) or 64 (conv)
-    likelihood: str = "bernoulli"     # p_θ(x|z): "bernoulli" | "gaussian" | "gaussian-optimal"
+    likelihood: Literal["bernoulli", "gaussian", "gaussian-optimal"] = "bernoulli"  # p_θ(x|z)
     sigma: float = 1.0                # σ of the fixed-variance Gaussian likelihood
     beta: float = 1.0                 # β (weight of the KL term; 4 for β-VAE)
     lr: float = 1e-3
     betas: tuple[float, float] = (0.9, 0.999)
-    optimizer: str = "adam"
+    optimizer: Literal["adam", "adamw", "rmsprop", "sgd"] = "adam"
 
 
 class VAE(Method):
@@ -96,19 +96,7 @@ class VAE(Method):
 
 
 def _validate(cfg: VAEConfig, input_range: str) -> None:
-    if cfg.likelihood not in LIKELIHOODS:
-        raise ConfigError(f"model.likelihood: unknown value {cfg.likelihood!r}; "
-                          f"choose one of {', '.join(LIKELIHOODS)}")
+    check_config(cfg, positive=("latent_dim", "sigma", "lr"), nonnegative=("hidden", "beta"))
     if cfg.likelihood == "bernoulli" and input_range == "raw":
         raise ConfigError("model.likelihood: 'bernoulli' needs images in [0, 1]; "
                           "use 'gaussian' or 'gaussian-optimal' for vector data")
-    if cfg.optimizer not in OPTIMIZERS:
-        raise ConfigError(f"model.optimizer: unknown value {cfg.optimizer!r}; choose one of {', '.join(OPTIMIZERS)}")
-    if cfg.latent_dim < 1:
-        raise ConfigError(f"model.latent_dim must be at least 1, got {cfg.latent_dim}")
-    if cfg.hidden < 0:
-        raise ConfigError(f"model.hidden must be 0 (default width) or positive, got {cfg.hidden}")
-    if cfg.sigma <= 0:
-        raise ConfigError(f"model.sigma must be positive, got {cfg.sigma}")
-    if cfg.beta < 0:
-        raise ConfigError(f"model.beta must be non-negative, got {cfg.beta}")

@@ -25,20 +25,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from itertools import chain
-from typing import Iterator
+from typing import Iterator, Literal
 
 import torch
 
-from ..errors import ConfigError
 from ..nets import MLP, build_decoder, build_encoder
 from ..objectives import gradient_penalty, wgan_critic_loss, wgan_generator_loss
-from ..optim import OPTIMIZERS, build_optimizer
-from .base import Batch, DataInfo, Method, Update
+from ..optim import build_optimizer
+from .base import Batch, DataInfo, Method, Update, check_config
 
 
 @dataclass
 class WAEGANConfig:
-    net: str = "mlp"                  # "mlp" | "conv"
+    net: Literal["mlp", "conv"] = "mlp"
     latent_dim: int = 8               # d_z
     hidden: int = 0                   # MLP units / conv base channels; 0 = 512 (mlp) or 64 (conv)
     lam: float = 1.0                  # λ (weight of the latent divergence)
@@ -48,7 +47,7 @@ class WAEGANConfig:
     lr: float = 1e-3                  # α (autoencoder)
     critic_lr: float = 5e-4           # α (adversary)
     betas: tuple[float, float] = (0.5, 0.999)
-    optimizer: str = "adam"
+    optimizer: Literal["adam", "adamw", "rmsprop", "sgd"] = "adam"
 
 
 class WAEGAN(Method):
@@ -105,12 +104,5 @@ class WAEGAN(Method):
 
 
 def _validate(cfg: WAEGANConfig) -> None:
-    if cfg.optimizer not in OPTIMIZERS:
-        raise ConfigError(f"model.optimizer: unknown value {cfg.optimizer!r}; choose one of {', '.join(OPTIMIZERS)}")
-    for key in ("latent_dim", "n_critic", "critic_hidden"):
-        if getattr(cfg, key) < 1:
-            raise ConfigError(f"model.{key} must be at least 1, got {getattr(cfg, key)}")
-    if cfg.hidden < 0:
-        raise ConfigError(f"model.hidden must be 0 (default width) or positive, got {cfg.hidden}")
-    if cfg.lam < 0 or cfg.gp_weight < 0:
-        raise ConfigError(f"model.lam and model.gp_weight must be non-negative, got {cfg.lam}, {cfg.gp_weight}")
+    check_config(cfg, positive=("latent_dim", "n_critic", "critic_hidden", "lr", "critic_lr"),
+                 nonnegative=("hidden", "lam", "gp_weight"))
