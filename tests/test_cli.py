@@ -90,3 +90,27 @@ def test_sigkill_then_resume_equals_uninterrupted(tmp_path):
     a = load_file(str(tmp_path / "full" / "checkpoints" / "step-00000060" / "model.safetensors"))
     b = load_file(str(tmp_path / "cut" / "checkpoints" / "step-00000060" / "model.safetensors"))
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_eval_json_and_report(tmp_path):
+    """`genae eval --json` prints exactly one JSON object; eval.json and report.html are written."""
+    import json
+
+    run = tmp_path / "run"
+    genae("train", "vae", "--data", "fake", "--out", run, *_sets(tiny_overrides("vae") + fast_train_overrides(4)))
+    names = "recon-mse,sharpness,knn-acc,active-dims,mig"
+    proc = genae("eval", run, "--metrics", names, "--n-samples", 64, "--json")
+    results = json.loads(proc.stdout)  # the whole stdout is one JSON object
+    assert list(results) == names.split(",")
+    assert 0 <= results["recon-mse"]["value"] <= 1 and results["recon-mse"]["split"] == "test"
+    assert "factors" in results["mig"]["skipped"]  # does not apply: said, not failed
+    saved = json.loads((run / "eval.json").read_text())
+    assert saved["step"] == 4 and set(saved["metrics"]) == set(names.split(","))
+    table = genae("eval", run, "--metrics", "nac").stdout
+    assert "nac" in table and "written to" in table
+    assert set(json.loads((run / "eval.json").read_text())["metrics"]) == {*names.split(","), "nac"}
+    bad = genae("eval", run, "--metrics", "fid,fidd", check=False)
+    assert bad.returncode == 2 and "fidd" in bad.stderr and "valid:" in bad.stderr
+    genae("report", run)
+    page = (run / "report.html").read_text()
+    assert "data:image/png;base64," in page and "recon-mse" in page

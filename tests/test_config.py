@@ -30,6 +30,9 @@ def test_overrides_are_python_literals():
     assert parse_override("model.betas=(0.5, 0.999)") == ("model", "betas", (0.5, 0.999))
     assert parse_override("train.steps=10") == ("train", "steps", 10)
     assert parse_override("data.name=fashion-mnist") == ("data", "name", "fashion-mnist")
+    assert parse_override("train.progress=false") == ("train", "progress", False)
+    assert parse_override("train.progress=True") == ("train", "progress", True)
+    assert parse_override("data.limit=null") == ("data", "limit", None)
     cfg = build_config("vae", "fake", overrides=["model.betas=[0.5,0.9]", "model.lr=1", "train.grad_clip=1.5"])
     assert cfg.model.betas == (0.5, 0.9) and isinstance(cfg.model.lr, float)
     assert cfg.train.grad_clip == 1.5

@@ -3,6 +3,8 @@
     genae train METHOD --data NAME [--data-dir DIR] [--config FILE] [--set a.b=v ...] [--out RUN]
     genae resume RUN
     genae sample RUN --n N --out FILE.png [--seed S] [--class K]
+    genae eval RUN --metrics fid,kid,... [--split test] [--n-samples N] [--backbone domain] [--json]
+    genae report RUN
     genae methods | genae config METHOD | genae data list|info|fetch | genae demo
 
 User errors (bad config, missing data, non-finite loss) print one line on stderr and exit non-zero
@@ -16,6 +18,8 @@ import sys
 from pathlib import Path
 
 from .errors import GenaeError, Interrupted, NonFiniteLoss
+
+DEFAULT_METRICS = "fid,kid,precision-recall,recon-mse,sharpness,knn-acc,cluster-acc,active-dims"
 
 # The demo: an MLP VAE on Fashion-MNIST (~10 epochs) that finishes in a few minutes on 2 CPU cores.
 DEMO_METHOD = "vae"
@@ -70,6 +74,23 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--class", dest="cls", type=int, default=None, help="class to sample (if supported)")
     s.add_argument("--device", default="cpu")
     s.set_defaults(func=_cmd_sample)
+
+    e = sub.add_parser("eval", help="evaluate a run's latest checkpoint (writes RUN/eval.json)")
+    e.add_argument("run")
+    e.add_argument("--metrics", default=DEFAULT_METRICS,
+                   help=f"comma-separated names from genae.metrics.METRICS (default: {DEFAULT_METRICS})")
+    e.add_argument("--split", default="test", choices=["test", "train"], help="reference split")
+    e.add_argument("--n-samples", type=int, default=10000, help="generated samples for fid/kid/is/...")
+    e.add_argument("--backbone", default="domain", choices=["domain", "inception"],
+                   help="feature network for fid/kid/is (domain: trained here, offline)")
+    e.add_argument("--device", default="cpu")
+    e.add_argument("--seed", type=int, default=0)
+    e.add_argument("--json", action="store_true", help="print exactly one JSON object on stdout")
+    e.set_defaults(func=_cmd_eval)
+
+    rp = sub.add_parser("report", help="write RUN/report.html (self-contained, viewable offline)")
+    rp.add_argument("run")
+    rp.set_defaults(func=_cmd_report)
 
     m = sub.add_parser("methods", help="list the registered methods")
     m.set_defaults(func=_cmd_methods)
@@ -150,6 +171,76 @@ def _cmd_sample(args) -> int:
     return 0
 
 
+def _cmd_eval(args) -> int:
+    from .metrics import EvalContext, check_names, evaluate
+    from .runs import latest_checkpoint, load_run, run_config
+
+    names = check_names([n.strip() for n in args.metrics.split(",") if n.strip()])
+    if args.n_samples <= 0:
+        raise GenaeError("--n-samples must be positive")
+    cfg, _ = run_config(args.run)
+    method = load_run(args.run, device=args.device)
+    ctx = EvalContext(cfg.data, split=args.split, n_samples=args.n_samples, backbone=args.backbone,
+                      device=args.device, seed=args.seed, progress=not args.json)
+    results = evaluate(method, ctx, names)
+    path = Path(args.run) / "eval.json"
+    previous = json.loads(path.read_text()).get("metrics", {}) if path.is_file() else {}
+    step = int(latest_checkpoint(args.run).name.split("-")[1])
+    record = {"run": str(args.run), "method": cfg.method, "data": cfg.data.name, "step": step,
+              "metrics": {**previous, **results}}
+    tmp = path.with_name("eval.json.tmp")
+    tmp.write_text(json.dumps(record, indent=2, default=_jsonable))
+    tmp.replace(path)
+    if args.json:
+        print(json.dumps(results, default=_jsonable))
+    else:
+        print(_format_table(results, f"{cfg.method} on {cfg.data.name}, step {step}, reference split "
+                                     f"{args.split}"))
+        print(f"written to {path}")
+    return 0
+
+
+def _cmd_report(args) -> int:
+    from .runs import read_config
+    from .viz.report import write_report
+
+    read_config(args.run)  # a clear error if RUN is not a run
+    print(f"report written to {write_report(args.run)}")
+    return 0
+
+
+PROTOCOL_KEYS = ("backbone", "backbone_test_acc", "n_real", "n_fake", "split", "seconds")
+
+
+def _format_table(results: dict, title: str) -> str:
+    """One row per metric: its numbers, then the protocol (backbone, n_real, n_fake, split)."""
+    rows = [title]
+    width = max(map(len, results), default=0)
+    for name, r in results.items():
+        if "skipped" in r:
+            rows.append(f"  {name:<{width}}  skipped: {r['skipped']}")
+            continue
+        nums = ", ".join(f"{k}={_short(v)}" for k, v in r.items()
+                         if k not in PROTOCOL_KEYS and isinstance(v, (int, float)) and not isinstance(v, bool))
+        proto = ", ".join(f"{k}={_short(r[k])}" for k in PROTOCOL_KEYS if k in r and k != "seconds")
+        rows.append(f"  {name:<{width}}  {nums}" + (f"   [{proto}]" if proto else ""))
+    return "\n".join(rows)
+
+
+def _short(v) -> str:
+    return f"{v:.4g}" if isinstance(v, float) else str(v)
+
+
+def _jsonable(v):
+    import numpy as np
+
+    if isinstance(v, np.generic):
+        return v.item()
+    if isinstance(v, np.ndarray):
+        return v.tolist()
+    return str(v)
+
+
 def _cmd_methods(args) -> int:
     from .methods import METHODS
 
@@ -216,7 +307,10 @@ def _cmd_demo(args) -> int:
         if not install_system_dataset(DEMO_DATA):
             raise
     run_dir = train(cfg)
-    print(f"demo run written to {run_dir}: samples/, loss_curves.png, metrics.jsonl, checkpoints/")
+    from .viz.report import write_report
+    write_report(run_dir)
+    print(f"demo run written to {run_dir}: report.html, samples/, loss_curves.png, metrics.jsonl, "
+          "checkpoints/")
     return 0
 
 

@@ -139,10 +139,14 @@ def parse_override(item: str) -> tuple[str, str, Any]:
     if len(parts) != 2 or parts[0] not in NAMESPACES or not parts[1]:
         raise ConfigError(f"override key {path!r} must be <namespace>.<key> with namespace one of "
                           f"{', '.join(NAMESPACES)}")
+    raw = raw.strip()
+    words = {"true": True, "false": False, "null": None, "none": None}  # YAML spellings too
+    if raw.lower() in words:
+        return parts[0], parts[1], words[raw.lower()]
     try:
-        value = ast.literal_eval(raw.strip())
+        value = ast.literal_eval(raw)
     except (ValueError, SyntaxError):
-        value = raw.strip()  # a bare word such as `bernoulli` or a path
+        value = raw  # a bare word such as `bernoulli` or a path
     return parts[0], parts[1], value
 
 

@@ -21,22 +21,24 @@ def build_optimizer(name: str, params: Iterable[torch.nn.Parameter], lr: float,
     """One player's optimizer.
 
     ``betas`` apply to Adam/AdamW, ``momentum`` to SGD and RMSprop, ``alpha`` (smoothing) to RMSprop.
-    Uses the ``foreach`` multi-tensor kernels (``fused`` on CUDA for Adam/AdamW).
+
+    Adam, AdamW and SGD use the *fused* kernels (CPU and CUDA): one pass over parameter, gradient
+    and state per step instead of one pass per elementwise op. On a 2-core CPU this makes Adam's
+    step 3-5x faster than the ``foreach`` or per-tensor paths (benchmarks/throughput_vs_pythae.py).
+    RMSprop has no fused kernel and uses ``foreach``.
     """
     params = [p for p in params if p.requires_grad]
     if not params:
         raise ValueError("an optimizer needs at least one trainable parameter")
-    cuda = params[0].is_cuda
     name = name.lower()
     if name in ("adam", "adamw"):
         cls = torch.optim.Adam if name == "adam" else torch.optim.AdamW
-        fast = {"fused": True} if cuda else {"foreach": True}
-        return cls(params, lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay, **fast)
+        return cls(params, lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay, fused=True)
     if name == "rmsprop":
         return torch.optim.RMSprop(params, lr=lr, alpha=alpha, eps=eps, weight_decay=weight_decay,
                                    momentum=momentum, foreach=True)
     if name == "sgd":
-        return torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay, foreach=True)
+        return torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay, fused=True)
     raise ValueError(f"unknown optimizer {name!r}; choose one of {', '.join(OPTIMIZERS)}")
 
 

@@ -125,6 +125,10 @@ class Method(nn.Module):
         """``(B, *shape)`` -> ``(B, *shape)``: ``decode(encode(x))`` unless a method says otherwise."""
         return self.decode(self.encode(x))
 
+    def posterior(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(mu, logvar)`` of a diagonal Gaussian q(z|x), each ``(B, latent)`` (VAE-like methods)."""
+        raise Unsupported(f"{type(self).__name__} has no Gaussian posterior q(z|x)")
+
     def sample(self, n: int, y: torch.Tensor | None = None,
                generator: torch.Generator | None = None) -> torch.Tensor:
         """``n`` samples ``(n, *shape)`` in ``input_range``; ``y`` requests classes where supported.

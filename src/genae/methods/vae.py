@@ -37,6 +37,7 @@ class VAEConfig:
     net: Literal["mlp", "conv"] = "mlp"
     latent_dim: int = 16              # J (dimension of z)
     hidden: int = 0                   # MLP units / conv base channels; 0 = 512 (mlp) or 64 (conv)
+    depth: int = 2                    # hidden layers of each MLP (pythae's default VAE has 1)
     likelihood: Literal["bernoulli", "gaussian", "gaussian-optimal"] = "bernoulli"  # p_θ(x|z)
     sigma: float = 1.0                # σ of the fixed-variance Gaussian likelihood
     beta: float = 1.0                 # β (weight of the KL term; 4 for β-VAE)
@@ -53,8 +54,8 @@ class VAE(Method):
         self.input_range = "raw" if len(info.shape) == 1 else "unit"
         _validate(cfg, self.input_range)
         width = cfg.hidden or None
-        self.encoder = build_encoder(cfg.net, info.shape, 2 * cfg.latent_dim, width)  # -> (mu, logvar)
-        self.decoder = build_decoder(cfg.net, cfg.latent_dim, info.shape, width, out_act=None)
+        self.encoder = build_encoder(cfg.net, info.shape, 2 * cfg.latent_dim, width, cfg.depth)  # -> (mu, logvar)
+        self.decoder = build_decoder(cfg.net, cfg.latent_dim, info.shape, width, None, cfg.depth)
 
     def optimizers(self) -> dict[str, torch.optim.Optimizer]:
         return {"vae": build_optimizer(self.cfg.optimizer, self.parameters(), self.cfg.lr, self.cfg.betas)}
@@ -76,7 +77,7 @@ class VAE(Method):
         """Posterior mean mu(x), ``(B, latent_dim)``."""
         return self.encoder(x)[:, : self.cfg.latent_dim]
 
-    def encode_dist(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def posterior(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``(mu, logvar)`` of q(z|x), each ``(B, latent_dim)``."""
         mu, logvar = self.encoder(x).chunk(2, dim=1)
         return mu, logvar
@@ -96,7 +97,7 @@ class VAE(Method):
 
 
 def _validate(cfg: VAEConfig, input_range: str) -> None:
-    check_config(cfg, positive=("latent_dim", "sigma", "lr"), nonnegative=("hidden", "beta"))
+    check_config(cfg, positive=("latent_dim", "depth", "sigma", "lr"), nonnegative=("hidden", "beta"))
     if cfg.likelihood == "bernoulli" and input_range == "raw":
         raise ConfigError("model.likelihood: 'bernoulli' needs images in [0, 1]; "
                           "use 'gaussian' or 'gaussian-optimal' for vector data")

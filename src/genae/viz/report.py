@@ -201,5 +201,8 @@ def write_report(run_dir: str | os.PathLike, method: Any = None, figures: dict[s
     fd, tmp = tempfile.mkstemp(dir=run, suffix=".html.tmp")
     with os.fdopen(fd, "w", encoding="utf-8") as f:
         f.write(text)
+    _umask = os.umask(0)
+    os.umask(_umask)
+    os.chmod(tmp, 0o666 & ~_umask)  # mkstemp creates 0600; a report is meant to be shared
     os.replace(tmp, out)
     return out
