@@ -12,7 +12,7 @@ from safetensors.torch import load_file
 from conftest import fast_train_overrides, tiny_overrides
 from genae import runs
 from genae.config import build_config
-from genae.errors import Interrupted, NonFiniteLoss
+from genae.errors import ConfigError, Interrupted, NonFiniteLoss
 from genae.methods import METHODS, Batch, DataInfo, Method, MethodSpec, Update
 from genae.optim import OPTIMIZERS, build_optimizer, build_schedule, lr_factor
 from genae.train import resume, run_update, train
@@ -188,13 +188,24 @@ def test_nonfinite_loss_stops_naming_player_and_term(tmp_path, monkeypatch):
     assert runs.latest_checkpoint(tmp_path / "s").name == "step-00000008"
 
 
+def test_interval_nan_check_stops_before_any_bad_checkpoint(tmp_path, monkeypatch):
+    monkeypatch.setitem(METHODS, "nan-test", MethodSpec(_NaNAt, "test double"))
+    cfg = build_config("nan-test", "fake", out=str(tmp_path / "r"), overrides=fast_train_overrides(
+        8, nan_check="interval", log_every=4, ckpt_every=2))
+    with pytest.raises(NonFiniteLoss) as e:
+        train(cfg)
+    assert (e.value.step, e.value.player) == (3, "ae")  # the step it happened, found at step 4
+    assert runs.latest_checkpoint(tmp_path / "r").name == "step-00000002"
+    with pytest.raises(ConfigError, match="nan_check=update"):
+        build_config("nan-test", "fake", overrides=["train.nan_check='interval'", "train.on_nonfinite='skip'"])
+
+
 def test_bf16_autocast_runs_on_cpu(tmp_path):
     run = train(_cfg(tmp_path, steps=2, amp="bf16"))
     assert all(torch.isfinite(v).all() for v in _final_weights(run).values())
 
 
 def test_method_dataset_mismatch_is_rejected_before_any_file(tmp_path):
-    from genae.errors import ConfigError
     cfg = build_config("vae", "fake", overrides=fast_train_overrides(2, balanced_batches=True, batch_size=4),
                        out=str(tmp_path / "r"))
     with pytest.raises(ConfigError, match="batch_size"):

@@ -54,6 +54,8 @@ class TrainConfig:
     keep_ckpts: int = 2                # how many checkpoints to keep
     n_samples: int = 64                # images per sample grid
     on_nonfinite: Literal["stop", "skip"] = "stop"  # stop the run, or skip that update and go on
+    nan_check: Literal["update", "interval"] = "update"  # check every update (one host sync each) or,
+                                       # without syncs, at log/checkpoint intervals (GPU throughput)
     progress: bool = True              # show a progress bar
     tensorboard: bool = True           # write TensorBoard events under RUN/tb
 
@@ -185,6 +187,9 @@ def validate(cfg: RunConfig) -> None:
         raise ConfigError("train.grad_clip must be positive (or null to disable)")
     if t.device != "auto" and not (t.device in ("cpu", "cuda", "mps") or t.device.startswith("cuda:")):
         raise ConfigError(f"train.device={t.device!r}; valid: auto, cpu, cuda, cuda:N, mps")
+    if t.nan_check == "interval" and t.on_nonfinite == "skip":
+        raise ConfigError("train.on_nonfinite=skip needs train.nan_check=update: an update can only be "
+                          "skipped if it is checked before it is applied")
     if t.amp == "fp16" and t.device == "cpu":
         raise ConfigError("train.amp=fp16 needs a GPU; on the CPU use train.amp=bf16 or none")
     check_data_config(cfg.data)

@@ -84,6 +84,34 @@ def run_update(optimizers: dict[str, torch.optim.Optimizer], update: Update,
     step_update(update, optimizers, params, clip or {}, scaler)
 
 
+class _DeferredCheck:
+    """``train.nan_check=interval``: finiteness tracked on the device, read only at intervals.
+
+    Per update it records, without a host sync, the first step at which each player's loss was
+    non-finite; ``raise_if_bad`` (called before every log flush and checkpoint, so no checkpoint
+    ever holds weights updated from a non-finite loss) syncs once and raises ``NonFiniteLoss``
+    naming that step and player (the term is not tracked in this mode).
+    """
+
+    def __init__(self):
+        self.first: dict[str, torch.Tensor] = {}
+
+    def record(self, update: Update, step: int) -> None:
+        for name, loss in update.losses.items():
+            seen = self.first.get(name)
+            if seen is None:
+                seen = self.first[name] = torch.full((), -1, dtype=torch.long, device=loss.device)
+            bad = ~torch.isfinite(loss.detach()).all()
+            seen.copy_(torch.where(bad & (seen < 0), torch.full_like(seen, step), seen))
+
+    def raise_if_bad(self) -> None:
+        firsts = {name: int(v) for name, v in self.first.items()}
+        bad = {name: s for name, s in firsts.items() if s >= 0}
+        if bad:
+            name = min(bad, key=bad.get)
+            raise NonFiniteLoss(bad[name], name, f"{name}/loss (nan_check=interval)", float("nan"))
+
+
 def first_nonfinite(update: Update) -> tuple[str, str, float] | None:
     """(player, term, value) of the first non-finite loss in ``update``, else None (one host sync)."""
     losses = torch.stack([l.detach().float().reshape(()) for l in update.losses.values()])
@@ -120,7 +148,7 @@ def resume(run_dir: str | Path) -> Path:
     ckpt = runs.latest_checkpoint(run_dir)
     device = resolve_device(cfg.train.device)
     data = load_dataset(cfg.data, "train")
-    torch.manual_seed(cfg.train.seed)  # killed before the first checkpoint: start over, same init
+    torch.manual_seed(cfg.train.seed)  # the same init as train(): matters if no checkpoint exists yet
     method = runs.build_method(cfg, info).to(device)
     if ckpt is None:
         return _fit(run_dir, cfg, method, data, device, resume=None)
@@ -170,6 +198,7 @@ def _fit(run_dir: Path, cfg: RunConfig, method: Method, data, device: torch.devi
             module.compile()
     method.train()
     log = _Logger(run_dir, t, start=step)
+    deferred = _DeferredCheck() if t.nan_check == "interval" else None
 
     def checkpoint(at: int) -> None:
         state = {"step": at, "optimizers": {k: o.state_dict() for k, o in optimizers.items()},
@@ -188,8 +217,10 @@ def _fit(run_dir: Path, cfg: RunConfig, method: Method, data, device: torch.devi
                         update = next(steps_gen, None)
                     if update is None:
                         break
-                    bad = first_nonfinite(update)
-                    if bad is not None:
+                    bad = None if deferred else first_nonfinite(update)
+                    if deferred:
+                        deferred.record(update, step)
+                    elif bad is not None:
                         if t.on_nonfinite == "stop":
                             raise NonFiniteLoss(step, *bad)
                         log.warn(f"step {step}: skipped update of {sorted(update.losses)}: "
@@ -204,6 +235,9 @@ def _fit(run_dir: Path, cfg: RunConfig, method: Method, data, device: torch.devi
                     s.step()
                 step += 1
                 last = step == t.steps
+                if deferred and (step % t.log_every == 0 or step % t.ckpt_every == 0 or last
+                                 or stop.requested):
+                    deferred.raise_if_bad()
                 if step % t.log_every == 0 or last:
                     log.flush(step, {k: o.param_groups[0]["lr"] for k, o in optimizers.items()})
                 if step % t.sample_every == 0 or last:
