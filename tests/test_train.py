@@ -172,6 +172,31 @@ class _NaNAt(Method):
         yield Update({"ae": fit + poison}, {"ae/fit": fit.detach(), "ae/poison": poison})
 
 
+class _PriorProbe(_NaNAt):
+    """Records what the trainer hands to ``fit_prior``; its buffer must reach the checkpoint."""
+
+    def __init__(self, cfg, info):
+        super().__init__(cfg, info)
+        self.register_buffer("prior_mean", torch.zeros(math.prod(info.shape)))
+        self.calls = []
+
+    def fit_prior(self, x, y):
+        assert not torch.is_grad_enabled() and not self.training
+        self.calls.append((x.shape[0], None if y is None else y.shape[0]))
+        self.prior_mean.copy_(x.flatten(1).mean(0))
+
+
+def test_fit_prior_hook_before_images_and_checkpoints(tmp_path, monkeypatch):
+    from genae.data import DataConfig, load_dataset, to_range
+    monkeypatch.setitem(METHODS, "prior-test", MethodSpec(_PriorProbe, "test double", {"bad_step": -1}))
+    cfg = build_config("prior-test", "fake", overrides=fast_train_overrides(4, prior_examples=100),
+                       out=str(tmp_path / "r"))
+    train(cfg)
+    method = runs.load_run(tmp_path / "r")
+    x = to_range(load_dataset(DataConfig("fake"), "train").x[:100], "unit")
+    torch.testing.assert_close(method.prior_mean, x.flatten(1).mean(0))
+
+
 def test_nonfinite_loss_stops_naming_player_and_term(tmp_path, monkeypatch):
     monkeypatch.setitem(METHODS, "nan-test", MethodSpec(_NaNAt, "test double"))
     cfg = build_config("nan-test", "fake", overrides=fast_train_overrides(8), out=str(tmp_path / "r"))

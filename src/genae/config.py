@@ -53,6 +53,7 @@ class TrainConfig:
     ckpt_every: int = 1000             # atomic checkpoint interval (also at the end and on SIGINT/SIGTERM)
     keep_ckpts: int = 2                # how many checkpoints to keep
     n_samples: int = 64                # images per sample grid
+    prior_examples: int = 10000        # training examples given to Method.fit_prior
     on_nonfinite: Literal["stop", "skip"] = "stop"  # stop the run, or skip that update and go on
     nan_check: Literal["update", "interval"] = "update"  # check every update (one host sync each) or,
                                        # without syncs, at log/checkpoint intervals (GPU throughput)
@@ -85,8 +86,8 @@ class RunConfig:
         spec = _method_spec(d.get("method"))
         return cls(method=d["method"],
                    model=from_mapping(spec.cls.Config, {**spec.defaults, **(d.get("model") or {})}, "model"),
-                   train=from_mapping(TrainConfig, d.get("train") or {}, "train"),
-                   data=from_mapping(DataConfig, d.get("data") or {}, "data"))
+                   train=from_mapping(TrainConfig, {**spec.train_defaults, **(d.get("train") or {})}, "train"),
+                   data=from_mapping(DataConfig, {**spec.data_defaults, **(d.get("data") or {})}, "data"))
 
 
 # --------------------------------------------------------------------------------------------
@@ -167,8 +168,7 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
 
 def default_config_yaml(method: str) -> str:
     """The defaults of ``method`` in all three namespaces, as YAML (``genae config METHOD``)."""
-    spec = _method_spec(method)
-    return RunConfig(method, spec.config()).to_yaml()
+    return RunConfig.from_dict({"method": method}).to_yaml()
 
 
 # --------------------------------------------------------------------------------------------
@@ -178,7 +178,7 @@ def validate(cfg: RunConfig) -> None:
     """Cross-field checks that need no data: impossible combinations, bad ranges."""
     t = cfg.train
     for key in ("steps", "batch_size", "log_every", "sample_every", "ckpt_every", "keep_ckpts",
-                "n_samples", "lr_step_size"):
+                "n_samples", "lr_step_size", "prior_examples"):
         if getattr(t, key) <= 0:
             raise ConfigError(f"train.{key} must be positive, got {getattr(t, key)}")
     if t.lr_schedule not in SCHEDULES:  # also guarded by Literal, kept for YAML edited by hand

@@ -240,9 +240,12 @@ def _fit(run_dir: Path, cfg: RunConfig, method: Method, data, device: torch.devi
                     deferred.raise_if_bad()
                 if step % t.log_every == 0 or last:
                     log.flush(step, {k: o.param_groups[0]["lr"] for k, o in optimizers.items()})
-                if step % t.sample_every == 0 or last:
+                images, ckpt = step % t.sample_every == 0 or last, step % t.ckpt_every == 0 or last
+                if images or ckpt or stop.requested:
+                    _fit_prior(method, data, t)
+                if images:
                     _write_images(run_dir, method, fixed, step, t)
-                if step % t.ckpt_every == 0 or last or stop.requested:
+                if ckpt or stop.requested:
                     checkpoint(step)
                 if stop.requested and not last:
                     raise Interrupted(f"stopped by {stop.requested} at step {step}; checkpoint written; "
@@ -264,25 +267,48 @@ def _fixed_batch(cfg: RunConfig, method: Method, device: torch.device) -> torch.
     return to_range(test.x[:32].to(device), method.input_range)
 
 
-@torch.no_grad()
+@contextlib.contextmanager
+def _inference(method: Method):
+    """Eval mode, no autograd, and the global RNG forked: side work never changes training."""
+    was_training = method.training
+    method.eval()
+    devices = [method.device] if method.device.type == "cuda" else []
+    try:
+        with torch.no_grad(), torch.random.fork_rng(devices=devices):
+            yield
+    finally:
+        method.train(was_training)
+
+
+def _fit_prior(method: Method, data, t) -> None:
+    """Give ``Method.fit_prior`` the first ``train.prior_examples`` training examples (if it uses them)."""
+    if type(method).fit_prior is Method.fit_prior:
+        return
+    x = to_range(data.x[: t.prior_examples].to(method.device), method.input_range)
+    y = data.y[: t.prior_examples].to(method.device) if data.y is not None else None
+    with _inference(method):
+        method.fit_prior(x, y)
+
+
 def _write_images(run_dir: Path, method: Method, fixed: torch.Tensor | None, step: int, t) -> None:
     """Sample and reconstruction grids. RNG is forked so that writing images never changes training."""
     if method.info.kind != "image":
         return
-    was_training = method.training
-    method.eval()
-    devices = [method.device] if method.device.type == "cuda" else []
-    with torch.random.fork_rng(devices=devices):
+    with _inference(method):
         gen = torch.Generator(device=method.device).manual_seed(t.seed + 12345)
+        n, y, nrow = t.n_samples, None, None
+        if method.needs_labels and method.info.num_classes:  # one row per class
+            nrow = max(1, t.n_samples // method.info.num_classes)
+            y = torch.arange(method.info.num_classes, device=method.device).repeat_interleave(nrow)
+            n = len(y)
         with contextlib.suppress(Unsupported):  # e.g. an AE has no prior to sample from
-            save_grid(method.to_unit(method.sample(t.n_samples, generator=gen)),
-                      run_dir / "samples" / f"samples_{step:08d}.png")
+            save_grid(method.to_unit(method.sample(n, y=y, generator=gen)),
+                      run_dir / "samples" / f"samples_{step:08d}.png", nrow=nrow)
         if fixed is not None:
             with contextlib.suppress(Unsupported):
                 recon = method.reconstruct(fixed)
                 pairs = torch.stack([method.to_unit(fixed), method.to_unit(recon)], 1).flatten(0, 1)
                 save_grid(pairs, run_dir / "samples" / f"recon_{step:08d}.png", nrow=16)
-    method.train(was_training)
 
 
 class _Logger:

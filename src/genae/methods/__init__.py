@@ -14,11 +14,18 @@ from .base import Batch, DataInfo, Method, Unsupported, Update
 
 @dataclass(frozen=True)
 class MethodSpec:
-    """A registered method: its class, default overrides of ``cls.Config`` and a one-line summary."""
+    """A registered method: its class, a one-line summary and default overrides.
+
+    defaults: overrides of ``cls.Config`` (``model.*``) for this registry name.
+    train_defaults / data_defaults: the recipe's ``train.*`` / ``data.*`` defaults (e.g. CTRL's
+        linearly decayed learning rate and 32×32 inputs); a YAML file or ``--set`` still wins.
+    """
 
     cls: type[Method]
     description: str
     defaults: dict[str, Any] = field(default_factory=dict)
+    train_defaults: dict[str, Any] = field(default_factory=dict)
+    data_defaults: dict[str, Any] = field(default_factory=dict)
 
     def config(self, **overrides: Any) -> Any:
         """The method's config dataclass with this entry's defaults, then ``overrides``, applied."""

@@ -157,8 +157,21 @@ class Method(nn.Module):
             return x.clamp(0, 1)
         return x
 
-    def figures(self) -> dict[str, Any]:
-        """Extra figures for the run report (name -> matplotlib Figure or HxWxC uint8 array)."""
+    def fit_prior(self, x: torch.Tensor, y: torch.Tensor | None) -> None:
+        """Fit what sampling estimates from encoded training data (e.g. CTRL's class subspaces).
+
+        The trainer calls it in eval mode, under ``no_grad``, with the global RNG forked, before
+        each sample grid and checkpoint: ``x`` are up to ``train.prior_examples`` training examples
+        in ``input_range`` (on the device), ``y`` their labels or None. Store the result in
+        buffers so checkpoints carry it. Default: nothing to fit.
+        """
+
+    def figures(self, x: torch.Tensor, y: torch.Tensor | None) -> dict[str, Any]:
+        """Extra figures for the run report: name -> matplotlib Figure or ``(H, W, C)`` uint8 array.
+
+        ``x``, ``y``: a fixed batch of test examples in ``input_range`` (sorted by label when
+        labelled) for figures that need data (heatmaps, interpolations). Default: none.
+        """
         return {}
 
 

@@ -3,7 +3,7 @@ files or scripts), viewable offline.
 
 Sections, each present only when its source exists: the latest sample grid and reconstructions
 (``samples/samples_<step>.png``, ``samples/recon_<step>.png``), ``loss_curves.png``, the
-``eval.json`` table, the figures the method registers (``method.figures()``: name -> matplotlib
+``eval.json`` table, the figures the method registers (``method.figures(x, y)``: name -> matplotlib
 Figure or ``H×W×C`` uint8 array), the last logged losses and the resolved config.
 """
 from __future__ import annotations
@@ -173,10 +173,29 @@ def render_report(run_dir: str | os.PathLike, figures: dict[str, Any] | None = N
     return "\n".join(parts)
 
 
+def _figure_batch(run: Path, method: Any, n: int = 500):
+    """The first ``n`` test examples of the run's dataset in the method's input range, sorted by
+    label (so class blocks line up in heatmaps); ``(x, y)`` with ``y`` None when unlabelled."""
+    import torch
+
+    from ..data import to_range
+    from ..runs import run_config
+    from ..data import load_dataset
+
+    cfg, _ = run_config(run)
+    test = load_dataset(cfg.data, "test")
+    x, y = test.x[:n], test.y[:n] if test.y is not None else None
+    if y is not None:
+        order = torch.argsort(y, stable=True)
+        x, y = x[order], y[order].to(method.device)
+    return to_range(x.to(method.device), method.input_range), y
+
+
 def write_report(run_dir: str | os.PathLike, method: Any = None, figures: dict[str, Any] | None = None) -> Path:
     """Write ``run_dir/report.html`` and return its path.
 
-    Figures come from ``figures`` if given, else from ``method.figures()`` (``method`` loaded with
+    Figures come from ``figures`` if given, else from ``method.figures(x, y)`` on the first 500 test
+    examples sorted by label (``method`` loaded with
     ``genae.runs.load_run`` when None and the run has a checkpoint; a run without one still gets
     a report, without method figures).
     """
@@ -191,7 +210,9 @@ def write_report(run_dir: str | os.PathLike, method: Any = None, figures: dict[s
         figures = {}
         if method is not None and hasattr(method, "figures"):
             try:
-                figures = dict(method.figures())
+                import torch
+                with torch.no_grad():
+                    figures = dict(method.figures(*_figure_batch(run, method)))
             except Exception as e:
                 figures = {}
                 import sys
