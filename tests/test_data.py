@@ -593,3 +593,66 @@ def test_list_and_info():
     assert any("(cache)" in p for p in missing["looked_in"])
     with pytest.raises(ConfigError, match="nothing to fetch"):
         fetch(DataConfig(name="synthetic"))
+
+
+# --------------------------------------------------------------------------------------------
+# STL-10 binary format
+# --------------------------------------------------------------------------------------------
+def _write_stl10(d, n_train=3, n_test=2, n_unlab=4):
+    """Files in the official layout; image i has pixel (c, row=r, col=k) = (i + 3c + 5r + 7k) % 256,
+    written channel by channel in column-major order as the format specifies."""
+    import numpy as np
+    b = d / "stl10_binary"
+    b.mkdir(parents=True)
+    def images(n, offset):
+        i, c, r, k = np.meshgrid(np.arange(n) + offset, np.arange(3), np.arange(96), np.arange(96), indexing="ij")
+        img = ((i + 3 * c + 5 * r + 7 * k) % 256).astype(np.uint8)           # (N, C, row, col)
+        return img, img.transpose(0, 1, 3, 2).tobytes()                      # stored column-major
+    out = {}
+    for name, n, off in (("train", n_train, 0), ("test", n_test, 50), ("unlabeled", n_unlab, 100)):
+        img, raw = images(n, off)
+        (b / f"{name}_X.bin").write_bytes(raw)
+        out[name] = img
+        if name != "unlabeled":
+            (b / f"{name}_y.bin").write_bytes(bytes([(j % 10) + 1 for j in range(n)]))
+    return out
+
+
+def test_stl10_reader_orientation_labels_and_unlabeled_split(tmp_path):
+    import numpy as np
+    from genae.data import DataConfig, load_dataset
+    ref = _write_stl10(tmp_path)
+    tr = load_dataset(DataConfig("stl10", root=str(tmp_path), download=False), "train")
+    assert tr.x.shape == (3, 3, 96, 96) and tr.num_classes == 10
+    assert np.array_equal(tr.x.numpy(), ref["train"]) and tr.y.tolist() == [0, 1, 2]
+    te = load_dataset(DataConfig("stl10", root=str(tmp_path), download=False), "test")
+    assert np.array_equal(te.x.numpy(), ref["test"])
+    un = load_dataset(DataConfig("stl10-unlabeled", root=str(tmp_path), download=False), "train")
+    assert un.y is None and len(un) == 4 + 3
+    assert np.array_equal(un.x.numpy(), np.concatenate([ref["unlabeled"], ref["train"]]))
+
+
+def test_stl10_corrupt_files_are_named(tmp_path):
+    from genae.data import DataConfig, load_dataset
+    _write_stl10(tmp_path)
+    b = tmp_path / "stl10_binary"
+    (b / "train_y.bin").write_bytes(bytes([1, 2]))
+    with pytest.raises(CorruptDataset, match="train_y.bin: 2 labels for 3 images"):
+        load_dataset(DataConfig("stl10", root=str(tmp_path), download=False), "train")
+    (b / "test_X.bin").write_bytes((b / "test_X.bin").read_bytes()[:-5])
+    with pytest.raises(CorruptDataset, match="test_X.bin.*truncated"):
+        load_dataset(DataConfig("stl10", root=str(tmp_path), download=False), "test")
+
+
+def test_stl10_archive_is_extracted_into_the_cache(tmp_path):
+    import tarfile
+    import numpy as np
+    from genae.data import DataConfig, load_dataset
+    src = tmp_path / "src"
+    ref = _write_stl10(src)
+    data = tmp_path / "data"
+    data.mkdir()
+    with tarfile.open(data / "stl10_binary.tar.gz", "w:gz") as tar:
+        tar.add(src / "stl10_binary", arcname="stl10_binary")
+    te = load_dataset(DataConfig("stl10", root=str(data), download=False), "test")
+    assert np.array_equal(te.x.numpy(), ref["test"])

@@ -27,6 +27,7 @@ from . import download as _download
 from .download import FileSet, candidate_dirs, download_fileset, install_system_package, not_found_message
 from .folder import load_folder_dataset
 from .idx import FASHION_MNIST_FILES, MNIST_FILES, load_fashion_mnist, load_mnist
+from .stl10 import STL10_FILES, STL10_UNLABELED_FILES, load_stl10, load_stl10_unlabeled
 from .synthetic import (SYNTHETIC_HIDDEN, TRANSFORMED_MNIST_MODES, load_fake, load_synthetic,
                         load_transformed_mnist, synthetic_network)
 from .transforms import resize_images, to_range
@@ -40,6 +41,8 @@ DATASETS: dict[str, DatasetSpec] = {
     "mnist": DatasetSpec(load_mnist, "MNIST handwritten digits: 60000/10000, 1x28x28, 10 classes", (), True, "image", MNIST_FILES),
     "fashion-mnist": DatasetSpec(load_fashion_mnist, "Fashion-MNIST clothing: 60000/10000, 1x28x28, 10 classes", (), True, "image", FASHION_MNIST_FILES),
     "cifar10": DatasetSpec(load_cifar10, "CIFAR-10 photos: 50000/10000, 3x32x32, 10 classes", (), True, "image", CIFAR10_FILES),
+    "stl10": DatasetSpec(load_stl10, "STL-10 photos, labelled: 5000/8000, 3x96x96, 10 classes", (), True, "image", STL10_FILES),
+    "stl10-unlabeled": DatasetSpec(load_stl10_unlabeled, "STL-10 photos for unsupervised training: 105000 unlabelled (+5000 train)/8000, 3x96x96", (), False, "image", STL10_UNLABELED_FILES),
     "synthetic": DatasetSpec(load_synthetic, "MaskAAE synthetic: N(0, I_n) latent through a fixed random 2-layer leaky-ReLU net to d dims (vectors)", ("latent_dim", "dim", "seed", "n"), False, "vector"),
     "transformed-mnist": DatasetSpec(load_transformed_mnist, "MNIST, each digit normal, scaled x1.5 or x0.5, or rotated +-45 degrees (mode = factor)", ("seed",), True, "image", MNIST_FILES),
     "fake": DatasetSpec(load_fake, "tiny procedural labelled bars for tests: 256/64, 1x28x28, 10 classes", ("seed", "n"), True, "image"),

@@ -12,7 +12,6 @@ a tampered file cannot run code.
 from __future__ import annotations
 
 import pickle
-import tarfile
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +19,7 @@ import torch
 
 from ..errors import CorruptDataset
 from .core import ArrayDataset, DataConfig
-from .download import FileSet, RemoteFile, cache_dir, locate
+from .download import FileSet, RemoteFile, cache_dir, extract_members, locate
 
 __all__ = ["CIFAR10_FILES", "CIFAR10_CLASSES", "read_cifar_batch", "load_cifar_dir", "load_cifar10"]
 
@@ -89,26 +88,8 @@ def has_cifar_split(d: Path, split: str) -> bool:
 
 
 def extract_archive(archive: Path, dest: Path) -> Path:
-    """Extract the batch files of the official archive into ``dest/cifar-10-batches-py``.
-
-    Reads only the expected member names (no paths from the archive are trusted) and writes each
-    file atomically, so an interrupted extraction never leaves a half-written batch.
-    """
-    out = dest / SUBDIR
-    out.mkdir(parents=True, exist_ok=True)
-    wanted = set(TRAIN_BATCHES + TEST_BATCHES + ("batches.meta",))
-    try:
-        with tarfile.open(archive, "r:gz") as tar:
-            for m in tar.getmembers():
-                base = m.name.rsplit("/", 1)[-1]
-                if m.isfile() and base in wanted:
-                    data = tar.extractfile(m).read()
-                    tmp = out / f".{base}.part"
-                    tmp.write_bytes(data)
-                    tmp.replace(out / base)
-    except (tarfile.TarError, OSError, EOFError) as e:
-        raise CorruptDataset(f"{archive}: cannot extract ({e})") from e
-    return out
+    """Extract the batch files of the official archive into ``dest/cifar-10-batches-py``."""
+    return extract_members(archive, dest / SUBDIR, set(TRAIN_BATCHES + TEST_BATCHES + ("batches.meta",)))
 
 
 def load_cifar_dir(d: Path, split: str) -> ArrayDataset:

@@ -262,3 +262,26 @@ def install_system_package(package: str, present: Callable[[], bool]) -> bool:
         tail = "\n".join(out.strip().splitlines()[-5:])
         print(f"apt-get failed (exit {r.returncode}):\n{tail}", file=sys.stderr)
     return present()
+
+
+def extract_members(archive: Path, out: Path, wanted: set[str]) -> Path:
+    """Extract the members of a ``.tar.gz`` whose base names are in ``wanted`` into ``out``.
+
+    Only the expected base names are written (no path from the archive is trusted) and each file
+    is written atomically, so an interrupted extraction never leaves a half-written file.
+    """
+    import tarfile
+
+    out.mkdir(parents=True, exist_ok=True)
+    try:
+        with tarfile.open(archive, "r:gz") as tar:
+            for m in tar:
+                base = m.name.rsplit("/", 1)[-1]
+                if m.isfile() and base in wanted:
+                    tmp = out / f".{base}.part"
+                    with tar.extractfile(m) as src, open(tmp, "wb") as dst:
+                        shutil.copyfileobj(src, dst, 1 << 20)  # STL-10 members are GBs: stream
+                    tmp.replace(out / base)
+    except (tarfile.TarError, OSError, EOFError) as e:
+        raise CorruptDataset(f"{archive}: cannot extract ({e})") from e
+    return out
