@@ -15,6 +15,8 @@ TINY = {
     "beta-vae": dict(latent_dim=4, hidden=32),
     "wae-gan": dict(latent_dim=4, hidden=32, n_critic=2),
     "aae": dict(latent_dim=4, hidden=32),
+    "maskaae": dict(latent_dim=4, hidden=32, depth=1, critic_hidden=16, n_critic=2),
+    "maskaae-fixed": dict(latent_dim=4, hidden=32, depth=1, critic_hidden=16, n_critic=2),
 }
 
 # Extra overrides a method needs on vector data (e.g. no Bernoulli likelihood for real vectors).

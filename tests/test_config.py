@@ -1,6 +1,8 @@
 """Config resolution and strict validation: every error names the key and the valid choices."""
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 import yaml
 
@@ -17,7 +19,7 @@ def test_defaults_roundtrip_through_yaml(tmp_path):
         cfg = build_config(config_file=path)
         assert cfg.method == name
         assert cfg.model == METHODS[name].config()
-        assert cfg.train == TrainConfig()
+        assert cfg.train == replace(TrainConfig(), **METHODS[name].train_defaults)
         assert RunConfig.from_dict(yaml.safe_load(cfg.to_yaml())) == cfg
 
 

@@ -40,6 +40,7 @@ class TrainConfig:
     batch_size: int = 128
     seed: int = 0                      # seeds weights, noise and the batch order
     device: str = "auto"               # auto | cpu | cuda | cuda:N | mps
+    threads: int = 0                   # CPU threads for torch ops (0 = torch's default, one per core)
     out_dir: str | None = None         # run directory; default runs/<method>-<data>-<time>
     lr_schedule: Literal["constant", "linear", "cosine", "step"] = "constant"  # per step, all players
     lr_step_size: int = 1000           # "step" schedule: decay every this many steps
@@ -181,6 +182,8 @@ def validate(cfg: RunConfig) -> None:
                 "n_samples", "lr_step_size", "prior_examples"):
         if getattr(t, key) <= 0:
             raise ConfigError(f"train.{key} must be positive, got {getattr(t, key)}")
+    if t.threads < 0:
+        raise ConfigError(f"train.threads must be 0 (torch's default) or positive, got {t.threads}")
     if t.lr_schedule not in SCHEDULES:  # also guarded by Literal, kept for YAML edited by hand
         raise ConfigError(f"train.lr_schedule={t.lr_schedule!r}; valid: {', '.join(SCHEDULES)}")
     if isinstance(t.grad_clip, (int, float)) and t.grad_clip <= 0:

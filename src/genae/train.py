@@ -171,6 +171,8 @@ def resolve_device(name: str) -> torch.device:
 def _fit(run_dir: Path, cfg: RunConfig, method: Method, data, device: torch.device,
          resume: dict[str, Any] | None) -> Path:
     t = cfg.train
+    if t.threads:  # several runs sharing few cores are much faster without OpenMP oversubscription
+        torch.set_num_threads(t.threads)
     balanced = t.balanced_batches or method.needs_balanced_batches
     sampler = BatchSampler(data, t.batch_size, t.seed, device, method.input_range, balanced)
     optimizers = method.optimizers()

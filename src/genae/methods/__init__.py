@@ -44,6 +44,7 @@ from .ae import AE  # noqa: E402
 from .aae import AAE  # noqa: E402
 from .vae import VAE  # noqa: E402
 from .wae import WAEGAN  # noqa: E402
+from .maskaae import MaskAAE  # noqa: E402
 
 METHODS: dict[str, MethodSpec] = {
     "ae": MethodSpec(AE, "deterministic autoencoder (reconstruction only)"),
@@ -51,6 +52,9 @@ METHODS: dict[str, MethodSpec] = {
     "beta-vae": MethodSpec(VAE, "β-VAE (Higgins et al. 2017): the VAE with β = 4", {"beta": 4.0}),
     "wae-gan": MethodSpec(WAEGAN, "Wasserstein autoencoder with a latent WGAN-GP critic"),
     "aae": MethodSpec(AAE, "adversarial autoencoder (Makhzani et al. 2016), latent JS discriminator"),
+    "maskaae": MethodSpec(MaskAAE, "MaskAAE (Mondal et al. 2020): AAE with a learned latent mask"),
+    "maskaae-fixed": MethodSpec(MaskAAE, "MaskAAE's WAE-GAN baseline: identical networks and schedule, "
+                                "mask fixed to ones", {"learn_mask": False}),
 }
 
 __all__ = ["METHODS", "MethodSpec", "Method", "Update", "Batch", "DataInfo", "Unsupported"]

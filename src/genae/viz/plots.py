@@ -44,7 +44,7 @@ def loss_curves(rows: list[dict]):
         ax.set_title(player)
         ax.set_xlabel("step")
         ax.grid(alpha=0.3)
-        if series.get(player):
+        if 0 < len(series.get(player, {})) <= 12:  # beyond that a legend hides the curves
             ax.legend(fontsize=7)
     fig.tight_layout()
     return fig

@@ -1,0 +1,192 @@
+"""MaskAAE vs its fixed-mask baseline over the code dimension m on ``synthetic`` data.
+
+Trains one run per (method, m, seed) with ``genae.train(build_config(...))``, evaluates ``fid``
+(raw vectors against the test split), ``active-dims`` (m_A) and ``nac`` with
+``genae.metrics.evaluate``, and writes to ``--out``:
+
+    results.json / results.csv   one row per run (and the commands' settings)
+    results.md                   per-run table and mean ± std over seeds per (method, m)
+    fid_vs_m.png                 FID vs m for both methods; m_A vs m (lines m_A = m and m_A = n)
+
+The baseline (``--baseline maskaae-fixed``, the default) is ``maskaae`` with
+``model.learn_mask=false``: μ ≡ 1, the same networks, optimizers and update schedule, so the
+comparison isolates the mask (the reference code's ``mask_on=0``, the paper's WAE-GAN).
+``--baseline wae-gan`` uses the library's ``wae-gan`` with the widths and optimizer matched where
+its config allows (its MLP depth is fixed at 2 and its schedule is critic×n then one joint
+autoencoder update: not an isolating comparison).
+
+A finished run is not trained again (its ``sweep.json`` is reused), so an interrupted sweep
+continues where it stopped.
+
+    python benchmarks/maskaae_sweep.py --quick                        # a few minutes on a CPU
+    python benchmarks/maskaae_sweep.py --config configs/maskaae_synthetic_cpu.yaml \\
+        --n 8 --ms 2,4,6,8,10,12,16,24,32 --seeds 0,1,2 --out runs/maskaae-sweep-n8
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import math
+import statistics
+import time
+from pathlib import Path
+
+import torch
+
+from genae.runs import load_run
+from genae.train import train
+from genae.config import build_config
+from genae.metrics import EvalContext, evaluate
+
+QUICK = dict(n=4, ms="2,4,8,12", seeds="0", steps=400, n_samples=2000,
+             set=["model.hidden=64", "model.depth=2", "model.critic_hidden=64", "model.n_critic=2",
+                  "model.init_max=2.0", "model.mask_lr=0.01", "model.lam3_every=40", "data.n=5000",
+                  "data.dim=32"])
+METRIC_NAMES = ["fid", "active-dims", "nac"]
+
+
+def run_one(args, variant: str, m: int, seed: int, out: Path) -> dict:
+    run_dir = out / "runs" / f"{variant}-m{m:02d}-s{seed}"
+    done = run_dir / "sweep.json"
+    if done.is_file():
+        return json.loads(done.read_text())
+    method = "wae-gan" if variant == "wae-gan" else "maskaae"
+    sets = [f"data.latent_dim={args.n}", f"model.latent_dim={m}", f"train.seed={seed}",
+            "train.progress=false", "train.tensorboard=false", f"train.device={args.device}"]
+    if args.steps:
+        sets.append(f"train.steps={args.steps}")
+    if method == "maskaae":
+        sets += list(args.set) + [f"model.learn_mask={variant == 'maskaae'}"]
+        config_file = args.config
+    else:  # wae-gan: match what its config can match
+        sets += [s for s in args.set if s.split("=")[0] in ("model.hidden", "model.critic_hidden", "model.n_critic")
+                 or s.startswith(("data.", "train."))] + ["model.optimizer=rmsprop"]
+        config_file = None
+    cfg = build_config(method, "synthetic", config_file=config_file if method == "maskaae" else None,
+                       overrides=sets, out=str(run_dir))
+    if run_dir.exists():  # an unfinished run from an interrupted sweep: start it again
+        import shutil
+        shutil.rmtree(run_dir)
+    t0 = time.perf_counter()
+    train(cfg)
+    t_train = time.perf_counter() - t0
+    model = load_run(run_dir)
+    ctx = EvalContext(cfg.data, n_samples=args.n_samples, seed=seed)
+    t1 = time.perf_counter()
+    res = evaluate(model, ctx, METRIC_NAMES)
+    row = {"method": variant, "m": m, "seed": seed, "n": args.n, "steps": cfg.train.steps,
+           "fid": res["fid"].get("value", math.nan),
+           "m_active": res["active-dims"].get("value", m),
+           "nac": res["nac"].get("value", math.nan),
+           "active": res["active-dims"].get("active"),
+           "mu": [round(v, 4) for v in model.mask().tolist()] if hasattr(model, "mask") else None,
+           "train_s": round(t_train, 1), "eval_s": round(time.perf_counter() - t1, 1),
+           "n_fake": args.n_samples, "run": str(run_dir)}
+    done.write_text(json.dumps(row))
+    return row
+
+
+def summarise(rows: list[dict]) -> list[dict]:
+    groups: dict[tuple, list[dict]] = {}
+    for r in rows:
+        groups.setdefault((r["method"], r["m"]), []).append(r)
+    out = []
+    for (method, m), rs in sorted(groups.items()):
+        def ms(key):
+            v = [r[key] for r in rs if r[key] is not None and math.isfinite(r[key])]
+            return (statistics.fmean(v) if v else math.nan, statistics.stdev(v) if len(v) > 1 else 0.0)
+        out.append({"method": method, "m": m, "seeds": len(rs), "fid": ms("fid"), "m_active": ms("m_active"),
+                    "nac": ms("nac")})
+    return out
+
+
+def write_outputs(rows: list[dict], args, out: Path) -> None:
+    (out / "results.json").write_text(json.dumps({"settings": vars(args), "rows": rows}, indent=1, default=str))
+    keys = ["method", "m", "seed", "n", "steps", "fid", "m_active", "nac", "train_s", "eval_s", "run"]
+    with open(out / "results.csv", "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=keys, extrasaction="ignore")
+        w.writeheader()
+        w.writerows(rows)
+    summary = summarise(rows)
+    lines = [f"# MaskAAE sweep: synthetic n = {args.n}, steps = {rows[0]['steps'] if rows else '?'}, "
+             f"FID on raw vectors (n_fake = {args.n_samples}, test split)", "",
+             "| method | m | seeds | FID | m_A | NAC |", "|---|---|---|---|---|---|"]
+    for s in summary:
+        f = lambda p, d=3: f"{p[0]:.{d}f} ± {p[1]:.{d}f}" if math.isfinite(p[0]) else "—"  # noqa: E731
+        lines.append(f"| {s['method']} | {s['m']} | {s['seeds']} | {f(s['fid'])} | {f(s['m_active'], 1)} | {f(s['nac'])} |")
+    lines += ["", "| method | m | seed | FID | m_A | NAC | μ | train s |", "|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        mu = " ".join(f"{v:.2f}" for v in r["mu"]) if r.get("mu") else ""
+        lines.append(f"| {r['method']} | {r['m']} | {r['seed']} | {r['fid']:.3f} | {r['m_active']} | "
+                     f"{r['nac']:.3f} | {mu} | {r['train_s']} |")
+    (out / "results.md").write_text("\n".join(lines) + "\n")
+    plot(summary, args.n, out / "fid_vs_m.png")
+
+
+def plot(summary: list[dict], n: int, path: Path) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 3.8))
+    for method in sorted({s["method"] for s in summary}):
+        ss = [s for s in summary if s["method"] == method]
+        ms = [s["m"] for s in ss]
+        a1.errorbar(ms, [s["fid"][0] for s in ss], yerr=[s["fid"][1] for s in ss], marker="o", capsize=3, label=method)
+        a2.errorbar(ms, [s["m_active"][0] for s in ss], yerr=[s["m_active"][1] for s in ss], marker="o",
+                    capsize=3, label=method)
+    a1.axvline(n, color="gray", ls=":", lw=1)
+    a1.set(xlabel="code dimension m", ylabel="FID (raw vectors)", title=f"FID vs m (true n = {n})")
+    a1.legend()
+    top = max([s["m"] for s in summary] or [n])
+    a2.plot([0, top], [0, top], color="gray", lw=0.8, ls="--", label="m_A = m")
+    a2.axhline(n, color="C3", lw=0.8, ls=":", label=f"m_A = n = {n}")
+    a2.set(xlabel="code dimension m", ylabel="active dims m_A", title="m_A vs m")
+    a2.legend(fontsize=8)
+    for a in (a1, a2):
+        a.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--quick", action="store_true", help="tiny nets, n=4, m in 2,4,8,12, 400 steps, one seed")
+    p.add_argument("--config", default="configs/maskaae_synthetic_cpu.yaml", help="base config of the maskaae runs")
+    p.add_argument("--n", type=int, default=8, help="true latent dimension (data.latent_dim)")
+    p.add_argument("--ms", default="2,4,6,8,10,12,16,24,32", help="code dimensions m")
+    p.add_argument("--seeds", default="0,1,2")
+    p.add_argument("--methods", default="maskaae,baseline", help="maskaae and/or baseline")
+    p.add_argument("--baseline", default="maskaae-fixed", choices=["maskaae-fixed", "wae-gan"])
+    p.add_argument("--steps", type=int, default=0, help="train.steps (0 = the config's)")
+    p.add_argument("--n-samples", type=int, default=10000, help="generated vectors for FID")
+    p.add_argument("--set", action="append", default=[], help="extra overrides of the maskaae runs")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    p.add_argument("--out", default="runs/maskaae-sweep")
+    args = p.parse_args()
+    if args.quick:
+        args.n, args.ms, args.seeds = QUICK["n"], QUICK["ms"], QUICK["seeds"]
+        args.steps, args.n_samples = args.steps or QUICK["steps"], QUICK["n_samples"]
+        args.set = QUICK["set"] + args.set
+        args.out = args.out if args.out != "runs/maskaae-sweep" else "runs/maskaae-sweep-quick"
+    torch.set_num_threads(args.threads)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    variants = [args.baseline if v == "baseline" else v for v in args.methods.split(",")]
+    rows = []
+    t0 = time.perf_counter()
+    for seed in map(int, args.seeds.split(",")):
+        for m in map(int, args.ms.split(",")):
+            for variant in variants:
+                row = run_one(args, variant, m, seed, out)
+                rows.append(row)
+                print(f"{variant:14s} m={m:3d} seed={seed} fid={row['fid']:.3f} m_A={row['m_active']} "
+                      f"nac={row['nac']:.3f} train {row['train_s']} s", flush=True)
+                write_outputs(rows, args, out)
+    print(f"done in {time.perf_counter() - t0:.0f} s: {out}/results.md, {out}/fid_vs_m.png")
+
+
+if __name__ == "__main__":
+    main()
