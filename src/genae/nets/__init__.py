@@ -61,3 +61,11 @@ def _check(kind: str, shape: Sequence[int], width: int | None, depth: int) -> in
     if width < 1:
         raise ConfigError(f"model.hidden must be a positive width, got {width}")
     return width
+
+from .ctrl import (CTRL_ARCHS, CTRL_DEFAULT_WIDTH, DCGAN32Decoder, DCGAN32Encoder,  # noqa: E402
+                   L2Normalize, build_ctrl_nets, ctrl_arch_accepts)
+from .resnet import DownBlock, OptimizedDownBlock, ResNetDecoder, ResNetEncoder, UpBlock  # noqa: E402
+
+__all__ += ["CTRL_ARCHS", "CTRL_DEFAULT_WIDTH", "DCGAN32Decoder", "DCGAN32Encoder", "DownBlock",
+            "L2Normalize", "OptimizedDownBlock", "ResNetDecoder", "ResNetEncoder", "UpBlock",
+            "build_ctrl_nets", "ctrl_arch_accepts"]
