@@ -17,10 +17,30 @@ TINY = {
     "aae": dict(latent_dim=4, hidden=32),
     "maskaae": dict(latent_dim=4, hidden=32, depth=1, critic_hidden=16, n_critic=2),
     "maskaae-fixed": dict(latent_dim=4, hidden=32, depth=1, critic_hidden=16, n_critic=2),
+    "ctrl-multi": dict(arch="mlp", width=32, feature_dim=8, r=2, r_unlabelled=4),
+    "ctrl-binary": dict(arch="mlp", width=32, feature_dim=8, r=2, r_unlabelled=4),
+    "ctrl-ce": dict(arch="mlp", width=32, feature_dim=8, r=2, r_unlabelled=4),
 }
+
+_CTRL = ("ctrl-multi", "ctrl-binary", "ctrl-ce")
+
+# The contract tests build every method with each of its two network families: name -> variant ->
+# (config overrides, one image's shape). Most methods choose with `model.net` on 28×28 images;
+# CTRL chooses with `model.arch`, and its paper DCGAN (Tables 4-5) takes 32×32 images only.
+NETS = {name: {"mlp": (dict(net="mlp"), (1, 28, 28)), "conv": (dict(net="conv"), (1, 28, 28))}
+        for name in TINY}
+NETS.update({name: {"mlp": (dict(arch="mlp"), (1, 28, 28)), "conv": (dict(arch="dcgan32", width=8), (1, 32, 32))}
+             for name in _CTRL})
 
 # Extra overrides a method needs on vector data (e.g. no Bernoulli likelihood for real vectors).
 TINY_VECTOR = {"vae": dict(likelihood="gaussian"), "beta-vae": dict(likelihood="gaussian")}
+# Methods that do not take vector data: the ConfigError they must raise at construction.
+VECTOR_UNSUPPORTED = {name: "needs images" for name in _CTRL}
+
+
+def code_dim(name: str) -> int:
+    """The width of ``encode``'s output for the tiny config of ``name``."""
+    return TINY[name].get("latent_dim", TINY[name].get("feature_dim"))
 
 
 @pytest.fixture(autouse=True)

@@ -10,9 +10,11 @@ from __future__ import annotations
 import pytest
 import torch
 
-from conftest import TINY, TINY_VECTOR, fast_train_overrides, tiny_overrides
+from conftest import (NETS, TINY, TINY_VECTOR, VECTOR_UNSUPPORTED, code_dim, fast_train_overrides,
+                      tiny_overrides)
 from genae import runs
 from genae.config import build_config
+from genae.errors import ConfigError
 from genae.methods import METHODS, Batch, DataInfo, Unsupported
 from genae.train import backward_update, player_params, step_update, train
 
@@ -20,7 +22,7 @@ IMAGE = DataInfo((1, 28, 28), 10, "image")
 
 
 def test_every_method_has_a_tiny_config():
-    assert set(TINY) == set(METHODS)
+    assert set(TINY) == set(METHODS) == set(NETS)
 
 
 def _build(name, info=IMAGE, **extra):
@@ -29,25 +31,28 @@ def _build(name, info=IMAGE, **extra):
     return spec.build(spec.config(**{**TINY[name], **extra}), info)
 
 
-def _batch(info, n=8):
+def _batch(method, n=20):
+    """A batch in the method's input range; labels hold every class (as balanced batches do)."""
+    info = method.info
     g = torch.Generator().manual_seed(1)
     x = torch.rand((n, *info.shape), generator=g)
-    y = torch.randint(0, info.num_classes, (n,), generator=g) if info.num_classes else None
+    if method.input_range == "tanh":
+        x = x * 2 - 1
+    y = torch.arange(n)[torch.randperm(n, generator=g)] % info.num_classes if info.num_classes else None
     return Batch(x, y)
 
 
 @pytest.mark.parametrize("name", list(METHODS))
 @pytest.mark.parametrize("net", ["mlp", "conv"])
 def test_updates_are_finite_and_gradients_isolated(name, net):
-    method = _build(name, net=net)
+    overrides, shape = NETS[name][net]
+    method = _build(name, DataInfo(shape, 10, "image"), **overrides)
     opts = method.optimizers()
     params = player_params(opts)
     owned = {id(p) for ps in params.values() for p in ps}
     trainable = [p for p in method.parameters() if p.requires_grad]
     assert {id(p) for p in trainable} <= owned, "a trainable parameter belongs to no player"
-    batch = _batch(method.info)
-    if method.input_range == "tanh":
-        batch = Batch(batch.x * 2 - 1, batch.y)
+    batch = _batch(method)
     n_updates = 0
     for step in range(2):
         for update in method.train_step(batch, step):
@@ -83,11 +88,13 @@ def test_updates_are_finite_and_gradients_isolated(name, net):
 @pytest.mark.parametrize("name", list(METHODS))
 def test_inference_api_shapes(name):
     method = _build(name).eval()
-    x = _batch(method.info, 5).x
+    batch = _batch(method)
+    x = batch.x[:5]
     with torch.no_grad():
+        method.fit_prior(batch.x, batch.y)  # as the trainer does before sampling
         try:
             z = method.encode(x)
-            assert z.shape == (5, TINY[name]["latent_dim"])
+            assert z.shape == (5, code_dim(name))
             assert method.decode(z).shape == x.shape
             assert method.reconstruct(x).shape == x.shape
         except Unsupported:
@@ -103,6 +110,10 @@ def test_inference_api_shapes(name):
 @pytest.mark.parametrize("name", list(METHODS))
 def test_vector_data(name):
     info = DataInfo((16,), None, "vector")
+    if name in VECTOR_UNSUPPORTED:  # refused at construction, with a clear message
+        with pytest.raises(ConfigError, match=VECTOR_UNSUPPORTED[name]):
+            _build(name, info)
+        return
     method = _build(name, info, **TINY_VECTOR.get(name, {}))
     batch = Batch(torch.randn(8, 16))
     for update in method.train_step(batch, 0):
@@ -117,7 +128,7 @@ def test_save_load_gives_identical_samples(tmp_path, name):
                        out=str(tmp_path / name))
     run = train(cfg)
     a, b = runs.load_run(run), runs.load_run(run)
-    x = torch.rand(4, 1, 28, 28)
+    x = torch.rand(4, *a.info.shape)
     with torch.no_grad():
         try:
             sa = a.sample(6, generator=torch.Generator().manual_seed(3))

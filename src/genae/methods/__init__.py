@@ -44,7 +44,14 @@ from .ae import AE  # noqa: E402
 from .aae import AAE  # noqa: E402
 from .vae import VAE  # noqa: E402
 from .wae import WAEGAN  # noqa: E402
+from .ctrl import CTRL  # noqa: E402
 from .maskaae import MaskAAE  # noqa: E402
+
+# CTRL's recipe (reference code): batch 2048, lr decayed linearly to 0, 32×32 inputs (MNIST's 28×28
+# padded); the labelled games need every class in every batch.
+_CTRL_TRAIN = {"lr_schedule": "linear", "batch_size": 2048}
+_CTRL_LABELLED = {**_CTRL_TRAIN, "balanced_batches": True}
+_CTRL_DATA = {"image_size": 32}
 
 METHODS: dict[str, MethodSpec] = {
     "ae": MethodSpec(AE, "deterministic autoencoder (reconstruction only)"),
@@ -55,6 +62,12 @@ METHODS: dict[str, MethodSpec] = {
     "maskaae": MethodSpec(MaskAAE, "MaskAAE (Mondal et al. 2020): AAE with a learned latent mask"),
     "maskaae-fixed": MethodSpec(MaskAAE, "MaskAAE's WAE-GAN baseline: identical networks and schedule, "
                                 "mask fixed to ones", {"learn_mask": False}),
+    "ctrl-multi": MethodSpec(CTRL, "CTRL LDR-Multi (Dai et al. 2022): encoder/decoder minimax of class-wise rate reduction",
+                             {"objective": "multi"}, _CTRL_LABELLED, _CTRL_DATA),
+    "ctrl-binary": MethodSpec(CTRL, "CTRL LDR-Binary (Dai et al. 2022): rate reduction between data and transcriptions",
+                              {"objective": "binary"}, _CTRL_TRAIN, _CTRL_DATA),
+    "ctrl-ce": MethodSpec(CTRL, "CTRL closed-loop cross-entropy ablation (Dai et al. 2022, appendix A.8)",
+                          {"objective": "ce"}, _CTRL_LABELLED, _CTRL_DATA),
 }
 
 __all__ = ["METHODS", "MethodSpec", "Method", "Update", "Batch", "DataInfo", "Unsupported"]
