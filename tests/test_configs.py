@@ -1,0 +1,46 @@
+"""Every shipped config in configs/ validates, builds its method on its dataset's shape, and the
+networks map a batch to the right shapes (no data needed: shapes are the datasets' published ones)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from genae.config import build_config
+from genae.methods import METHODS, DataInfo
+
+CONFIGS = sorted((Path(__file__).parent.parent / "configs").glob("*.yaml"))
+
+# (channels, native side, classes) of each image dataset; folder datasets are RGB, unlabelled.
+IMAGE_DATA = {"mnist": (1, 28, 10), "fashion-mnist": (1, 28, 10), "transformed-mnist": (1, 28, 10),
+              "cifar10": (3, 32, 10), "stl10": (3, 96, 10), "stl10-unlabeled": (3, 96, None),
+              "folder": (3, 64, None)}
+
+
+def _info(data) -> DataInfo:
+    if data.name == "synthetic":
+        return DataInfo((data.dim,), None, "vector")
+    c, side, k = IMAGE_DATA["folder" if data.name.startswith("folder:") else data.name]
+    side = data.image_size or side
+    return DataInfo((c, side, side), k, "image")
+
+
+def test_every_config_is_checked():
+    assert len(CONFIGS) >= 10
+    assert {p.stem.split("_")[0] for p in CONFIGS} <= set(METHODS)
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=[p.stem for p in CONFIGS])
+def test_config_builds_its_method(path):
+    cfg = build_config(config_file=path)
+    assert path.stem.startswith(cfg.method)
+    info = _info(cfg.data)
+    torch.manual_seed(0)
+    method = METHODS[cfg.method].build(cfg.model, info).eval()
+    assert set(method.optimizers())  # one optimizer per player
+    x = torch.rand(2, *info.shape)
+    if method.input_range == "tanh":
+        x = x * 2 - 1
+    with torch.no_grad():
+        assert method.reconstruct(x).shape == x.shape
