@@ -1,8 +1,10 @@
 """Network shapes and the factories' error messages."""
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
+from torch import nn
 
 from genae.errors import ConfigError
 from genae.nets import MLP, activation, build_decoder, build_encoder
@@ -65,3 +67,43 @@ def test_factories_reject_conv_on_unsupported_shapes(shape):
         build_encoder("conv", shape, 4)
     with pytest.raises(ValueError, match=r"model\.net(.|\n)*28×28, 32×32, 64×64"):
         build_decoder("conv", 4, shape)
+
+
+def test_recalibrate_batchnorm_is_the_average_of_batch_statistics():
+    from genae.nets import recalibrate_batchnorm
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(5, 4), nn.BatchNorm1d(4), nn.ReLU(), nn.BatchNorm1d(4))
+    net.eval()
+    for _ in range(3):  # running statistics of some other data, in training mode
+        net.train()(torch.randn(16, 5) * 3 + 2)
+    net.eval()
+    batches = [torch.randn(32, 5) for _ in range(4)]
+    recalibrate_batchnorm(net, batches)
+    assert not net.training and not any(m.training for m in net.modules())
+    assert all(m.momentum == 0.1 for m in net.modules() if isinstance(m, nn.BatchNorm1d))
+    h = [net[0](b).detach().double().numpy() for b in batches]
+    np.testing.assert_allclose(net[1].running_mean.numpy(), np.mean([a.mean(0) for a in h], 0), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(net[1].running_var.numpy(), np.mean([a.var(0, ddof=1) for a in h], 0), rtol=1e-5)
+    # the second layer's input is the first one normalised with batch statistics, as in training
+    g = [np.maximum((a - a.mean(0)) / np.sqrt(a.var(0) + 1e-5) * net[1].weight.detach().numpy()
+                    + net[1].bias.detach().numpy(), 0) for a in h]
+    np.testing.assert_allclose(net[3].running_mean.numpy(), np.mean([a.mean(0) for a in g], 0), rtol=1e-4, atol=1e-5)
+    recalibrate_batchnorm(nn.Linear(2, 2), [torch.randn(3, 2)])  # no BatchNorm: nothing to do
+
+
+def test_ctrl_fit_prior_gives_eval_features_of_training_mode():
+    """After fit_prior on x, eval-mode f(x) equals training-mode f(x) (up to n/(n-1) in the
+    variance), whatever statistics the fake batches left in the BN buffers."""
+    from genae.methods import METHODS, DataInfo
+    spec = METHODS["ctrl-multi"]
+    torch.manual_seed(0)
+    m = spec.build(spec.config(arch="mlp", width=32, feature_dim=8), DataInfo((1, 28, 28), 10, "image"))
+    x, y = torch.rand(400, 1, 28, 28) * 2 - 1, torch.arange(400) % 10
+    m.train()
+    with torch.no_grad():
+        m.encoder(torch.randn(64, 1, 28, 28) * 0.01)  # "transcriptions": other statistics
+        train_feats = m.encoder(x)
+        m.eval()
+        m.fit_prior(x, y)
+        eval_feats = m.encoder(x)
+    torch.testing.assert_close(eval_feats, train_feats, atol=5e-3, rtol=0)

@@ -16,11 +16,13 @@ from typing import Sequence
 from torch import nn
 
 from ..errors import ConfigError
+from .batchnorm import recalibrate_batchnorm
 from .dcgan import CONV_SIZES, DCGANDecoder, DCGANEncoder, conv_plan
 from .mlp import ACTIVATIONS, MLP, MLPDecoder, MLPEncoder, activation
 
 __all__ = ["ACTIVATIONS", "CONV_SIZES", "DEFAULT_WIDTH", "NETS", "DCGANDecoder", "DCGANEncoder",
-           "MLP", "MLPDecoder", "MLPEncoder", "activation", "build_decoder", "build_encoder"]
+           "MLP", "MLPDecoder", "MLPEncoder", "activation", "build_decoder", "build_encoder",
+           "recalibrate_batchnorm"]
 
 NETS = ("mlp", "conv")
 DEFAULT_WIDTH = {"mlp": 512, "conv": 64}  # MLP hidden units / conv base channels
