@@ -177,7 +177,7 @@ def _cmd_sample(args) -> int:
 
 def _cmd_eval(args) -> int:
     from .metrics import EvalContext, check_names, evaluate
-    from .runs import latest_checkpoint, load_run, run_config
+    from .runs import load_run, run_config
 
     names = check_names([n.strip() for n in args.metrics.split(",") if n.strip()])
     if args.n_samples <= 0:
@@ -187,14 +187,7 @@ def _cmd_eval(args) -> int:
     ctx = EvalContext(cfg.data, split=args.split, n_samples=args.n_samples, backbone=args.backbone,
                       device=args.device, seed=args.seed, progress=not args.json)
     results = evaluate(method, ctx, names)
-    path = Path(args.run) / "eval.json"
-    previous = json.loads(path.read_text()).get("metrics", {}) if path.is_file() else {}
-    step = int(latest_checkpoint(args.run).name.split("-")[1])
-    record = {"run": str(args.run), "method": cfg.method, "data": cfg.data.name, "step": step,
-              "metrics": {**previous, **results}}
-    tmp = path.with_name("eval.json.tmp")
-    tmp.write_text(json.dumps(record, indent=2, default=_jsonable))
-    tmp.replace(path)
+    path, step = _write_eval(args.run, cfg, results)
     if args.json:
         print(json.dumps(results, default=_jsonable))
     else:
@@ -202,6 +195,21 @@ def _cmd_eval(args) -> int:
                                      f"{args.split}"))
         print(f"written to {path}")
     return 0
+
+
+def _write_eval(run, cfg, results: dict) -> tuple[Path, int]:
+    """Merge ``results`` into ``RUN/eval.json`` (atomically); returns the path and the step evaluated."""
+    from .runs import latest_checkpoint
+
+    path = Path(run) / "eval.json"
+    previous = json.loads(path.read_text()).get("metrics", {}) if path.is_file() else {}
+    step = int(latest_checkpoint(run).name.split("-")[1])
+    record = {"run": str(run), "method": cfg.method, "data": cfg.data.name, "step": step,
+              "metrics": {**previous, **results}}
+    tmp = path.with_name("eval.json.tmp")
+    tmp.write_text(json.dumps(record, indent=2, default=_jsonable))
+    tmp.replace(path)
+    return path, step
 
 
 def _cmd_report(args) -> int:
@@ -304,7 +312,7 @@ def _cmd_demo(args) -> int:
     from .data import install_system_dataset, load_dataset
     from .errors import DatasetNotFound
     from .metrics import EvalContext, evaluate
-    from .runs import latest_checkpoint, load_run
+    from .runs import load_run
     from .train import resolve_device, train
     from .viz.report import write_report
 
@@ -321,15 +329,13 @@ def _cmd_demo(args) -> int:
     method = load_run(run_dir, device=device)
     ctx = EvalContext(cfg.data, device=device, progress=cfg.train.progress)
     results = evaluate(method, ctx, DEMO_METRICS)
-    step = int(latest_checkpoint(run_dir).name.split("-")[1])
-    record = {"run": str(run_dir), "method": cfg.method, "data": cfg.data.name, "step": step,
-              "metrics": results}
-    (Path(run_dir) / "eval.json").write_text(json.dumps(record, indent=2, default=_jsonable))
+    _, step = _write_eval(run_dir, cfg, results)
     write_report(run_dir, method)
     print(_format_table(results, f"{cfg.method} on {cfg.data.name}, step {step}"))
     print(f"demo run written to {run_dir}: report.html (samples per class, reconstructions, feature "
           "heatmaps, ns-acc), eval.json, samples/, loss_curves.png, metrics.jsonl, checkpoints/")
     return 0
+
 
 if __name__ == "__main__":
     sys.exit(main())
