@@ -107,6 +107,15 @@ def test_lam3_schedule():
     assert _build(latent_dim=16).lam3(300) == 2 / 16 * 2
 
 
+def test_mask_warmup_skips_only_the_mask_update():
+    method = _build(n_critic=1, mask_warmup=3)
+    players = lambda step: [list(u.losses) for u in method.train_step(Batch(torch.randn(8, 16)), step)]
+    assert players(0) == players(2) == [["autoencoder"], ["critic"], ["encoder"]]
+    assert players(3) == [["autoencoder"], ["critic"], ["encoder"], ["mask"]]
+    with pytest.raises(Exception, match="mask_warmup"):
+        _build(mask_warmup=-1)
+
+
 def test_fixed_mask_baseline():
     method = _build(learn_mask=False)
     assert "mask" not in method.optimizers() and not method.theta.requires_grad

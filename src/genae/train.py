@@ -233,8 +233,11 @@ def _fit(run_dir: Path, cfg: RunConfig, method: Method, data, device: torch.devi
                     if scaler is not None:  # per update: an inner loop steps one optimizer repeatedly,
                         scaler.update()     # and GradScaler allows one unscale_ per optimizer per update()
                     log.add(update)
-                for s in schedules.values():
-                    s.step()
+                with warnings.catch_warnings():  # schedules are per step, for every player, even one
+                    warnings.filterwarnings(      # whose update was skipped (warm-up, non-finite skip)
+                        "ignore", r"Detected call of `lr_scheduler\.step\(\)` before", UserWarning)
+                    for s in schedules.values():
+                        s.step()
                 step += 1
                 last = step == t.steps
                 if deferred and (step % t.log_every == 0 or step % t.ckpt_every == 0 or last

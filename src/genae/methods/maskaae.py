@@ -106,6 +106,7 @@ class MaskAAEConfig:
     ae_lr: float = 5e-4               # autoencoder
     mask_lr: float = 5e-4             # mask θ
     learn_mask: bool = True           # False: μ ≡ 1, no variance penalty, no mask update (baseline)
+    mask_warmup: int = 0              # steps before the first mask update (not in the paper; 0 = paper)
 
 
 class MaskAAE(Method):
@@ -167,8 +168,8 @@ class MaskAAE(Method):
         # 3. encoder as generator, against the updated critic
         adv = wgan_generator_loss(self.critic(fake))
         yield Update({"encoder": adv}, {"encoder/adv": adv.detach()})
-        if not c.learn_mask:
-            return
+        if not c.learn_mask or step < c.mask_warmup:
+            return  # genae option, not the paper: let the autoencoder learn before the mask moves
 
         # 4. mask: gradients reach θ only (codes of the updated E, without a graph)
         mu = self.mask()
@@ -259,6 +260,6 @@ def _validate(cfg: MaskAAEConfig, input_range: str) -> None:
     check_config(cfg, positive=("latent_dim", "depth", "critic_hidden", "n_critic", "lr", "ae_lr",
                                 "mask_lr", "init_max"),
                  nonnegative=("hidden", "gp_weight", "var_weight", "gamma", "lam1", "lam2",
-                              "lam3_every"))
+                              "lam3_every", "mask_warmup"))
     if cfg.recon == "bce" and input_range != "unit":
         raise ConfigError("model.recon=bce needs images in [0, 1]; vector data uses model.recon=mse")
