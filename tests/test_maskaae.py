@@ -5,11 +5,13 @@ contract test in test_methods.py; the synthetic generator's rank is tested in te
 from __future__ import annotations
 
 import math
+import warnings
 
 import pytest
 import torch
 
 from genae.data import DataConfig, load_dataset
+from genae.errors import ConfigError
 from genae.methods import METHODS, Batch, DataInfo
 from genae.methods.maskaae import reference_lam3_every
 from genae.metrics import EvalContext, evaluate
@@ -112,8 +114,22 @@ def test_mask_warmup_skips_only_the_mask_update():
     players = lambda step: [list(u.losses) for u in method.train_step(Batch(torch.randn(8, 16)), step)]
     assert players(0) == players(2) == [["autoencoder"], ["critic"], ["encoder"]]
     assert players(3) == [["autoencoder"], ["critic"], ["encoder"], ["mask"]]
-    with pytest.raises(Exception, match="mask_warmup"):
+    with pytest.raises(ConfigError, match="mask_warmup"):
         _build(mask_warmup=-1)
+
+
+def test_mask_warmup_trains_without_scheduler_warnings(tmp_path):
+    # the mask's LR schedule steps during the warm-up although its optimizer has not stepped yet
+    from genae.config import build_config
+    from genae.train import train
+    cfg = build_config("maskaae", "synthetic", out=str(tmp_path / "run"), overrides=[
+        "model.latent_dim=4", "model.hidden=16", "model.depth=1", "model.critic_hidden=16",
+        "model.n_critic=1", "model.mask_warmup=3", "train.steps=5", "train.progress=False",
+        "data.n=256", "data.latent_dim=2", "data.dim=8"])
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        train(cfg)
+    assert not [w for w in caught if "lr_scheduler" in str(w.message)]
 
 
 def test_fixed_mask_baseline():

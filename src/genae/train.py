@@ -209,7 +209,10 @@ def _fit(run_dir: Path, cfg: RunConfig, method: Method, data, device: torch.devi
                  "rng": _get_rng()}
         runs.write_checkpoint(run_dir, at, method, state, cfg, t.keep_ckpts)
 
-    with _StopSignals() as stop:
+    with _StopSignals() as stop, warnings.catch_warnings():
+        # LR schedules are per step for every player, also one whose update was skipped this step
+        # (a warm-up, a non-finite skip): PyTorch's first-step order warning does not apply.
+        warnings.filterwarnings("ignore", r"Detected call of `lr_scheduler\.step\(\)` before", UserWarning)
         try:
             while step < t.steps:
                 batch = sampler.next()
@@ -233,11 +236,8 @@ def _fit(run_dir: Path, cfg: RunConfig, method: Method, data, device: torch.devi
                     if scaler is not None:  # per update: an inner loop steps one optimizer repeatedly,
                         scaler.update()     # and GradScaler allows one unscale_ per optimizer per update()
                     log.add(update)
-                with warnings.catch_warnings():  # schedules are per step, for every player, even one
-                    warnings.filterwarnings(      # whose update was skipped (warm-up, non-finite skip)
-                        "ignore", r"Detected call of `lr_scheduler\.step\(\)` before", UserWarning)
-                    for s in schedules.values():
-                        s.step()
+                for s in schedules.values():
+                    s.step()
                 step += 1
                 last = step == t.steps
                 if deferred and (step % t.log_every == 0 or step % t.ckpt_every == 0 or last

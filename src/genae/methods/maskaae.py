@@ -62,6 +62,8 @@ Choices and deviations
     - ``learn_mask=False`` fixes μ = 1 and drops the variance penalty and the mask update: the
       reference code's ``mask_on=0`` baseline (the paper's WAE-GAN with identical networks and
       schedule), so a comparison isolates the mask.
+    - ``mask_warmup`` (genae's, not the paper's; default 0) skips the mask update for the first
+      steps; λ3's doubling keeps counting from step 0 (docs/results.md: it did not help at n = 16).
 Images use ``input_range="unit"``; vectors ``"raw"`` (linear decoder).
 """
 from __future__ import annotations
