@@ -114,6 +114,11 @@ def test_mask_warmup_skips_only_the_mask_update():
     players = lambda step: [list(u.losses) for u in method.train_step(Batch(torch.randn(8, 16)), step)]
     assert players(0) == players(2) == [["autoencoder"], ["critic"], ["encoder"]]
     assert players(3) == [["autoencoder"], ["critic"], ["encoder"], ["mask"]]
+    # λ3's doubling clock starts with the first mask update: the game after the warm-up is the
+    # paper's schedule shifted by mask_warmup steps
+    shifted, plain = _build(latent_dim=8, lam3_every=10, mask_warmup=25), _build(latent_dim=8, lam3_every=10)
+    assert [shifted.lam3(s) for s in (0, 25, 34, 35, 50)] == [0.25, 0.25, 0.25, 0.5, 1.0]
+    assert all(shifted.lam3(s + 25) == plain.lam3(s) for s in range(0, 200, 7))
     with pytest.raises(ConfigError, match="mask_warmup"):
         _build(mask_warmup=-1)
 

@@ -30,9 +30,10 @@ Objective, one training step, in this order (the paper's four updates; Sec. 4 of
        prior and the masked codes (the critic's game value). The paper text was not available
        offline; this ω is the reference code's ``tf.square(1 − (mean H(codes) − mean H(prior)))``,
        which is (1 + ω)² in the form of ``docs/methods.md``. λ1 = 1000, λ2 = 1, λ3 = 2/m at the
-       start, doubled every ``lam3_every`` steps and capped at 2048 (reference: every 4·75 = 300
-       steps for m ≤ 20, else every 4·min(10000, ⌊112.5·m⌋) steps; ``lam3_every = 0`` uses that
-       rule). λ3 is a pure function of the step, so resume is exact.
+       start, doubled every ``lam3_every`` steps (counted from the first mask update) and capped
+       at 2048 (reference: every 4·75 = 300 steps for m ≤ 20, else every 4·min(10000, ⌊112.5·m⌋)
+       steps; ``lam3_every = 0`` uses that rule). λ3 is a pure function of the step, so resume
+       is exact.
        Gradients reach θ only (E(x) is computed without a graph; G and H are constants).
     Then θ ← max(θ, 0).
 
@@ -63,7 +64,8 @@ Choices and deviations
       reference code's ``mask_on=0`` baseline (the paper's WAE-GAN with identical networks and
       schedule), so a comparison isolates the mask.
     - ``mask_warmup`` (genae's, not the paper's; default 0) skips the mask update for the first
-      steps; λ3's doubling keeps counting from step 0 (docs/results.md: it did not help at n = 16).
+      steps and starts λ3's doubling clock with the first mask update, so the mask game after the
+      warm-up is the paper's schedule shifted in time (docs/results.md, n = 16).
 Images use ``input_range="unit"``; vectors ``"raw"`` (linear decoder).
 """
 from __future__ import annotations
@@ -108,7 +110,7 @@ class MaskAAEConfig:
     ae_lr: float = 5e-4               # autoencoder
     mask_lr: float = 5e-4             # mask θ
     learn_mask: bool = True           # False: μ ≡ 1, no variance penalty, no mask update (baseline)
-    mask_warmup: int = 0              # steps before the first mask update (not in the paper; 0 = paper)
+    mask_warmup: int = 0              # steps before the mask update and λ3's clock (genae; 0 = paper)
 
 
 class MaskAAE(Method):
@@ -206,7 +208,8 @@ class MaskAAE(Method):
     def lam3(self, step: int) -> float:
         """λ3 at ``step``: 2/m doubled every ``lam3_every`` steps (reference rule if 0), ≤ 2048."""
         m, every = self.cfg.latent_dim, self.cfg.lam3_every or reference_lam3_every(self.cfg.latent_dim)
-        return min(LAM3_MAX, 2.0 / m * 2.0 ** min(step // every, 64))
+        t = max(0, step - self.cfg.mask_warmup)  # the mask game starts after the warm-up
+        return min(LAM3_MAX, 2.0 / m * 2.0 ** min(t // every, 64))
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         """Masked codes μ⊙E(x)."""
