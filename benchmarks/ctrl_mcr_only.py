@@ -14,17 +14,14 @@ import math
 
 import genae
 from genae.config import build_config
-from genae.methods.base import Update
 from genae.methods.ctrl import CTRL
 from genae.metrics import EvalContext, nearest_subspace_accuracy
-from genae.objectives.rate_reduction import delta_r
 from genae.runs import load_run
 
 
 def delta_r_only_step(self: CTRL, batch, step: int):
     """The pre-step's update (ΔR(Z) of the real batch, encoder only) as the whole iteration."""
-    dr = delta_r(self.encoder(batch.x), batch.y, self.num_classes, self.cfg.eps2, self.cfg.precision)
-    yield Update({"encoder": -dr}, {"encoder/delta_r": dr.detach()})
+    yield self.delta_r_update(batch.x, self._check_labels(batch))
 
 
 def main() -> None:

@@ -130,11 +130,10 @@ class CTRL(Method):
     def train_step(self, batch: Batch, step: int) -> Iterator[Update]:
         c, x, y = self.cfg, batch.x, self._check_labels(batch)
         for i in range(c.n_enc_steps):
-            z = self.encoder(x)
-            if i == 0 and c.delta_r_pre_step:  # ΔR(Z) of real data alone (reference CIFAR-10 recipe)
-                dr = delta_r(z, y, self.num_classes, c.eps2, c.precision)
-                yield Update({"encoder": -dr}, {"encoder/pre_delta_r": dr.detach()})
+            if i == 0 and c.delta_r_pre_step:
+                yield self.delta_r_update(x, y)
                 continue
+            z = self.encoder(x)
             with torch.no_grad():
                 x_hat = self.decoder(z)             # X̂ = g(Z), detached before re-encoding
             j, terms = self.objective(z, self.encoder(x_hat), y)
@@ -219,6 +218,14 @@ class CTRL(Method):
     # --- helpers ------------------------------------------------------------------------------
     def _heads(self) -> list[nn.Module]:
         return [self.classifier, self.discriminators] if self.cfg.objective == "ce" else []
+
+    def delta_r_update(self, x: torch.Tensor, y: torch.Tensor) -> Update:
+        """Encoder-only update maximising ΔR(f(x)) of real data (MCR²; the reference CIFAR-10 pre-step).
+
+        x ``(B, C, H, W)``, y ``(B,)`` labels with every class present.
+        """
+        dr = delta_r(self.encoder(x), y, self.num_classes, self.cfg.eps2, self.cfg.precision)
+        return Update({"encoder": -dr}, {"encoder/pre_delta_r": dr.detach()})
 
     def _check_labels(self, batch: Batch) -> torch.Tensor | None:
         if self.cfg.objective == "binary":
