@@ -145,6 +145,14 @@ class CTRL(Method):
         yield Update({"decoder": j}, {"decoder/loss": j.detach(), "decoder/J": j.detach(),
                                       **{f"decoder/{k}": v for k, v in terms.items()}})
 
+    def delta_r_update(self, x: torch.Tensor, y: torch.Tensor) -> Update:
+        """Encoder-only update maximising ΔR(f(x)) of real data (MCR²; the reference CIFAR-10 pre-step).
+
+        x ``(B, C, H, W)``, y ``(B,)`` labels with every class present.
+        """
+        dr = delta_r(self.encoder(x), y, self.num_classes, self.cfg.eps2, self.cfg.precision)
+        return Update({"encoder": -dr}, {"encoder/pre_delta_r": dr.detach()})
+
     def objective(self, z: torch.Tensor, z_hat: torch.Tensor, y: torch.Tensor | None
                   ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """J(Z, Ẑ) of this game and its terms (detached), exactly what each player's loss uses."""
@@ -218,14 +226,6 @@ class CTRL(Method):
     # --- helpers ------------------------------------------------------------------------------
     def _heads(self) -> list[nn.Module]:
         return [self.classifier, self.discriminators] if self.cfg.objective == "ce" else []
-
-    def delta_r_update(self, x: torch.Tensor, y: torch.Tensor) -> Update:
-        """Encoder-only update maximising ΔR(f(x)) of real data (MCR²; the reference CIFAR-10 pre-step).
-
-        x ``(B, C, H, W)``, y ``(B,)`` labels with every class present.
-        """
-        dr = delta_r(self.encoder(x), y, self.num_classes, self.cfg.eps2, self.cfg.precision)
-        return Update({"encoder": -dr}, {"encoder/pre_delta_r": dr.detach()})
 
     def _check_labels(self, batch: Batch) -> torch.Tensor | None:
         if self.cfg.objective == "binary":
