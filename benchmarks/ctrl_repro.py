@@ -3,6 +3,12 @@ backbone) of reconstructions and of class-conditional samples, and the fraction 
 samples the domain classifier assigns to the requested class.
 
     python benchmarks/ctrl_repro.py RUN [RUN ...] [--n 10000] [--split test] [--json OUT.json]
+        [--step N] [--data-dir DIR] [--ns-only]
+
+``--step`` scores that checkpoint instead of the latest; ``--data-dir`` scores the run on another
+copy of its dataset (e.g. a run trained on ``benchmarks/mnist_disjoint.py``'s 58,000 digits, scored on
+full MNIST's official test split: the train split of DIR then fits the subspaces); ``--ns-only``
+stops after ns-acc (no FIDs, no domain classifier).
 
 For each run (latest checkpoint): ``ns-acc`` through ``genae.metrics.evaluate``; then, with the
 same ``EvalContext`` (domain classifier trained on the run's training split and cached; real
@@ -22,6 +28,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from dataclasses import replace
 
 import numpy as np
 import torch
@@ -38,15 +45,20 @@ def _fid(ctx: EvalContext, images: torch.Tensor) -> float:
 
 
 @torch.no_grad()
-def figures(run: str, n: int, split: str, seed: int = 0) -> dict:
+def figures(run: str, n: int, split: str, seed: int = 0, step: int | None = None,
+            data_dir: str | None = None, ns_only: bool = False) -> dict:
     t0 = time.perf_counter()
     cfg, info = run_config(run)
-    method = load_run(run)
-    ctx = EvalContext(cfg.data, split=split, n_samples=n, backbone="domain", seed=seed)
-    out = {"run": run, "method": cfg.method, "data": cfg.data.name,
-           "step": int(latest_checkpoint(run).name.split("-")[1])}
-    res = evaluate(method, ctx, ["ns-acc", "fid"])
+    method = load_run(run, step=step)
+    data = replace(cfg.data, root=data_dir) if data_dir else cfg.data
+    ctx = EvalContext(data, split=split, n_samples=n, backbone="domain", seed=seed)
+    out = {"run": run, "method": cfg.method, "data": cfg.data.name, "data_dir": data.root,
+           "step": step if step is not None else int(latest_checkpoint(run).name.split("-")[1])}
+    res = evaluate(method, ctx, ["ns-acc"] if ns_only else ["ns-acc", "fid"])
     out["ns_acc"] = {k: res["ns-acc"][k] for k in ("centered", "uncentered", "n_train", "n_test")}
+    if ns_only:
+        out["seconds"] = round(time.perf_counter() - t0, 1)
+        return out
     out["fid_uncond"] = res["fid"]["value"]
     _, rec = ctx.reconstructions(method)
     out["fid_recon"] = _fid(ctx, rec)
@@ -74,8 +86,12 @@ def main() -> None:
     p.add_argument("--n", type=int, default=10000, help="reconstructions / samples per FID")
     p.add_argument("--split", default="test", choices=["test", "train"])
     p.add_argument("--json", help="also write the results to this file")
+    p.add_argument("--step", type=int, help="checkpoint step to score (default: the latest)")
+    p.add_argument("--data-dir", help="score on this copy of the run's dataset instead")
+    p.add_argument("--ns-only", action="store_true", help="nearest-subspace accuracy only")
     args = p.parse_args()
-    rows = [figures(r, args.n, args.split) for r in args.runs]
+    rows = [figures(r, args.n, args.split, step=args.step, data_dir=args.data_dir,
+                    ns_only=args.ns_only) for r in args.runs]
     for r in rows:
         print(json.dumps(r, default=lambda v: v.item() if isinstance(v, np.generic) else str(v)))
     if args.json:

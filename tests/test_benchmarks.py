@@ -1,0 +1,63 @@
+"""Tests of the data-preparation scripts in benchmarks/ whose output the recorded figures rest on."""
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from genae.data import DataConfig, load_dataset
+from test_data import write_mnist_dir, write_idx
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _script(name: str):
+    spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / f"{name}.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def _run(mod, monkeypatch, *args):
+    monkeypatch.setattr(sys, "argv", ["x", *map(str, args)])
+    mod.main()
+
+
+def test_mnist_disjoint_drops_exactly_the_held_out_test_images(tmp_path, monkeypatch):
+    full = write_mnist_dir(tmp_path / "full", n_train=40, n_test=10, gz=False)
+    xf, yf = full["train"]
+    pick = np.array([3, 7, 8, 20, 39])              # the "MNIST-10k" test split: 5 of full's train
+    small = tmp_path / "small"
+    small.mkdir()
+    write_idx(small / "t10k-images-idx3-ubyte.gz", xf[pick])
+    write_idx(small / "t10k-labels-idx1-ubyte.gz", yf[pick])
+    mod = _script("mnist_disjoint")
+    _run(mod, monkeypatch, "--full", tmp_path / "full", "--mnist10k", small, "--out", tmp_path / "out")
+    tr = load_dataset(DataConfig(name="mnist", root=str(tmp_path / "out"), download=False), "train")
+    te = load_dataset(DataConfig(name="mnist", root=str(tmp_path / "out"), download=False), "test")
+    keep = np.setdiff1d(np.arange(40), pick)
+    assert np.array_equal(tr.x[:, 0].numpy(), xf[keep]) and tr.y.tolist() == yf[keep].tolist()
+    assert np.array_equal(te.x[:, 0].numpy(), xf[pick]) and te.y.tolist() == yf[pick].tolist()
+    train_rows = {r.tobytes() for r in tr.x.numpy()}
+    assert not any(r.tobytes() in train_rows for r in te.x.numpy())        # disjoint
+
+
+@pytest.mark.parametrize("how", ["image not in full", "label disagrees"])
+def test_mnist_disjoint_refuses_inconsistent_sets(tmp_path, monkeypatch, how):
+    full = write_mnist_dir(tmp_path / "full", n_train=20, n_test=4, gz=False)
+    x, y = full["train"][0][:3].copy(), full["train"][1][:3].copy()
+    if how == "image not in full":
+        x[0] = 255 - x[0]
+    else:
+        y[1] = (y[1] + 1) % 10
+    small = tmp_path / "small"
+    small.mkdir()
+    write_idx(small / "t10k-images-idx3-ubyte", x)
+    write_idx(small / "t10k-labels-idx1-ubyte", y)
+    with pytest.raises(SystemExit, match="not in" if how == "image not in full" else "different labels"):
+        _run(_script("mnist_disjoint"), monkeypatch, "--full", tmp_path / "full", "--mnist10k", small,
+             "--out", tmp_path / "out")
+    assert not (tmp_path / "out").exists()
