@@ -61,3 +61,29 @@ def test_mnist_disjoint_refuses_inconsistent_sets(tmp_path, monkeypatch, how):
         _run(_script("mnist_disjoint"), monkeypatch, "--full", tmp_path / "full", "--mnist10k", small,
              "--out", tmp_path / "out")
     assert not (tmp_path / "out").exists()
+
+
+def test_ctrl_repro_scores_a_chosen_step_on_another_copy_of_the_data(tmp_path, monkeypatch):
+    from conftest import fast_train_overrides, tiny_overrides
+    from genae import runs
+    from genae.config import build_config
+    from genae.metrics import EvalContext, evaluate
+    from genae.train import train
+
+    monkeypatch.setenv("GENAE_CACHE", str(tmp_path / "cache"))
+    write_mnist_dir(tmp_path / "a", n_train=60, n_test=20)
+    write_mnist_dir(tmp_path / "b", n_train=50, n_test=30, seed=1)
+    cfg = build_config("ctrl-multi", "mnist", out=str(tmp_path / "run"),
+                       overrides=tiny_overrides("ctrl-multi") + fast_train_overrides(4)
+                       + [f"data.root={str(tmp_path / 'a')!r}", "data.download=False"])
+    run = str(train(cfg))
+    repro = _script("ctrl_repro")
+    own = repro.figures(run, 64, "test", ns_only=True)
+    other = repro.figures(run, 64, "test", step=2, data_dir=str(tmp_path / "b"), ns_only=True)
+    assert own["step"] == 4 and (own["ns_acc"]["n_train"], own["ns_acc"]["n_test"]) == (60, 20)
+    assert other["step"] == 2 and (other["ns_acc"]["n_train"], other["ns_acc"]["n_test"]) == (50, 30)
+    # the same number as genae's own evaluation of that checkpoint on that data
+    ctx = EvalContext(build_config("ctrl-multi", "mnist", overrides=[f"data.root={str(tmp_path / 'b')!r}"]).data,
+                      split="test", n_samples=64, backbone="domain")
+    ref = evaluate(runs.load_run(run, step=2), ctx, ["ns-acc"])["ns-acc"]
+    assert other["ns_acc"]["centered"] == ref["centered"] and other["data_dir"] == str(tmp_path / "b")
