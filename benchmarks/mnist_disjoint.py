@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from genae.data.idx import find_idx_file, read_idx_images, read_idx_labels
+from genae.data.idx import load_idx_split
 
 
 def _write_idx(path: Path, arr: np.ndarray) -> None:
@@ -31,9 +31,8 @@ def _write_idx(path: Path, arr: np.ndarray) -> None:
 
 
 def _split(d: Path, split: str) -> tuple[np.ndarray, np.ndarray]:
-    x = read_idx_images(find_idx_file(d, split, "images"))
-    y = read_idx_labels(find_idx_file(d, split, "labels"))
-    return x, y
+    ds = load_idx_split(d, split, "mnist")
+    return ds.x[:, 0].numpy(), ds.y.numpy().astype(np.uint8)
 
 
 def main() -> None:
@@ -45,13 +44,13 @@ def main() -> None:
     xf, yf = _split(a.full, "train")
     xt, yt = _split(a.mnist10k, "test")
     held = {r.tobytes(): int(c) for r, c in zip(xt.reshape(len(xt), -1), yt)}
-    rows = xf.reshape(len(xf), -1)
-    drop = np.array([r.tobytes() in held for r in rows])
-    found = {r.tobytes() for r in rows[drop]}
+    keys = [r.tobytes() for r in xf.reshape(len(xf), -1)]
+    drop = np.array([k in held for k in keys])
+    found = {k for k, d in zip(keys, drop) if d}
     if len(found) != len(held):
         raise SystemExit(f"{len(held) - len(found)} MNIST-10k test images are not in {a.full}")
     # the labels must agree where the images do, or the two sets are not what they claim to be
-    bad = sum(held[r.tobytes()] != int(c) for r, c in zip(rows[drop], yf[drop]))
+    bad = sum(held[k] != int(c) for k, c, d in zip(keys, yf, drop) if d)
     if bad:
         raise SystemExit(f"{bad} shared images carry different labels")
     a.out.mkdir(parents=True, exist_ok=True)

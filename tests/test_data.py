@@ -163,6 +163,13 @@ def test_not_found_lists_every_place(tmp_path):
     assert "not attempted" in str(e.value) and "apt-get" not in str(e.value)
 
 
+def _serve_as_mnist(monkeypatch, fs: FileSet, fake_urlopen) -> None:
+    """Register ``fs`` as the ``mnist`` file set, its 'network' answered by ``fake_urlopen``."""
+    monkeypatch.setattr(dl, "urlopen", fake_urlopen)
+    monkeypatch.setattr(idx, "MNIST_FILES", fs)
+    monkeypatch.setitem(DATASETS, "mnist", replace(DATASETS["mnist"], files=fs))
+
+
 def _served_fileset(tmp_path, monkeypatch, tamper: str | None = None):
     """An MNIST file set whose 'remote' files the fake fetcher serves from memory."""
     src = tmp_path / "served"
@@ -181,9 +188,7 @@ def _served_fileset(tmp_path, monkeypatch, tamper: str | None = None):
             data = data[:-1] + bytes([data[-1] ^ 1])          # same size, one bit flipped
         return io.BytesIO(data)
 
-    monkeypatch.setattr(dl, "urlopen", fake_urlopen)
-    monkeypatch.setattr(idx, "MNIST_FILES", fs)
-    monkeypatch.setitem(DATASETS, "mnist", replace(DATASETS["mnist"], files=fs))
+    _serve_as_mnist(monkeypatch, fs, fake_urlopen)
     return ref, calls
 
 
@@ -252,9 +257,7 @@ def _archive_fileset(tmp_path, monkeypatch, member_tamper: str | None = None,
             raise OSError(f"connection refused ({u})")
         return io.BytesIO(tgz[:-1] + bytes([tgz[-1] ^ 1]) if archive_tamper else tgz)
 
-    monkeypatch.setattr(dl, "urlopen", fake_urlopen)
-    monkeypatch.setattr(idx, "MNIST_FILES", fs)
-    monkeypatch.setitem(DATASETS, "mnist", replace(DATASETS["mnist"], files=fs))
+    _serve_as_mnist(monkeypatch, fs, fake_urlopen)
     return ref, calls, url
 
 

@@ -20,6 +20,7 @@ to match the download checksums (Debian's re-compressed gzips, for example, do n
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import shutil
@@ -194,27 +195,34 @@ def download_archive(a: Archive, dest: Path) -> Path:
     failure leaves ``dest`` as it was (and removes it if this call created it). Members already in
     ``dest`` are replaced by the verified copies.
     """
-    created = [p for p in (dest, *dest.parents) if not p.exists()]
-    dest.mkdir(parents=True, exist_ok=True)
+    with _made_dirs(dest), tempfile.TemporaryDirectory(prefix=".archive-", dir=dest) as tmp:
+        tmp = Path(tmp)
+        archive = download_file(a.file, tmp / a.file.name)
+        out = extract_members(archive, tmp / "members", {m.name for m in a.members})
+        for m in a.members:
+            if not (out / m.name).is_file():
+                raise CorruptDataset(f"{a.file.name} has no member {m.name}")
+            h, n = _sha256_file(out / m.name)
+            _check(m, n, h)
+        for m in a.members:
+            os.replace(out / m.name, dest / m.name)
+    return dest
+
+
+@contextlib.contextmanager
+def _made_dirs(d: Path):
+    """Create ``d`` (and missing parents); on exit remove those this call created, innermost
+    first, as long as they are empty, so a failed download leaves no empty cache directory."""
+    created = [p for p in (d, *d.parents) if not p.exists()]
+    d.mkdir(parents=True, exist_ok=True)
     try:
-        with tempfile.TemporaryDirectory(prefix=".archive-", dir=dest) as tmp:
-            tmp = Path(tmp)
-            archive = download_file(a.file, tmp / a.file.name)
-            out = extract_members(archive, tmp / "members", {m.name for m in a.members})
-            for m in a.members:
-                if not (out / m.name).is_file():
-                    raise CorruptDataset(f"{a.file.name} has no member {m.name}")
-                h, n = _sha256_file(out / m.name)
-                _check(m, n, h)
-            for m in a.members:
-                os.replace(out / m.name, dest / m.name)
+        yield d
     finally:
-        for p in created:  # innermost first; stops at the first directory that is not empty
+        for p in created:
             try:
                 p.rmdir()
-            except OSError:
+            except OSError:  # not empty: it holds what the call produced (or other files)
                 break
-    return dest
 
 
 def _sha256_file(path: Path) -> tuple[str, int]:
@@ -243,13 +251,8 @@ def download_file(rf: RemoteFile, dest: Path) -> Path:
     checksum or size mismatch, an ``OSError`` for network trouble). Nothing is left behind on
     failure: not the temporary file and not a cache directory this call created.
     """
-    created = []
-    for p in reversed([dest.parent, *dest.parent.parents]):
-        if not p.exists():
-            created.append(p)
-    dest.parent.mkdir(parents=True, exist_ok=True)
     errors: list[tuple[str, Exception]] = []
-    try:
+    with _made_dirs(dest.parent):
         for url in rf.urls:
             try:
                 _download_one(url, rf, dest)
@@ -261,13 +264,6 @@ def download_file(rf: RemoteFile, dest: Path) -> Path:
         if any(isinstance(e, CorruptDataset) for _, e in errors):
             raise CorruptDataset(msg)
         raise OSError(msg)
-    finally:
-        if not dest.exists():  # failed: remove the directories this call made, if still empty
-            for p in reversed(created):
-                try:
-                    p.rmdir()
-                except OSError:
-                    break
 
 
 def _download_one(url: str, rf: RemoteFile, dest: Path) -> None:
