@@ -1,6 +1,7 @@
 """MaskAAE vs its fixed-mask baseline over the code dimension m on ``synthetic`` data.
 
-Trains one run per (method, m, seed) with ``genae.train(build_config(...))``, evaluates ``fid``
+Trains one run per (method, m, seed) — ``seed`` is the training seed; every run sees the same
+synthetic data, the config's ``data.seed`` — with ``genae.train(build_config(...))``, evaluates ``fid``
 (raw vectors against the test split), ``active-dims`` (m_A) and ``nac`` with
 ``genae.metrics.evaluate``, and writes to ``--out``:
 
@@ -156,7 +157,8 @@ def main() -> None:
     p.add_argument("--config", default="configs/maskaae_synthetic_cpu.yaml", help="base config of the maskaae runs")
     p.add_argument("--n", type=int, default=8, help="true latent dimension (data.latent_dim)")
     p.add_argument("--ms", default="2,4,6,8,10,12,16,24,32", help="code dimensions m")
-    p.add_argument("--seeds", default="0,1,2")
+    p.add_argument("--seeds", default="0,1,2",
+                   help="training seeds (train.seed); the data stay the config's data.seed (0 unless set)")
     p.add_argument("--methods", default="maskaae,baseline", help="maskaae and/or baseline")
     p.add_argument("--baseline", default="maskaae-fixed", choices=["maskaae-fixed", "wae-gan"])
     p.add_argument("--steps", type=int, default=0, help="train.steps (0 = the config's)")

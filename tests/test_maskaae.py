@@ -13,7 +13,9 @@ import torch
 from genae.data import DataConfig, load_dataset
 from genae.errors import ConfigError
 from genae.methods import METHODS, Batch, DataInfo
-from genae.methods.maskaae import reference_lam3_every
+import numpy as np
+
+from genae.methods.maskaae import reference_lam3_every, variance_penalty
 from genae.metrics import EvalContext, evaluate
 from genae.train import player_params, run_update
 
@@ -56,6 +58,23 @@ def test_theta_initialised_uniform_and_stays_nonnegative():
             run_update(opts, update, params)
         assert (method.theta >= 0).all()
     assert (method.theta == 0).any(), "the projection never acted: the test does not test it"
+
+
+@pytest.mark.parametrize("form", ["paper", "reference"])
+def test_variance_penalty_against_numpy(form):
+    g = torch.Generator().manual_seed(1)
+    z, mu = torch.randn(10, 5, generator=g), torch.tensor([0.0, 0.1, 0.3, 0.8, 1.0])
+    zn, mun = z.double().numpy(), mu.double().numpy()
+    var = ((zn - zn.mean(0)) ** 2).mean(0)
+    want = (np.exp(-10 * mun) * var).sum() if form == "paper" else (np.exp(-10 * mun ** 2) * var).mean()
+    assert variance_penalty(z, mu, 10.0, form).item() == pytest.approx(want, rel=1e-5)
+    method = _build(var_penalty=form)  # the autoencoder update logs the same penalty
+    x = torch.randn(8, 16, generator=g)
+    logged = next(iter(method.train_step(Batch(x), 0))).logs["autoencoder/var_penalty"]
+    assert logged.item() == pytest.approx(
+        variance_penalty(method.encoder(x), method.mask().detach(), 10.0, form).item(), rel=1e-5)
+    with pytest.raises(ConfigError, match="var_penalty"):
+        _build(var_penalty="mean")
 
 
 def test_four_updates_in_order_with_their_players():
