@@ -7,14 +7,13 @@ from __future__ import annotations
 import math
 import warnings
 
+import numpy as np
 import pytest
 import torch
 
 from genae.data import DataConfig, load_dataset
 from genae.errors import ConfigError
 from genae.methods import METHODS, Batch, DataInfo
-import numpy as np
-
 from genae.methods.maskaae import reference_lam3_every, variance_penalty
 from genae.metrics import EvalContext, evaluate
 from genae.train import player_params, run_update

@@ -54,8 +54,8 @@ Choices and deviations
       (genae's default until 2026-12-04). The reduction over k is not stated by the paper text we
       have; the sum makes the penalty m× stronger. Measured on synthetic n = 16, m = 32 over seven
       training seeds (docs/results.md): the reference form gives FID 0.31–0.90 against 2.59–8.48
-      and m_A in [n, n + 1] on 5 of 7 seeds against 4 of 7 (6 of 7 with λ3 doubling every 1000
-      steps, configs/maskaae_synthetic_n16_cpu.yaml); on n = 8, m = 16 both give m_A 8, 9, 8,
+      and m_A in [n, n + 1] on 5 of 7 seeds against 4 of 7 (6 of 8, seed 7 held out, with λ3
+      doubling every 1000 steps, configs/maskaae_synthetic_n16_cpu.yaml); on n = 8, m = 16 both give m_A 8, 9, 8,
       FID 0.29–0.52 against 0.63–5.00.
     - Networks: the reference MNIST MLPs, 4 hidden layers of 1024 ReLU units for E, G and H
       (``net="mlp"``, ``depth=4``, ``hidden=0`` → 1024); the synthetic-data widths of the paper's
