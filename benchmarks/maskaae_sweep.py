@@ -12,8 +12,9 @@ synthetic data, the config's ``data.seed`` — with ``genae.train(build_config(.
 The baseline (``--baseline maskaae-fixed``, the default) is ``maskaae`` with
 ``model.learn_mask=false``: μ ≡ 1, the same networks, optimizers and update schedule, so the
 comparison isolates the mask (the reference code's ``mask_on=0``, the paper's WAE-GAN).
-``--baseline wae-gan`` uses the library's ``wae-gan`` with the widths and optimizer matched where
-its config allows (its MLP depth is fixed at 2 and its schedule is critic×n then one joint
+``--set-m M:KEY=VALUE`` overrides one code dimension's runs only (a λ3 clock or a length that
+grows with m, as the reference rule's does). ``--baseline wae-gan`` uses the library's ``wae-gan``
+with the widths and optimizer matched where its config allows (its MLP depth is fixed at 2 and its schedule is critic×n then one joint
 autoencoder update: not an isolating comparison).
 
 A finished run is not trained again (its ``sweep.json`` is reused), so an interrupted sweep
@@ -39,6 +40,7 @@ from genae.runs import load_run
 from genae.train import train
 from genae.config import build_config
 from genae.metrics import EvalContext, evaluate
+from genae.methods.maskaae import reference_lam3_every
 
 QUICK = dict(n=4, ms="2,4,8,12", seeds="0", steps=400, n_samples=2000,
              set=["model.hidden=64", "model.depth=2", "model.critic_hidden=64", "model.n_critic=2",
@@ -57,11 +59,12 @@ def run_one(args, variant: str, m: int, seed: int, out: Path) -> dict:
             "train.progress=false", "train.tensorboard=false", f"train.device={args.device}"]
     if args.steps:
         sets.append(f"train.steps={args.steps}")
+    per_m = args.set_m.get(m, [])
     if method == "maskaae":
-        sets += list(args.set) + [f"model.learn_mask={variant == 'maskaae'}"]
+        sets += list(args.set) + per_m + [f"model.learn_mask={variant == 'maskaae'}"]
         config_file = args.config
     else:  # wae-gan: match what its config can match
-        sets += [s for s in args.set if s.split("=")[0] in ("model.hidden", "model.critic_hidden", "model.n_critic")
+        sets += [s for s in args.set + per_m if s.split("=")[0] in ("model.hidden", "model.critic_hidden", "model.n_critic")
                  or s.startswith(("data.", "train."))] + ["model.optimizer=rmsprop"]
         config_file = None
     cfg = build_config(method, "synthetic", config_file=config_file if method == "maskaae" else None,
@@ -77,6 +80,7 @@ def run_one(args, variant: str, m: int, seed: int, out: Path) -> dict:
     t1 = time.perf_counter()
     res = evaluate(model, ctx, METRIC_NAMES)
     row = {"method": variant, "m": m, "seed": seed, "n": args.n, "steps": cfg.train.steps,
+           "lam3_every": getattr(cfg.model, "lam3_every", None), "set_m": per_m,
            "fid": res["fid"].get("value", math.nan),
            "m_active": res["active-dims"].get("value", m),
            "nac": res["nac"].get("value", math.nan),
@@ -104,23 +108,27 @@ def summarise(rows: list[dict]) -> list[dict]:
 
 def write_outputs(rows: list[dict], args, out: Path) -> None:
     (out / "results.json").write_text(json.dumps({"settings": vars(args), "rows": rows}, indent=1, default=str))
-    keys = ["method", "m", "seed", "n", "steps", "fid", "m_active", "nac", "train_s", "eval_s", "run"]
+    keys = ["method", "m", "seed", "n", "steps", "lam3_every", "fid", "m_active", "nac", "train_s", "eval_s", "run"]
     with open(out / "results.csv", "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=keys, extrasaction="ignore")
         w.writeheader()
         w.writerows(rows)
     summary = summarise(rows)
-    lines = [f"# MaskAAE sweep: synthetic n = {args.n}, steps = {rows[0]['steps'] if rows else '?'}, "
+    steps = sorted({r["steps"] for r in rows})
+    lines = [f"# MaskAAE sweep: synthetic n = {args.n}, steps = {', '.join(map(str, steps)) or '?'}, "
              f"FID on raw vectors (n_fake = {args.n_samples}, test split)", "",
              "| method | m | seeds | FID | m_A | NAC |", "|---|---|---|---|---|---|"]
     for s in summary:
         f = lambda p, d=3: f"{p[0]:.{d}f} ± {p[1]:.{d}f}" if math.isfinite(p[0]) else "—"  # noqa: E731
         lines.append(f"| {s['method']} | {s['m']} | {s['seeds']} | {f(s['fid'])} | {f(s['m_active'], 1)} | {f(s['nac'])} |")
-    lines += ["", "| method | m | seed | FID | m_A | NAC | μ | train s |", "|---|---|---|---|---|---|---|---|"]
+    lines += ["", "| method | m | seed | steps | λ3 every | FID | m_A | NAC | μ | train s |",
+              "|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         mu = " ".join(f"{v:.2f}" for v in r["mu"]) if r.get("mu") else ""
-        lines.append(f"| {r['method']} | {r['m']} | {r['seed']} | {r['fid']:.3f} | {r['m_active']} | "
-                     f"{r['nac']:.3f} | {mu} | {r['train_s']} |")
+        clock = r.get("lam3_every", "") if r["method"] == "maskaae" else "—"   # no mask, no λ3
+        clock = f"{reference_lam3_every(r['m'])} (rule)" if clock == 0 else clock
+        lines.append(f"| {r['method']} | {r['m']} | {r['seed']} | {r['steps']} | {clock} | "
+                     f"{r['fid']:.3f} | {r['m_active']} | {r['nac']:.3f} | {mu} | {r['train_s']} |")
     (out / "results.md").write_text("\n".join(lines) + "\n")
     plot(summary, args.n, out / "fid_vs_m.png")
 
@@ -151,6 +159,19 @@ def plot(summary: list[dict], n: int, path: Path) -> None:
     plt.close(fig)
 
 
+def parse_set_m(items: list[str], ms: list[int]) -> dict[int, list[str]]:
+    """``["32:model.lam3_every=2000", ...]`` -> ``{32: ["model.lam3_every=2000"], ...}``."""
+    per_m: dict[int, list[str]] = {}
+    for item in items:
+        head, sep, override = item.partition(":")
+        if not sep or "=" not in override or not head.strip().isdigit():
+            raise SystemExit(f"--set-m {item!r}: expected M:KEY=VALUE, e.g. 32:model.lam3_every=2000")
+        if int(head) not in ms:
+            raise SystemExit(f"--set-m {item!r}: m = {head} is not in --ms {','.join(map(str, ms))}")
+        per_m.setdefault(int(head), []).append(override.strip())
+    return per_m
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--quick", action="store_true", help="tiny nets, n=4, m in 2,4,8,12, 400 steps, one seed")
@@ -164,15 +185,20 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=0, help="train.steps (0 = the config's)")
     p.add_argument("--n-samples", type=int, default=10000, help="generated vectors for FID")
     p.add_argument("--set", action="append", default=[], help="extra overrides of the maskaae runs")
+    p.add_argument("--set-m", action="append", default=[], metavar="M:KEY=VALUE",
+                   help="an override for the runs at code dimension M only, e.g. 32:model.lam3_every=2000 "
+                        "(a λ3 clock or a length per m); repeatable, after --set")
     p.add_argument("--device", default="cpu")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     p.add_argument("--out", default="runs/maskaae-sweep")
     args = p.parse_args()
-    if args.quick:
-        args.n, args.ms, args.seeds = QUICK["n"], QUICK["ms"], QUICK["seeds"]
-        args.steps, args.n_samples = args.steps or QUICK["steps"], QUICK["n_samples"]
+    if args.quick:  # the quick settings fill in what the command line left at its default
+        for key in ("n", "ms", "seeds", "steps", "n_samples"):
+            if getattr(args, key) == p.get_default(key):
+                setattr(args, key, QUICK[key])
         args.set = QUICK["set"] + args.set
         args.out = args.out if args.out != "runs/maskaae-sweep" else "runs/maskaae-sweep-quick"
+    args.set_m = parse_set_m(args.set_m, [int(m) for m in args.ms.split(",")])
     torch.set_num_threads(args.threads)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

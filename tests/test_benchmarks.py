@@ -87,3 +87,54 @@ def test_ctrl_repro_scores_a_chosen_step_on_another_copy_of_the_data(tmp_path, m
                       split="test", n_samples=64, backbone="domain")
     ref = evaluate(runs.load_run(run, step=2), ctx, ["ns-acc"])["ns-acc"]
     assert other["ns_acc"]["centered"] == ref["centered"] and other["data_dir"] == str(tmp_path / "b")
+
+
+def test_maskaae_sweep_per_m_overrides_table_and_resume(tmp_path, monkeypatch):
+    import yaml
+    mod = _script("maskaae_sweep")
+    out = tmp_path / "sweep"
+    args = ["--quick", "--steps", 12, "--ms", "2,4", "--n-samples", 200, "--set", "data.n=600",
+            "--set-m", "4:model.lam3_every=7", "--set-m", "4:train.steps=16", "--out", out]
+    _run(mod, monkeypatch, *args)
+    rows = {(r["method"], int(r["m"])): r for r in __import__("csv").DictReader(open(out / "results.csv"))}
+    assert set(rows) == {(v, m) for v in ("maskaae", "maskaae-fixed") for m in (2, 4)}
+    for (variant, m), r in rows.items():
+        cfg = yaml.safe_load(open(Path(r["run"]) / "config.yaml"))
+        assert cfg["model"]["latent_dim"] == m and cfg["model"]["learn_mask"] == (variant == "maskaae")
+        assert (cfg["model"]["lam3_every"], cfg["train"]["steps"]) == ((7, 16) if m == 4 else (40, 12))
+        assert int(r["steps"]) == cfg["train"]["steps"] and 0 <= int(r["m_active"]) <= m
+    assert "| maskaae | 4 | 0 | 16 | 7 |" in (out / "results.md").read_text()
+    assert (out / "fid_vs_m.png").stat().st_size > 0
+    # a second invocation reuses every finished run instead of training it again
+    stamps = {p: p.stat().st_mtime_ns for p in out.glob("runs/*/config.yaml")}
+    _run(mod, monkeypatch, *args)
+    assert stamps == {p: p.stat().st_mtime_ns for p in out.glob("runs/*/config.yaml")}
+
+
+@pytest.mark.parametrize("bad, msg", [("4model.lam3_every=7", "expected M:KEY=VALUE"),
+                                      ("8:model.lam3_every=7", "not in --ms")])
+def test_maskaae_sweep_rejects_bad_set_m(tmp_path, monkeypatch, bad, msg):
+    mod = _script("maskaae_sweep")
+    with pytest.raises(SystemExit, match=msg):
+        _run(mod, monkeypatch, "--quick", "--ms", "2,4", "--set-m", bad, "--out", tmp_path / "s")
+    assert not (tmp_path / "s").exists()              # refused before anything is written
+
+
+def test_maskaae_mask_rank_reads_first_and_last_mask(tmp_path):
+    import json
+    mod = _script("maskaae_mask_rank")
+    run = tmp_path / "run"
+    run.mkdir()
+    first = [0.95, 0.40, 0.99, 0.92, 0.60]             # ranking at the start: 2, 0, 3, 4, 1
+    last = [1.00, 0.00, 1.00, 0.05, 0.97]              # kept 0, 2, 4: two of them in the top three
+    with open(run / "metrics.jsonl", "w") as f:
+        f.write(json.dumps({"step": 50, "autoencoder/recon": 1.0}) + "\n")   # a row without the mask
+        for step, mu in ((100, first), (200, [0.5] * 5), (300, last)):
+            f.write(json.dumps({"step": step, **{f"mu/{k:02d}": v for k, v in enumerate(mu)}}) + "\n")
+    r = mod.mask_rank(run)
+    assert (r["m"], r["m_active"], r["started_above_0.9"], r["kept_in_top"]) == (5, 3, 3, 2)
+    assert (r["min_start_kept"], r["max_start_closed"], r["first_step"], r["last_step"]) == (0.60, 0.92, 100, 300)
+    (tmp_path / "fixed").mkdir()
+    (tmp_path / "fixed" / "metrics.jsonl").write_text(json.dumps({"step": 100, "autoencoder/recon": 1.0}) + "\n")
+    with pytest.raises(SystemExit, match="no mu/KK"):
+        mod.mask_rank(tmp_path / "fixed")

@@ -59,6 +59,16 @@ def test_theta_initialised_uniform_and_stays_nonnegative():
     assert (method.theta == 0).any(), "the projection never acted: the test does not test it"
 
 
+def test_theta_init_min_bounds_the_draw_and_keeps_the_paper_draw_at_zero():
+    paper = _build(init_max=5.0).theta.detach().clone()        # _build seeds torch with 0
+    same = _build(init_max=5.0, init_min=0.0).theta.detach()
+    assert torch.equal(paper, same)                    # init_min = 0 is U[0, a] exactly
+    high = _build(init_max=5.0, init_min=2.5, latent_dim=256).theta.detach()
+    assert (high >= 2.5).all() and (high <= 5.0).all() and high.std() > 0.5
+    with pytest.raises(ConfigError, match="init_min"):
+        _build(init_max=2.0, init_min=2.0)
+
+
 @pytest.mark.parametrize("form", ["paper", "reference"])
 def test_variance_penalty_against_numpy(form):
     g = torch.Generator().manual_seed(1)

@@ -70,6 +70,9 @@ Choices and deviations
     - ``learn_mask=False`` fixes μ = 1 and drops the variance penalty and the mask update: the
       reference code's ``mask_on=0`` baseline (the paper's WAE-GAN with identical networks and
       schedule), so a comparison isolates the mask.
+    - ``init_min`` (genae's, not the paper's; default 0) raises θ's lower bound at initialisation,
+      θ ~ U[init_min, a]: at CPU scale the dimensions that stay active are almost exactly the ones
+      that started with the largest θ (docs/results.md), so U[0, a] makes m_A follow the draw.
     - ``mask_warmup`` (genae's, not the paper's; default 0) skips the mask update for the first
       steps and starts λ3's doubling clock with the first mask update, so the mask game after the
       warm-up is the paper's schedule shifted in time (docs/results.md, n = 16).
@@ -113,7 +116,8 @@ class MaskAAEConfig:
     lam1: float = 1000.0              # λ1 (reconstruction in the mask loss)
     lam2: float = 1.0                 # λ2 ((1 + ω)² in the mask loss)
     lam3_every: int = 0               # λ3 = 2/m doubles every this many steps; 0 = reference rule
-    init_max: float = 5.0             # a: θ ~ U[0, a]
+    init_max: float = 5.0             # a: θ ~ U[init_min, a]
+    init_min: float = 0.0             # θ's lower bound at initialisation (genae; 0 = paper)
     lr: float = 1e-4                  # critic and encoder-as-generator (RMSprop)
     ae_lr: float = 5e-4               # autoencoder
     mask_lr: float = 5e-4             # mask θ
@@ -133,7 +137,8 @@ class MaskAAE(Method):
         self.encoder = build_encoder(cfg.net, info.shape, cfg.latent_dim, width, cfg.depth)
         self.decoder = build_decoder(cfg.net, cfg.latent_dim, info.shape, width, out_act, cfg.depth)
         self.critic = MLP(cfg.latent_dim, 1, (cfg.critic_hidden,) * 4, act="relu")
-        self.theta = nn.Parameter(torch.rand(cfg.latent_dim) * cfg.init_max,
+        span = cfg.init_max - cfg.init_min
+        self.theta = nn.Parameter(cfg.init_min + torch.rand(cfg.latent_dim) * span,
                                   requires_grad=cfg.learn_mask)
 
     def optimizers(self) -> dict[str, torch.optim.Optimizer]:
@@ -290,6 +295,9 @@ def _validate(cfg: MaskAAEConfig, input_range: str) -> None:
     check_config(cfg, positive=("latent_dim", "depth", "critic_hidden", "n_critic", "lr", "ae_lr",
                                 "mask_lr", "init_max"),
                  nonnegative=("hidden", "gp_weight", "var_weight", "gamma", "lam1", "lam2",
-                              "lam3_every", "mask_warmup"))
+                              "lam3_every", "mask_warmup", "init_min"))
+    if cfg.init_min >= cfg.init_max:
+        raise ConfigError(f"model.init_min={cfg.init_min} must be below model.init_max={cfg.init_max} "
+                          "(θ ~ U[init_min, init_max])")
     if cfg.recon == "bce" and input_range != "unit":
         raise ConfigError("model.recon=bce needs images in [0, 1]; vector data uses model.recon=mse")
