@@ -323,9 +323,13 @@ def test_ddp_two_processes_equal_global_batch(tmp_path):
             # local-z gradients = the rows of the single-process gradient on the concatenated batch
             torch.testing.assert_close(r["gz"], gz[sl], rtol=tol, atol=tol * gz.abs().max().item())
             torch.testing.assert_close(r["gh"], gh[sl], rtol=tol, atol=tol * gh.abs().max().item())
-            # parameters: the SUM over ranks is the global-batch gradient; DDP's average is 1/W of it
-            torch.testing.assert_close(r["gw_sum"], gw, rtol=tol, atol=tol * gw.abs().max().item())
-            torch.testing.assert_close(r["gw_ddp"], gw / 2, rtol=tol, atol=tol * gw.abs().max().item())
+            # parameters: the SUM over ranks is the global-batch gradient; DDP's average is 1/W of it.
+            # Two partial sums and an all-reduce add the per-sample terms in another order than one
+            # matmul: in float32 that rounding reached 1.07e-5 · max|g| on an Intel Xeon (AVX-512), so
+            # the parameter check allows 10× the activation-gradient tolerance there.
+            ptol = tol * gw.abs().max().item() * (10 if precision == "float32" else 1)
+            torch.testing.assert_close(r["gw_sum"], gw, rtol=tol, atol=ptol)
+            torch.testing.assert_close(r["gw_ddp"], gw / 2, rtol=tol, atol=ptol / 2)
     z, zh = encode(x, w0), encode(xh, w0)
     for r, sl in zip(res, parts):
         torch.testing.assert_close(r["dr"], delta_r(z, y, K_DDP, precision="float64"),
