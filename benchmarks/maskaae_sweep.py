@@ -14,8 +14,8 @@ The baseline (``--baseline maskaae-fixed``, the default) is ``maskaae`` with
 comparison isolates the mask (the reference code's ``mask_on=0``, the paper's WAE-GAN).
 ``--set-m M:KEY=VALUE`` overrides one code dimension's runs only (a λ3 clock or a length that
 grows with m, as the reference rule's does). ``--baseline wae-gan`` uses the library's ``wae-gan``
-with the widths and optimizer matched where its config allows (its MLP depth is fixed at 2 and its schedule is critic×n then one joint
-autoencoder update: not an isolating comparison).
+with the widths and optimizer matched where its config allows (its MLP depth is fixed at 2 and its
+schedule is critic×n then one joint autoencoder update: not an isolating comparison).
 
 A finished run is not trained again (its ``sweep.json`` is reused), so an interrupted sweep
 continues where it stopped.
