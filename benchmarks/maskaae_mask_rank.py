@@ -13,23 +13,18 @@ at initialisation: with RMSprop each mask step moves θ by about ``mask_lr``, so
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 from genae.methods.maskaae import ACTIVE
+from genae.viz.plots import read_metrics
 
 
 def mask_rank(run_dir: Path) -> dict:
     """One row: m, m_A, the count started above 0.9, kept ∩ top-m_A by first μ, the margins."""
-    first = last = None
-    with open(run_dir / "metrics.jsonl") as f:
-        for line in f:
-            row = json.loads(line)
-            if any(k.startswith("mu/") for k in row):
-                first = first or row
-                last = row
-    if first is None:
+    rows = [r for r in read_metrics(run_dir / "metrics.jsonl") if "mu/00" in r]
+    if not rows:
         raise SystemExit(f"{run_dir}: no mu/KK entries in metrics.jsonl (not a maskaae run with a learned mask?)")
+    first, last = rows[0], rows[-1]
     keys = sorted(k for k in first if k.startswith("mu/"))
     mu0, mu1 = [first[k] for k in keys], [last[k] for k in keys]
     kept = [k for k, v in enumerate(mu1) if v >= ACTIVE]
