@@ -435,7 +435,9 @@ def test_write_report_embeds_everything(tmp_path):
         "fid": {"value": 12.5, "backbone": "domain", "backbone_test_acc": 0.98, "n_real": 2000,
                 "n_fake": 10000, "split": "test"},
         "ns-acc": {"skipped": "ns-acc needs class labels; <fake> is unlabelled"}}))
-    (run / "metrics.jsonl").write_text('{"step": 10, "vae/loss": 3.5}\n{"step": 20, "vae/loss": 2.5}\n')
+    # the last line cut short, as a SIGKILLed run leaves it: the table shows the last whole row
+    (run / "metrics.jsonl").write_text('{"step": 10, "vae/loss": 3.5}\n{"step": 20, "vae/loss": 2.5}\n'
+                                       '{"step": 30, "vae/lo')
     fig, ax = plt.subplots()
     ax.plot([0, 1], [1, 0])
     heat = np.zeros((5, 7, 3), np.uint8)
@@ -451,6 +453,8 @@ def test_write_report_embeds_everything(tmp_path):
     assert not re.search(r"(src|href)=['\"](?!data:)", text)  # nothing external
     assert "12.5" in text and "&lt;fake&gt; is unlabelled" in text and "heatmap &lt;|Z^T Z|&gt;" in text
     assert "2.5" in text and "method <b>vae</b>" in text
+    last = text.split("Last logged values", 1)[1]
+    assert "<td class='num'>20</td>" in last and "2.5" in last and "30" not in last.split("</table>")[0]
     # A run with nothing but a config still gets a (small) report, without a checkpoint to load.
     bare = tmp_path / "bare"
     bare.mkdir()

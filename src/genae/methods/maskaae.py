@@ -55,8 +55,8 @@ Choices and deviations
       have; the sum makes the penalty m× stronger. Measured on synthetic n = 16, m = 32 over seven
       training seeds (docs/results.md): the reference form gives FID 0.31–0.90 against 2.59–8.48
       and m_A in [n, n + 1] on 5 of 7 seeds against 4 of 7 (6 of 8, seed 7 held out, with λ3
-      doubling every 1000 steps, configs/maskaae_synthetic_n16_cpu.yaml); on n = 8, m = 16 both give m_A 8, 9, 8,
-      FID 0.29–0.52 against 0.63–5.00.
+      doubling every 1000 steps); on n = 8, m = 16 both give m_A 8, 9, 8, FID 0.29–0.52 against
+      0.63–5.00.
     - Networks: the reference MNIST MLPs, 4 hidden layers of 1024 ReLU units for E, G and H
       (``net="mlp"``, ``depth=4``, ``hidden=0`` → 1024); the synthetic-data widths of the paper's
       supplement were not available, so synthetic configs use the same MLP family (see
@@ -73,6 +73,8 @@ Choices and deviations
     - ``init_min`` (genae's, not the paper's; default 0) raises θ's lower bound at initialisation,
       θ ~ U[init_min, a]: at CPU scale the dimensions that stay active are almost exactly the ones
       that started with the largest θ (docs/results.md), so U[0, a] makes m_A follow the draw.
+      configs/maskaae_synthetic_n16_cpu.yaml uses θ ~ U[2.5, 3] with λ3 doubling every 3000
+      steps: m_A = 16 on each of four training seeds (with U[0, 5]: 14–18).
     - ``mask_warmup`` (genae's, not the paper's; default 0) skips the mask update for the first
       steps and starts λ3's doubling clock with the first mask update, so the mask game after the
       warm-up is the paper's schedule shifted in time (docs/results.md, n = 16).

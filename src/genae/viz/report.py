@@ -155,18 +155,14 @@ def render_report(run_dir: str | os.PathLike, figures: dict[str, Any] | None = N
                              f"<figcaption>{html.escape(name)}</figcaption></figure>")
             except Exception as e:  # one bad figure must not lose the report
                 parts.append(f"<p class='skip'>{html.escape(name)}: could not render ({html.escape(str(e))})</p>")
-    mpath = run / "metrics.jsonl"
-    if mpath.is_file():
-        last = None
-        for line in mpath.read_text().splitlines():
-            try:
-                last = json.loads(line)
-            except json.JSONDecodeError:
-                continue
-        if last:
-            cells = "".join(f"<tr><td>{html.escape(k)}</td><td class='num'>{html.escape(_fmt(v))}</td></tr>"
-                            for k, v in last.items())
-            parts += ["<h2>Last logged values</h2>", f"<table>{cells}</table>"]
+    from .plots import read_metrics  # matplotlib loads with it: imported where a report is built
+
+    rows = read_metrics(run / "metrics.jsonl")
+    last = rows[-1] if rows else None
+    if last:
+        cells = "".join(f"<tr><td>{html.escape(k)}</td><td class='num'>{html.escape(_fmt(v))}</td></tr>"
+                        for k, v in last.items())
+        parts += ["<h2>Last logged values</h2>", f"<table>{cells}</table>"]
     if cfg_text:
         parts += ["<h2>Config</h2>", f"<pre>{html.escape(cfg_text)}</pre>"]
     parts.append("</body></html>")
