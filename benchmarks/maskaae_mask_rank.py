@@ -16,7 +16,7 @@ import argparse
 from pathlib import Path
 
 from genae.methods.maskaae import ACTIVE
-from genae.viz.plots import read_metrics
+from genae.runs import read_metrics
 
 
 def mask_rank(run_dir: Path) -> dict:

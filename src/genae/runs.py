@@ -39,6 +39,20 @@ CKPT_DIR = "checkpoints"
 LATEST = "latest"
 
 
+def read_metrics(path: str | Path) -> list[dict]:
+    """Rows of a ``metrics.jsonl`` file (a truncated last line, from a killed run, is ignored)."""
+    rows = []
+    path = Path(path)
+    if not path.exists():
+        return rows
+    for line in path.read_text().splitlines():
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue
+    return rows
+
+
 def new_run_dir(cfg: RunConfig) -> Path:
     """``cfg.train.out_dir`` or ``runs/<method>-<data>-<YYYYmmdd-HHMMSS>``; refuses to reuse a run."""
     if cfg.train.out_dir:

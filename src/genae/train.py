@@ -28,7 +28,7 @@ from .errors import GenaeError, Interrupted, NonFiniteLoss
 from .methods import Method, Unsupported, Update
 from .optim import build_schedule
 from .viz.grids import save_grid
-from .viz.plots import loss_curves, read_metrics, save_figure
+from .viz.plots import loss_curves, save_figure
 
 
 # --------------------------------------------------------------------------------------------
@@ -257,7 +257,7 @@ def _fit(run_dir: Path, cfg: RunConfig, method: Method, data, device: torch.devi
                                       f"continue with `genae resume {run_dir}`")
         finally:
             log.close()
-    save_figure(loss_curves(read_metrics(run_dir / "metrics.jsonl")), run_dir / "loss_curves.png")
+    save_figure(loss_curves(runs.read_metrics(run_dir / "metrics.jsonl")), run_dir / "loss_curves.png")
     return run_dir
 
 
@@ -376,7 +376,7 @@ class _Logger:
 def _truncate_metrics(path: Path, step: int) -> None:
     if not path.exists():
         return
-    rows = read_metrics(path)
+    rows = runs.read_metrics(path)
     with open(path, "w") as f:
         for row in rows:
             if row.get("step", 0) <= step:

@@ -1,7 +1,6 @@
 """Matplotlib figures of a run (headless backend)."""
 from __future__ import annotations
 
-import json
 from collections import defaultdict
 from pathlib import Path
 
@@ -9,20 +8,6 @@ import matplotlib
 
 matplotlib.use("Agg")  # no display on servers; must precede pyplot
 import matplotlib.pyplot as plt  # noqa: E402
-
-
-def read_metrics(path: str | Path) -> list[dict]:
-    """Rows of a ``metrics.jsonl`` file (a truncated last line, from a killed run, is ignored)."""
-    rows = []
-    path = Path(path)
-    if not path.exists():
-        return rows
-    for line in path.read_text().splitlines():
-        try:
-            rows.append(json.loads(line))
-        except json.JSONDecodeError:
-            continue
-    return rows
 
 
 def loss_curves(rows: list[dict]):

@@ -15,11 +15,17 @@ import json
 import math
 import os
 import re
+import sys
 import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
+import yaml
+
+from ..data import load_dataset, to_range
+from ..runs import load_run, read_metrics, run_config
 
 __all__ = ["write_report", "render_report"]
 
@@ -120,7 +126,6 @@ def render_report(run_dir: str | os.PathLike, figures: dict[str, Any] | None = N
     cfg_text = (run / "config.yaml").read_text() if (run / "config.yaml").is_file() else ""
     if cfg_text:
         try:
-            import yaml
             cfg = yaml.safe_load(cfg_text) or {}
             data = cfg.get("data", {}) or {}
             parts.append(f"<p class='sub'>method <b>{html.escape(str(cfg.get('method', '?')))}</b> "
@@ -155,11 +160,9 @@ def render_report(run_dir: str | os.PathLike, figures: dict[str, Any] | None = N
                              f"<figcaption>{html.escape(name)}</figcaption></figure>")
             except Exception as e:  # one bad figure must not lose the report
                 parts.append(f"<p class='skip'>{html.escape(name)}: could not render ({html.escape(str(e))})</p>")
-    from .plots import read_metrics  # matplotlib loads with it: imported where a report is built
-
     rows = read_metrics(run / "metrics.jsonl")
-    last = rows[-1] if rows else None
-    if last:
+    if rows and rows[-1]:
+        last = rows[-1]
         cells = "".join(f"<tr><td>{html.escape(k)}</td><td class='num'>{html.escape(_fmt(v))}</td></tr>"
                         for k, v in last.items())
         parts += ["<h2>Last logged values</h2>", f"<table>{cells}</table>"]
@@ -172,12 +175,6 @@ def render_report(run_dir: str | os.PathLike, figures: dict[str, Any] | None = N
 def _figure_batch(run: Path, method: Any, n: int = 500):
     """The first ``n`` test examples of the run's dataset in the method's input range, sorted by
     label (so class blocks line up in heatmaps); ``(x, y)`` with ``y`` None when unlabelled."""
-    import torch
-
-    from ..data import to_range
-    from ..runs import run_config
-    from ..data import load_dataset
-
     cfg, _ = run_config(run)
     test = load_dataset(cfg.data, "test")
     x, y = test.x[:n], test.y[:n] if test.y is not None else None
@@ -199,19 +196,16 @@ def write_report(run_dir: str | os.PathLike, method: Any = None, figures: dict[s
     if figures is None:
         if method is None:
             try:
-                from ..runs import load_run
                 method = load_run(run)
             except Exception:
                 method = None
         figures = {}
         if method is not None and hasattr(method, "figures"):
             try:
-                import torch
                 with torch.no_grad():
                     figures = dict(method.figures(*_figure_batch(run, method)))
             except Exception as e:
                 figures = {}
-                import sys
                 print(f"[genae report] method figures skipped: {e}", file=sys.stderr)
     text = render_report(run, figures)
     out = run / "report.html"
