@@ -109,6 +109,15 @@ def test_eval_json_and_report(tmp_path):
     table = genae("eval", run, "--metrics", "nac").stdout
     assert "nac" in table and "written to" in table
     assert set(json.loads((run / "eval.json").read_text())["metrics"]) == {*names.split(","), "nac"}
+    # --step: a kept earlier checkpoint, into its own file; eval.json stays the latest's
+    early = json.loads(genae("eval", run, "--metrics", "recon-mse", "--step", 2, "--json").stdout)
+    record = json.loads((run / "eval-step-00000002.json").read_text())
+    assert record["step"] == 2 and record["metrics"]["recon-mse"]["value"] == early["recon-mse"]["value"]
+    assert early["recon-mse"]["value"] != results["recon-mse"]["value"]  # other weights
+    assert json.loads((run / "eval.json").read_text())["step"] == 4
+    missing = genae("eval", run, "--metrics", "recon-mse", "--step", 3, check=False)
+    assert missing.returncode == 2 and "no checkpoint at step 3" in missing.stderr
+    assert "step-00000002" in missing.stderr and "Traceback" not in missing.stderr
     bad = genae("eval", run, "--metrics", "fid,fidd", check=False)
     assert bad.returncode == 2 and "fidd" in bad.stderr and "valid:" in bad.stderr
     genae("report", run)

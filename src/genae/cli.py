@@ -3,7 +3,7 @@
     genae train METHOD --data NAME [--data-dir DIR] [--config FILE] [--set a.b=v ...] [--out RUN]
     genae resume RUN
     genae sample RUN --n N --out FILE.png [--seed S] [--class K]
-    genae eval RUN --metrics fid,kid,... [--split test] [--n-samples N] [--backbone domain] [--json]
+    genae eval RUN --metrics fid,kid,... [--split test] [--n-samples N] [--backbone domain] [--step S] [--json]
     genae report RUN
     genae methods | genae config METHOD | genae data list|info|fetch | genae demo
 
@@ -79,7 +79,8 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--device", default="cpu")
     s.set_defaults(func=_cmd_sample)
 
-    e = sub.add_parser("eval", help="evaluate a run's latest checkpoint (writes RUN/eval.json)")
+    e = sub.add_parser("eval", help="evaluate a run's latest checkpoint (writes RUN/eval.json), or with "
+                                    "--step a kept earlier one")
     e.add_argument("run")
     e.add_argument("--metrics", default=DEFAULT_METRICS,
                    help=f"comma-separated names from genae.metrics.METRICS (default: {DEFAULT_METRICS})")
@@ -89,6 +90,9 @@ def _parser() -> argparse.ArgumentParser:
                    help="feature network for fid/kid/is (domain: trained here, offline)")
     e.add_argument("--device", default="cpu")
     e.add_argument("--seed", type=int, default=0)
+    e.add_argument("--step", type=int, default=None,
+                   help="evaluate the kept checkpoint of this step instead of the latest "
+                        "(writes RUN/eval-step-SSSSSSSS.json, leaving eval.json to the latest)")
     e.add_argument("--json", action="store_true", help="print exactly one JSON object on stdout")
     e.set_defaults(func=_cmd_eval)
 
@@ -183,11 +187,11 @@ def _cmd_eval(args) -> int:
     if args.n_samples <= 0:
         raise GenaeError("--n-samples must be positive")
     cfg, _ = run_config(args.run)
-    method = load_run(args.run, device=args.device)
+    method = load_run(args.run, device=args.device, step=args.step)
     ctx = EvalContext(cfg.data, split=args.split, n_samples=args.n_samples, backbone=args.backbone,
                       device=args.device, seed=args.seed, progress=not args.json)
     results = evaluate(method, ctx, names)
-    path, step = _write_eval(args.run, cfg, results)
+    path, step = _write_eval(args.run, cfg, results, step=args.step)
     if args.json:
         print(json.dumps(results, default=_jsonable))
     else:
@@ -197,16 +201,21 @@ def _cmd_eval(args) -> int:
     return 0
 
 
-def _write_eval(run, cfg, results: dict) -> tuple[Path, int]:
-    """Merge ``results`` into ``RUN/eval.json`` (atomically); returns the path and the step evaluated."""
+def _write_eval(run, cfg, results: dict, step: int | None = None) -> tuple[Path, int]:
+    """Merge ``results`` into ``RUN/eval.json`` (the latest checkpoint's), or into
+    ``RUN/eval-step-SSSSSSSS.json`` for an earlier ``step`` (atomically); returns the path and the
+    step evaluated. One file per checkpoint, so metrics of different steps never mix."""
     from .runs import latest_checkpoint
 
-    path = Path(run) / "eval.json"
+    if step is None:
+        path = Path(run) / "eval.json"
+        step = int(latest_checkpoint(run).name.split("-")[1])
+    else:
+        path = Path(run) / f"eval-step-{step:08d}.json"
     previous = json.loads(path.read_text()).get("metrics", {}) if path.is_file() else {}
-    step = int(latest_checkpoint(run).name.split("-")[1])
     record = {"run": str(run), "method": cfg.method, "data": cfg.data.name, "step": step,
               "metrics": {**previous, **results}}
-    tmp = path.with_name("eval.json.tmp")
+    tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(json.dumps(record, indent=2, default=_jsonable))
     tmp.replace(path)
     return path, step
