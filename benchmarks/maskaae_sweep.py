@@ -103,8 +103,11 @@ def summarise(rows: list[dict]) -> list[dict]:
         def ms(key):
             v = [r[key] for r in rs if r[key] is not None and math.isfinite(r[key])]
             return (statistics.fmean(v) if v else math.nan, statistics.stdev(v) if len(v) > 1 else 0.0)
+        fids = [r["fid"] for r in rs if math.isfinite(r["fid"])]
         out.append({"method": method, "m": m, "seeds": len(rs), "fid": ms("fid"), "m_active": ms("m_active"),
-                    "nac": ms("nac")})
+                    "nac": ms("nac"), "fid_seeds": fids,
+                    # one collapsed seed dominates a mean of three; the median is the curve's shape
+                    "fid_median": statistics.median(fids) if fids else math.nan})
     return out
 
 
@@ -119,10 +122,12 @@ def write_outputs(rows: list[dict], args, out: Path) -> None:
     steps = sorted({r["steps"] for r in rows})
     lines = [f"# MaskAAE sweep: synthetic n = {args.n}, steps = {', '.join(map(str, steps)) or '?'}, "
              f"FID on raw vectors (n_fake = {args.n_samples}, test split)", "",
-             "| method | m | seeds | FID | m_A | NAC |", "|---|---|---|---|---|---|"]
+             "| method | m | seeds | FID | FID median | m_A | NAC |", "|---|---|---|---|---|---|---|"]
     for s in summary:
         f = lambda p, d=3: f"{p[0]:.{d}f} ± {p[1]:.{d}f}" if math.isfinite(p[0]) else "—"  # noqa: E731
-        lines.append(f"| {s['method']} | {s['m']} | {s['seeds']} | {f(s['fid'])} | {f(s['m_active'], 1)} | {f(s['nac'])} |")
+        med = f"{s['fid_median']:.3f}" if math.isfinite(s["fid_median"]) else "—"
+        lines.append(f"| {s['method']} | {s['m']} | {s['seeds']} | {f(s['fid'])} | {med} | {f(s['m_active'], 1)} | "
+                     f"{f(s['nac'])} |")
     lines += ["", "| method | m | seed | steps | λ3 every | FID | m_A | NAC | μ | train s |",
               "|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
@@ -138,14 +143,21 @@ def plot(summary: list[dict], n: int, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 3.8))
-    for method in sorted({s["method"] for s in summary}):
+    for i, method in enumerate(sorted({s["method"] for s in summary})):
         ss = [s for s in summary if s["method"] == method]
         ms = [s["m"] for s in ss]
-        a1.errorbar(ms, [s["fid"][0] for s in ss], yerr=[s["fid"][1] for s in ss], marker="o", capsize=3, label=method)
+        # FID: the median over seeds as the line, every seed as a dot, log scale (FIDs span decades
+        # and a collapsed seed would swamp a mean ± std bar)
+        a1.plot(ms, [s["fid_median"] for s in ss], marker="o", color=f"C{i}", label=f"{method} (median)")
+        seeds = [(s["m"], v) for s in ss for v in s["fid_seeds"] if v > 0]
+        if seeds:
+            a1.scatter(*zip(*seeds), s=12, color=f"C{i}", alpha=0.45)
         a2.errorbar(ms, [s["m_active"][0] for s in ss], yerr=[s["m_active"][1] for s in ss], marker="o",
                     capsize=3, label=method)
     a1.axvline(n, color="gray", ls=":", lw=1)
-    a1.set(xlabel="code dimension m", ylabel="FID (raw vectors)", title=f"FID vs m (true n = {n})")
+    if any(v > 0 for s in summary for v in s["fid_seeds"]):
+        a1.set_yscale("log")
+    a1.set(xlabel="code dimension m", ylabel="FID (raw vectors; dots: seeds)", title=f"FID vs m (true n = {n})")
     a1.legend()
     top = max([s["m"] for s in summary] or [n])
     a2.plot([0, top], [0, top], color="gray", lw=0.8, ls="--", label="m_A = m")

@@ -111,6 +111,16 @@ def test_maskaae_sweep_per_m_overrides_table_and_resume(tmp_path, monkeypatch):
     assert stamps == {p: p.stat().st_mtime_ns for p in out.glob("runs/*/config.yaml")}
 
 
+def test_maskaae_sweep_summary_median_resists_one_collapsed_seed():
+    """The fixed mask at m = n, 30,000 steps (docs/results.md): one seed collapsed to 9.40."""
+    mod = _script("maskaae_sweep")
+    rows = [{"method": "maskaae-fixed", "m": 8, "seed": s, "fid": f, "m_active": 8, "nac": 0.03}
+            for s, f in enumerate([9.395, 0.194, 0.626])]
+    (summary,) = mod.summarise(rows)
+    assert summary["fid_median"] == 0.626 and summary["fid_seeds"] == [9.395, 0.194, 0.626]
+    assert abs(summary["fid"][0] - 10.215 / 3) < 1e-12
+
+
 @pytest.mark.parametrize("bad, msg", [("4model.lam3_every=7", "expected M:KEY=VALUE"),
                                       ("8:model.lam3_every=7", "not in --ms")])
 def test_maskaae_sweep_rejects_bad_set_m(tmp_path, monkeypatch, bad, msg):
