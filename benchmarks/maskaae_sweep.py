@@ -18,7 +18,8 @@ with the widths and optimizer matched where its config allows (its MLP depth is 
 schedule is critic×n then one joint autoencoder update: not an isolating comparison).
 
 A finished run is not trained again (its ``sweep.json`` is reused), so an interrupted sweep
-continues where it stopped.
+continues where it stopped; ``--finished-only`` trains nothing and writes the table and figure of
+the finished runs of the grid (a grid where not every method ran at every m).
 
     python benchmarks/maskaae_sweep.py --quick                        # a few minutes on a CPU
     python benchmarks/maskaae_sweep.py --config configs/maskaae_synthetic_cpu.yaml \\
@@ -203,6 +204,8 @@ def main() -> None:
     p.add_argument("--device", default="cpu")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     p.add_argument("--out", default="runs/maskaae-sweep")
+    p.add_argument("--finished-only", action="store_true",
+                   help="train nothing: tabulate and plot the runs of the grid that have finished")
     args = p.parse_args()
     if args.quick:  # the quick settings fill in what the command line left at its default
         for key in ("n", "ms", "seeds", "steps", "n_samples"):
@@ -220,6 +223,8 @@ def main() -> None:
     for seed in map(int, args.seeds.split(",")):
         for m in map(int, args.ms.split(",")):
             for variant in variants:
+                if args.finished_only and not (out / "runs" / f"{variant}-m{m:02d}-s{seed}" / "sweep.json").is_file():
+                    continue
                 row = run_one(args, variant, m, seed, out)
                 rows.append(row)
                 print(f"{variant:14s} m={m:3d} seed={seed} fid={row['fid']:.3f} m_A={row['m_active']} "

@@ -109,6 +109,10 @@ def test_maskaae_sweep_per_m_overrides_table_and_resume(tmp_path, monkeypatch):
     stamps = {p: p.stat().st_mtime_ns for p in out.glob("runs/*/config.yaml")}
     _run(mod, monkeypatch, *args)
     assert stamps == {p: p.stat().st_mtime_ns for p in out.glob("runs/*/config.yaml")}
+    # --finished-only over a wider grid: tabulates the finished runs, trains none of m = 6
+    _run(mod, monkeypatch, *[a if a != "2,4" else "2,4,6" for a in args], "--finished-only")
+    assert stamps == {p: p.stat().st_mtime_ns for p in out.glob("runs/*/config.yaml")}
+    assert {int(r["m"]) for r in __import__("csv").DictReader(open(out / "results.csv"))} == {2, 4}
 
 
 def test_maskaae_sweep_summary_median_resists_one_collapsed_seed():
