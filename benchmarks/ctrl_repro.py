@@ -35,7 +35,7 @@ import torch
 
 from genae.metrics import EvalContext, evaluate
 from genae.metrics.frechet import feature_statistics, frechet_distance
-from genae.runs import latest_checkpoint, load_run, run_config
+from genae.runs import checkpoint_step, latest_checkpoint, load_run, run_config
 
 
 def _fid(ctx: EvalContext, images: torch.Tensor) -> float:
@@ -53,7 +53,7 @@ def figures(run: str, n: int, split: str, seed: int = 0, step: int | None = None
     data = replace(cfg.data, root=data_dir) if data_dir else cfg.data
     ctx = EvalContext(data, split=split, n_samples=n, backbone="domain", seed=seed)
     out = {"run": run, "method": cfg.method, "data": cfg.data.name, "data_dir": data.root,
-           "step": step if step is not None else int(latest_checkpoint(run).name.split("-")[1])}
+           "step": step if step is not None else checkpoint_step(latest_checkpoint(run))}
     res = evaluate(method, ctx, ["ns-acc"] if ns_only else ["ns-acc", "fid"])
     out["ns_acc"] = {k: res["ns-acc"][k] for k in ("centered", "uncentered", "n_train", "n_test")}
     if ns_only:

@@ -50,8 +50,13 @@ QUICK = dict(n=4, ms="2,4,8,12", seeds="0", steps=400, n_samples=2000,
 METRIC_NAMES = ["fid", "active-dims", "nac"]
 
 
+def run_path(out: Path, variant: str, m: int, seed: int) -> Path:
+    """One run's directory in the sweep's ``--out``; its ``sweep.json`` marks it finished."""
+    return out / "runs" / f"{variant}-m{m:02d}-s{seed}"
+
+
 def run_one(args, variant: str, m: int, seed: int, out: Path) -> dict:
-    run_dir = out / "runs" / f"{variant}-m{m:02d}-s{seed}"
+    run_dir = run_path(out, variant, m, seed)
     done = run_dir / "sweep.json"
     if done.is_file():
         return json.loads(done.read_text())
@@ -101,10 +106,13 @@ def summarise(rows: list[dict]) -> list[dict]:
         groups.setdefault((r["method"], r["m"]), []).append(r)
     out = []
     for (method, m), rs in sorted(groups.items()):
+        def finite(key):
+            return [r[key] for r in rs if r[key] is not None and math.isfinite(r[key])]
+
         def ms(key):
-            v = [r[key] for r in rs if r[key] is not None and math.isfinite(r[key])]
+            v = finite(key)
             return (statistics.fmean(v) if v else math.nan, statistics.stdev(v) if len(v) > 1 else 0.0)
-        fids = [r["fid"] for r in rs if math.isfinite(r["fid"])]
+        fids = finite("fid")
         out.append({"method": method, "m": m, "seeds": len(rs), "fid": ms("fid"), "m_active": ms("m_active"),
                     "nac": ms("nac"), "fid_seeds": fids,
                     # one collapsed seed dominates a mean of three; the median is the curve's shape
@@ -223,7 +231,7 @@ def main() -> None:
     for seed in map(int, args.seeds.split(",")):
         for m in map(int, args.ms.split(",")):
             for variant in variants:
-                if args.finished_only and not (out / "runs" / f"{variant}-m{m:02d}-s{seed}" / "sweep.json").is_file():
+                if args.finished_only and not (run_path(out, variant, m, seed) / "sweep.json").is_file():
                     continue
                 row = run_one(args, variant, m, seed, out)
                 rows.append(row)

@@ -205,19 +205,17 @@ def _write_eval(run, cfg, results: dict, step: int | None = None) -> tuple[Path,
     """Merge ``results`` into ``RUN/eval.json`` (the latest checkpoint's), or into
     ``RUN/eval-step-SSSSSSSS.json`` for an earlier ``step`` (atomically); returns the path and the
     step evaluated. One file per checkpoint, so metrics of different steps never mix."""
-    from .runs import latest_checkpoint
+    from .runs import atomic_write, checkpoint_name, checkpoint_step, latest_checkpoint
 
     if step is None:
         path = Path(run) / "eval.json"
-        step = int(latest_checkpoint(run).name.split("-")[1])
+        step = checkpoint_step(latest_checkpoint(run))
     else:
-        path = Path(run) / f"eval-step-{step:08d}.json"
+        path = Path(run) / f"eval-{checkpoint_name(step)}.json"
     previous = json.loads(path.read_text()).get("metrics", {}) if path.is_file() else {}
     record = {"run": str(run), "method": cfg.method, "data": cfg.data.name, "step": step,
               "metrics": {**previous, **results}}
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(record, indent=2, default=_jsonable))
-    tmp.replace(path)
+    atomic_write(path, json.dumps(record, indent=2, default=_jsonable).encode())
     return path, step
 
 

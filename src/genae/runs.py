@@ -69,7 +69,7 @@ def new_run_dir(cfg: RunConfig) -> Path:
 
 
 def write_config(run_dir: Path, cfg: RunConfig, info: DataInfo) -> None:
-    _atomic_write(Path(run_dir) / CONFIG, _config_text(cfg, info).encode())
+    atomic_write(Path(run_dir) / CONFIG, _config_text(cfg, info).encode())
 
 
 def read_config(run_dir: str | Path) -> dict[str, Any]:
@@ -89,6 +89,16 @@ def run_config(run_dir: str | Path) -> tuple[RunConfig, DataInfo]:
 # --------------------------------------------------------------------------------------------
 # Checkpoints
 # --------------------------------------------------------------------------------------------
+def checkpoint_name(step: int) -> str:
+    """The directory name of ``step``'s checkpoint: ``step-00001000``."""
+    return f"step-{step:08d}"
+
+
+def checkpoint_step(ckpt: Path) -> int:
+    """The training step of a checkpoint directory (the inverse of ``checkpoint_name``)."""
+    return int(Path(ckpt).name.split("-")[1])
+
+
 def latest_checkpoint(run_dir: str | Path) -> Path | None:
     """The newest complete checkpoint directory, or None if the run has none yet."""
     pointer = Path(run_dir) / CKPT_DIR / LATEST
@@ -103,7 +113,7 @@ def write_checkpoint(run_dir: Path, step: int, method: Method, trainer_state: di
     """Atomically write weights + trainer state + config for ``step``; keep the newest ``keep``."""
     root = Path(run_dir) / CKPT_DIR
     root.mkdir(parents=True, exist_ok=True)
-    name = f"step-{step:08d}"
+    name = checkpoint_name(step)
     tmp = root / f".tmp-{name}"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
@@ -120,7 +130,7 @@ def write_checkpoint(run_dir: Path, step: int, method: Method, trainer_state: di
         shutil.rmtree(final)
     os.replace(tmp, final)
     _fsync_dir(root)
-    _atomic_write(root / LATEST, name.encode())
+    atomic_write(root / LATEST, name.encode())
     for old in sorted(p for p in root.glob("step-*") if p.is_dir())[:-keep]:
         shutil.rmtree(old, ignore_errors=True)
     return final
@@ -141,7 +151,7 @@ def load_run(run_dir: str | Path, device: str | torch.device = "cpu", step: int 
         if ckpt is None:
             raise GenaeError(f"{run_dir} has no complete checkpoint yet")
     else:
-        ckpt = Path(run_dir) / CKPT_DIR / f"step-{step:08d}"
+        ckpt = Path(run_dir) / CKPT_DIR / checkpoint_name(step)
         if not (ckpt / "model.safetensors").is_file():
             have = sorted(p.name for p in (Path(run_dir) / CKPT_DIR).glob("step-*"))
             raise GenaeError(f"{run_dir} has no checkpoint at step {step}; it has: {', '.join(have) or 'none'}")
@@ -185,7 +195,8 @@ def _fsync_dir(path: Path) -> None:
         pass
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
+def atomic_write(path: Path, data: bytes) -> None:
+    """Replace ``path`` with ``data`` so that a crash leaves the old or the new file, never a part."""
     tmp = path.with_name(path.name + ".tmp")
     _write_synced(tmp, data)
     os.replace(tmp, path)
