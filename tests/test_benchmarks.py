@@ -1,6 +1,7 @@
 """Tests of the data-preparation scripts in benchmarks/ whose output the recorded figures rest on."""
 from __future__ import annotations
 
+import csv
 import importlib.util
 import sys
 from pathlib import Path
@@ -96,7 +97,7 @@ def test_maskaae_sweep_per_m_overrides_table_and_resume(tmp_path, monkeypatch):
     args = ["--quick", "--steps", 12, "--ms", "2,4", "--n-samples", 200, "--set", "data.n=600",
             "--set-m", "4:model.lam3_every=7", "--set-m", "4:train.steps=16", "--out", out]
     _run(mod, monkeypatch, *args)
-    rows = {(r["method"], int(r["m"])): r for r in __import__("csv").DictReader(open(out / "results.csv"))}
+    rows = {(r["method"], int(r["m"])): r for r in csv.DictReader((out / "results.csv").open())}
     assert set(rows) == {(v, m) for v in ("maskaae", "maskaae-fixed") for m in (2, 4)}
     for (variant, m), r in rows.items():
         cfg = yaml.safe_load(open(Path(r["run"]) / "config.yaml"))
@@ -112,7 +113,7 @@ def test_maskaae_sweep_per_m_overrides_table_and_resume(tmp_path, monkeypatch):
     # --finished-only over a wider grid: tabulates the finished runs, trains none of m = 6
     _run(mod, monkeypatch, *[a if a != "2,4" else "2,4,6" for a in args], "--finished-only")
     assert stamps == {p: p.stat().st_mtime_ns for p in out.glob("runs/*/config.yaml")}
-    assert {int(r["m"]) for r in __import__("csv").DictReader(open(out / "results.csv"))} == {2, 4}
+    assert {int(r["m"]) for r in csv.DictReader((out / "results.csv").open())} == {2, 4}
 
 
 def test_maskaae_sweep_summary_median_resists_one_collapsed_seed():

@@ -64,12 +64,12 @@ Choices and deviations
       decoder (the supplement's conv nets were not available either); H is always the MLP.
       PyTorch's default initialisation (the reference uses Glorot-normal).
     - All updates of a step use the step's batch (the reference draws a fresh batch for every
-      update, with replacement); prior samples are fresh for every update.
+      update, with replacement); prior samples are fresh for every update. Step 2 and 3 share
+      one encoder pass (E does not change during critic updates).
     - The reference script scores FID at every saved checkpoint (every 5000 steps) and reports
       the **minimum** over them, a selection on the evaluation metric itself; genae's ``eval.json``
       is the final checkpoint's, and ``genae eval RUN --step S`` scores a kept earlier one, so a
-      best-of-checkpoints figure can be computed but is never the default. Step 2 and 3 share one encoder pass
-      (E does not change during critic updates).
+      best-of-checkpoints figure can be computed but is never the default.
     - RMSprop smoothing α = 0.9 (TensorFlow's default decay, as in the reference), ε = 1e-8.
     - ``learn_mask=False`` fixes μ = 1 and drops the variance penalty and the mask update: the
       reference code's ``mask_on=0`` baseline (the paper's WAE-GAN with identical networks and
