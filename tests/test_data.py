@@ -20,9 +20,9 @@ import numpy as np
 import pytest
 import torch
 
-from genae.data import (DATASETS, BatchSampler, DataConfig, check_data_config, dataset_info, fetch,
-                        install_system_dataset, list_datasets, load_dataset, synthetic_network,
-                        to_range)
+from genae.data import (DATASETS, BatchSampler, DataConfig, check_data_config, compare_provenance,
+                        dataset_info, fetch, install_system_dataset, list_datasets, load_dataset,
+                        provenance, synthetic_network, to_range)
 from genae.data import download as dl
 from genae.data import idx
 from genae.data.download import Archive, FileSet, RemoteFile
@@ -146,11 +146,12 @@ def test_lookup_order(tmp_path, monkeypatch):
         del os.environ["GENAE_DATA"]
 
 
-def test_not_found_lists_every_place(tmp_path):
+def test_not_found_lists_every_place(tmp_path, monkeypatch):
     root = tmp_path / "empty"
     root.mkdir()
+    monkeypatch.setenv("GENAE_DATA", str(root))        # a hint: the other places follow it
     with pytest.raises(DatasetNotFound) as e:
-        load_dataset(DataConfig(name="fashion-mnist", root=str(root)))
+        load_dataset(DataConfig(name="fashion-mnist"))
     msg = str(e.value)
     for place in (root, root / "fashion-mnist", root / "FashionMNIST" / "raw",
                   tmp_path / "cache" / "data" / "fashion-mnist", tmp_path / "system"):
@@ -158,9 +159,189 @@ def test_not_found_lists_every_place(tmp_path):
     assert "network disabled in tests" in msg and "fashion-mnist.s3-website" in msg  # download error
     assert "--data-dir" in msg and "genae data fetch fashion-mnist" in msg
     assert "apt-get install dataset-fashion-mnist" in msg
+    monkeypatch.delenv("GENAE_DATA")
     with pytest.raises(DatasetNotFound) as e:
         load_dataset(DataConfig(name="mnist", download=False))
     assert "not attempted" in str(e.value) and "apt-get" not in str(e.value)
+
+
+# --- an explicit --data-dir is authoritative; provenance ---------------------------------------------
+
+@pytest.fixture
+def no_fetching(monkeypatch):
+    """Every way of fetching data (network, cache download, apt) recorded; each must stay unused."""
+    import genae.data as data_pkg
+
+    calls = []
+
+    def forbidden(what):
+        def f(*args, **kwargs):
+            calls.append((what, args))
+            raise AssertionError(f"{what} called: an explicit --data-dir must never fetch")
+        return f
+
+    monkeypatch.setattr(dl, "urlopen", forbidden("urlopen"))
+    monkeypatch.setattr(dl, "download_fileset", forbidden("download_fileset"))
+    monkeypatch.setattr(data_pkg, "download_fileset", forbidden("download_fileset"))
+    monkeypatch.setattr(dl, "run_command", forbidden("run_command"))
+    return calls
+
+
+def _partial_root(tmp_path, drop: tuple[str, ...]):
+    """A complete MNIST copy in the cache (40 train examples) and a --data-dir copy (20) lacking
+    the files named in ``drop``."""
+    write_mnist_dir(tmp_path / "cache" / "data" / "mnist", n_train=40, seed=1)
+    root = tmp_path / "given"
+    write_mnist_dir(root, n_train=20)
+    for name in drop:
+        (root / name).unlink()
+    return root
+
+
+@pytest.mark.parametrize("name", ["mnist", "transformed-mnist"])
+@pytest.mark.parametrize("download", [True, False])
+def test_partial_data_dir_fails_naming_dir_and_file(tmp_path, no_fetching, name, download):
+    root = _partial_root(tmp_path, ("train-labels-idx1-ubyte.gz",))
+    cfg = DataConfig(name=name, root=str(root), download=download)
+    assert len(load_dataset(replace(cfg, root=None), "train")) == 40     # the cache would serve it
+    for split in ("train", "test") if name == "mnist" else ("train",):
+        if split == "test":                                             # the test files are there
+            assert load_dataset(cfg, "test").source == str(root)
+            continue
+        with pytest.raises(DatasetNotFound) as e:
+            load_dataset(cfg, split)
+        msg = str(e.value)
+        assert str(root) in msg and "train-labels-idx1-ubyte" in msg and "authoritative" in msg, msg
+        assert "train-images" not in msg.split("Fix:")[0], msg           # only what is missing
+    with pytest.raises(DatasetNotFound) as e:                           # fetch: no download either
+        fetch(replace(cfg, name="mnist"))
+    assert str(root) in str(e.value) and "train-labels-idx1-ubyte" in str(e.value)
+    info = dataset_info(replace(cfg, name="mnist"))
+    assert not info["found"] and all(p.endswith("(--data-dir)") for p in info["looked_in"])
+    assert "train-labels-idx1-ubyte" in info["splits"]["train"]["error"]
+    assert no_fetching == []
+
+
+def test_data_dir_missing_only_test_files(tmp_path, no_fetching):
+    root = _partial_root(tmp_path, ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"))
+    cfg = DataConfig(name="mnist", root=str(root))
+    train = load_dataset(cfg, "train")
+    assert len(train) == 20 and train.source == str(root)
+    with pytest.raises(DatasetNotFound) as e:
+        load_dataset(cfg, "test")
+    msg = str(e.value)
+    assert str(root) in msg and "t10k-images-idx3-ubyte" in msg and "t10k-labels-idx1-ubyte" in msg
+    assert "test split" in msg and no_fetching == []
+
+
+def test_damaged_file_in_data_dir_is_not_replaced_by_cache(tmp_path, no_fetching):
+    root = _partial_root(tmp_path, ())
+    write_idx(root / "t10k-images-idx3-ubyte.gz", np.zeros((10, 28, 28), np.uint8), cut=50)
+    with pytest.raises(CorruptDataset, match=r"t10k-images-idx3-ubyte.gz: truncated"):
+        load_dataset(DataConfig(name="mnist", root=str(root)), "test")
+    assert no_fetching == []
+
+
+def test_genae_data_stays_a_hint(tmp_path, monkeypatch):
+    root = _partial_root(tmp_path, ("train-labels-idx1-ubyte.gz",))
+    monkeypatch.setenv("GENAE_DATA", str(root))
+    ds = load_dataset(DataConfig(name="mnist"), "train")
+    assert len(ds) == 40 and ds.source == str(tmp_path / "cache" / "data" / "mnist")
+    assert load_dataset(DataConfig(name="mnist"), "test").source == str(root)
+
+
+def test_cifar_archive_lacking_a_batch_does_not_use_a_stale_cached_one(tmp_path, no_fetching):
+    _write_cifar(tmp_path / "cache" / "data" / "cifar10" / "cifar-10-batches-py")   # stale copy
+    src = tmp_path / "src" / "cifar-10-batches-py"
+    _write_cifar(src)
+    (src / "test_batch").unlink()
+    root = tmp_path / "given"
+    root.mkdir()
+    with tarfile.open(root / "cifar-10-python.tar.gz", "w:gz") as tar:
+        tar.add(src, arcname="cifar-10-batches-py")
+    with pytest.raises(CorruptDataset, match="cifar-10-python.tar.gz: has no test_batch"):
+        load_dataset(DataConfig(name="cifar10", root=str(root)), "test")
+    train = load_dataset(DataConfig(name="cifar10", root=str(root)), "train")
+    assert train.source == str(root / "cifar-10-python.tar.gz") and len(train.files) == 5
+
+
+def _sha(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_provenance_records_sha256_of_every_file_read(tmp_path):
+    root = tmp_path / "m"
+    write_mnist_dir(root, n_train=30)
+    for split, prefix in (("train", "train"), ("test", "t10k")):
+        ds = load_dataset(DataConfig(name="mnist", root=str(root), limit=7, image_size=32), split)
+        want = {str(root / f"{prefix}-{k}-ubyte.gz"): _sha(root / f"{prefix}-{k}-ubyte.gz")
+                for k in ("images-idx3", "labels-idx1")}
+        assert ds.files == want
+        rec = provenance(ds)
+        assert rec == {"source": str(root), "files": want}
+        assert json.loads(json.dumps(rec)) == rec
+    tm = load_dataset(DataConfig(name="transformed-mnist", root=str(root)), "train")
+    assert tm.files == load_dataset(DataConfig(name="mnist", root=str(root)), "train").files
+    assert provenance(load_dataset(DataConfig(name="fake"))) == {"source": "generated", "files": {}}
+    # CIFAR-10: one entry per batch file read.
+    batches = tmp_path / "c" / "cifar-10-batches-py"
+    _write_cifar(batches)
+    ds = load_dataset(DataConfig(name="cifar10", root=str(tmp_path / "c")), "train")
+    assert ds.files == {str(batches / f"data_batch_{i}"): _sha(batches / f"data_batch_{i}")
+                        for i in range(1, 6)}
+    # STL-10: the .bin files read.
+    _write_stl10(tmp_path / "s")
+    b = tmp_path / "s" / "stl10_binary"
+    ds = load_dataset(DataConfig("stl10-unlabeled", root=str(tmp_path / "s")), "train")
+    assert ds.files == {str(b / n): _sha(b / n) for n in ("unlabeled_X.bin", "train_X.bin")}
+
+
+def test_folder_provenance_is_one_digest_over_the_split(tmp_path):
+    from PIL import Image
+
+    f = tmp_path / "f"
+    for cls in ("a", "b"):
+        (f / cls).mkdir(parents=True)
+        for i in range(5):
+            Image.fromarray(np.full((8, 8), 20 * i + (100 if cls == "b" else 0), np.uint8)).save(
+                f / cls / f"{i}.png")
+    name = f"folder:{f}"
+    test = load_dataset(DataConfig(name=name, image_size=8), "test")
+    # Which files are in the test split: those whose image matches (values are all distinct).
+    pix = {int(x[0, 0, 0]) for x in test.x}
+    chosen = [p for p in sorted(f.rglob("*.png"))
+              if int(np.asarray(Image.open(p))[0, 0]) in pix]
+    assert len(chosen) == len(test) == 1
+    lines = "".join(f"{p.relative_to(f).as_posix()}\t{_sha(p)}\n" for p in chosen)
+    assert test.files == {str(f): hashlib.sha256(lines.encode()).hexdigest()}
+    train = load_dataset(DataConfig(name=name, image_size=8), "train")
+    lines = "".join(f"{p.relative_to(f).as_posix()}\t{_sha(p)}\n"
+                    for p in sorted(f.rglob("*.png")) if p not in chosen)
+    assert train.files == {str(f): hashlib.sha256(lines.encode()).hexdigest()}
+
+
+def test_compare_provenance_names_changed_missing_and_new_files(tmp_path):
+    root = tmp_path / "m"
+    write_mnist_dir(root, n_train=30)
+    cfg = DataConfig(name="mnist", root=str(root))
+    recorded = json.loads(json.dumps(provenance(load_dataset(cfg, "train"))))
+    assert compare_provenance(recorded, provenance(load_dataset(cfg, "train"))) == []
+    labels = root / "train-labels-idx1-ubyte.gz"
+    write_idx(labels, (np.arange(30) % 10).astype(np.uint8))           # same size, other labels
+    now = provenance(load_dataset(cfg, "train"))
+    diff = compare_provenance(recorded, now)
+    assert len(diff) == 1 and str(labels) in diff[0] and "changed" in diff[0]
+    assert recorded["files"][str(labels)] in diff[0] and now["files"][str(labels)] in diff[0]
+    # The same data read from elsewhere: the source and both files of each place are named.
+    other = tmp_path / "copy"
+    other.mkdir()
+    for p in root.iterdir():
+        (other / p.name).write_bytes(p.read_bytes())
+    moved = provenance(load_dataset(replace(cfg, root=str(other)), "train"))
+    diff = compare_provenance(now, moved)
+    assert "source" in diff[0]
+    assert sum("missing" in d for d in diff) == 2 and sum("new" in d for d in diff) == 2
+    assert any(str(other / "train-images-idx3-ubyte.gz") in d for d in diff)
 
 
 def _serve_as_mnist(monkeypatch, fs: FileSet, fake_urlopen) -> None:

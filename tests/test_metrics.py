@@ -400,7 +400,7 @@ def test_domain_classifier_trains_deterministically(tmp_path):
     recipe = DomainRecipe(width=4, feature_dim=8, steps=30, batch_size=16)
     net1, h1 = load_or_train_domain(ds, ds, recipe, cache_dir=tmp_path)
     assert net1.meta["test_accuracy"] == 1.0
-    files = list((tmp_path / "domain").glob("toy-1x12x12-n64-*.pt"))
+    files = list((tmp_path / "domain").glob("toy-1x12x12-n64-*.safetensors"))
     assert len(files) == 1
     net2, h2 = load_or_train_domain(ds, ds, recipe, cache_dir=tmp_path)     # from the cache
     assert h1 == h2
@@ -563,7 +563,7 @@ def test_registry_end_to_end_on_fake(tmp_path):
     ref = M.frechet_distance(*M.feature_statistics(fr), *M.feature_statistics(ff))
     assert res["fid"]["value"] == pytest.approx(ref, rel=1e-4)
     # The domain classifier and the real statistics are cached on disk.
-    assert list((tmp_path / "domain").glob("fake-*.pt")) and list((tmp_path / "stats").glob("fake-*.npz"))
+    assert list((tmp_path / "domain").glob("fake-*.safetensors")) and list((tmp_path / "stats").glob("fake-*.npz"))
 
 
 def test_registry_skips_and_errors(tmp_path):

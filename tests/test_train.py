@@ -105,7 +105,6 @@ def test_resume_equals_uninterrupted_run(tmp_path, method):
     full = train(_cfg(tmp_path, "full", method, steps=6))
     cut = train(_cfg(tmp_path, "cut", method, steps=6))
     # roll the second run back to its step-4 checkpoint, as if it had been killed at step 5
-    (cut / "checkpoints" / "latest").write_text("step-00000004")
     import shutil
     shutil.rmtree(cut / "checkpoints" / "step-00000006")
     resume(cut)
@@ -117,8 +116,11 @@ def test_resume_equals_uninterrupted_run(tmp_path, method):
 def test_resume_with_lr_schedule_and_balanced_batches(tmp_path):
     kw = dict(lr_schedule="cosine", balanced_batches=True, batch_size=20)
     full = train(_cfg(tmp_path, "full", steps=6, **kw))
-    cut = train(_cfg(tmp_path, "cut", steps=6, **kw))
-    (cut / "checkpoints" / "latest").write_text("step-00000002")
+    cut = train(_cfg(tmp_path, "cut", steps=6, keep_ckpts=3, **kw))
+    import shutil
+    for later in ("step-00000004", "step-00000006"):  # back to step 2, as if killed at step 3
+        shutil.rmtree(cut / "checkpoints" / later)
+    assert runs.latest_checkpoint(cut).name == "step-00000002"
     resume(cut)
     _assert_same_weights(_final_weights(full), _final_weights(cut))
 

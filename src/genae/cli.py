@@ -41,13 +41,20 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args) or 0
     except NonFiniteLoss as e:
-        print(f"error: {e}; the last good checkpoint is intact", file=sys.stderr)
+        ckpt = getattr(e, "checkpoint", None)
+        intact = f"the last good checkpoint {ckpt.name} is intact" if ckpt is not None else \
+            "no checkpoint had been written yet"
+        print(f"error: {e}; {intact}", file=sys.stderr)
         return 3
     except Interrupted as e:
         print(f"\n{e}", file=sys.stderr)
         return 130
     except GenaeError as e:
         print(f"error: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:  # a read-only folder, a full disk, a path that is a file: one line, no traceback
+        where = f" ({e.filename})" if e.filename else ""
+        print(f"error: {e.strerror or e}{where}", file=sys.stderr)
         return 2
 
 
@@ -66,8 +73,13 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--out", help="run directory (default runs/<method>-<data>-<time>)")
     t.set_defaults(func=_cmd_train)
 
-    r = sub.add_parser("resume", help="continue a run from its latest checkpoint")
+    r = sub.add_parser("resume", help="continue a run from its newest complete checkpoint")
     r.add_argument("run")
+    r.add_argument("--steps", type=int, default=None, help="new total train.steps (extends the run)")
+    r.add_argument("--set", dest="overrides", action="append", default=[], metavar="NS.KEY=VALUE",
+                   help="change a key that may change mid-run: train.steps/log_every/sample_every/"
+                        "ckpt_every/keep_ckpts/n_samples/progress/tensorboard/threads/device, "
+                        "model.*lr (applied to the optimizers)")
     r.set_defaults(func=_cmd_resume)
 
     s = sub.add_parser("sample", help="write a grid of samples from a trained run")
@@ -127,8 +139,9 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _data_dir_arg(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--data-dir", help="directory holding the dataset files (default: $GENAE_DATA, "
-                   "~/.cache/genae/data, system dataset packages, then download)")
+    p.add_argument("--data-dir", help="directory holding the dataset files; when given, the only place "
+                   "looked in (a missing or damaged file is an error, never a fallback). Without it: "
+                   "$GENAE_DATA, ~/.cache/genae/data, system dataset packages, then download")
 
 
 # --------------------------------------------------------------------------------------------
@@ -145,7 +158,9 @@ def _cmd_train(args) -> int:
 def _cmd_resume(args) -> int:
     from .train import resume
 
-    run_dir = resume(args.run)
+    if args.steps is not None and args.steps <= 0:
+        raise GenaeError("--steps must be positive")
+    run_dir = resume(args.run, steps=args.steps, overrides=args.overrides)
     print(f"run {run_dir} finished")
     return 0
 
@@ -154,69 +169,108 @@ def _cmd_sample(args) -> int:
     import torch
 
     from .runs import load_run
+    from .train import resolve_device
     from .viz.grids import save_grid
 
     if args.n <= 0:
         raise GenaeError("--n must be positive")
-    method = load_run(args.run, device=args.device)
-    gen = torch.Generator(device=args.device).manual_seed(args.seed)
+    out = Path(args.out)
+    if out.is_dir():
+        raise GenaeError(f"--out {out} is a directory; give a file name, e.g. {out / 'samples.png'}")
+    if not out.parent.is_dir():
+        raise GenaeError(f"--out {out}: the folder {out.parent} does not exist")
+    device = str(resolve_device(args.device, "--device"))
+    method = load_run(args.run, device=device)
+    gen = torch.Generator(device=device).manual_seed(args.seed)
     y = None
     if args.cls is not None:
         k = method.info.num_classes
+        if method.sample_y != "class":
+            raise GenaeError(f"--class: {type(method).__name__} samples unconditionally; it cannot "
+                             "fix a class")
         if not k or not 0 <= args.cls < k:
             raise GenaeError(f"--class {args.cls}: this run's data has "
                              f"{'no classes' if not k else f'classes 0..{k - 1}'}")
-        y = torch.full((args.n,), args.cls, dtype=torch.long, device=args.device)
+        y = torch.full((args.n,), args.cls, dtype=torch.long, device=device)
     with torch.no_grad():
         x = method.sample(args.n, y=y, generator=gen)
     if method.info.kind != "image":
-        out = Path(args.out)
-        torch.save(x.cpu(), out)
-        print(f"{args.n} vectors of dimension {x.shape[1]} written to {out} (torch.save)")
+        from safetensors.torch import save_file
+
+        save_file({"samples": x.detach().cpu().contiguous()}, str(out))
+        print(f"{args.n} vectors of dimension {x.shape[1]} written to {out} (safetensors, key 'samples')")
         return 0
-    save_grid(method.to_unit(x), args.out)
-    print(f"{args.n} samples written to {args.out}")
+    save_grid(method.to_unit(x), out)
+    print(f"{args.n} samples written to {out}")
     return 0
 
 
 def _cmd_eval(args) -> int:
     from .metrics import EvalContext, check_names, evaluate
-    from .runs import load_run, run_config
+    from .runs import checkpoint_step, open_checkpoint
+    from .train import resolve_device
 
     names = check_names([n.strip() for n in args.metrics.split(",") if n.strip()])
     if args.n_samples <= 0:
         raise GenaeError("--n-samples must be positive")
-    cfg, _ = run_config(args.run)
-    method = load_run(args.run, device=args.device, step=args.step)
+    device = str(resolve_device(args.device, "--device"))
+    method, cfg, ckpt = open_checkpoint(args.run, device=device, step=args.step)
+    step = checkpoint_step(ckpt)
+    _check_eval_data(args.run, cfg, args.split)
     ctx = EvalContext(cfg.data, split=args.split, n_samples=args.n_samples, backbone=args.backbone,
-                      device=args.device, seed=args.seed, progress=not args.json)
+                      device=device, seed=args.seed, progress=not args.json)
     results = evaluate(method, ctx, names)
-    path, step = _write_eval(args.run, cfg, results, step=args.step)
+    # print before writing: a failed write (read-only folder, full disk) must not lose the numbers
     if args.json:
-        print(json.dumps(results, default=_jsonable))
+        print(json.dumps({k: {**v, "step": step} for k, v in results.items()}, default=_jsonable),
+              flush=True)
     else:
         print(_format_table(results, f"{cfg.method} on {cfg.data.name}, step {step}, reference split "
-                                     f"{args.split}"))
+                                     f"{args.split}"), flush=True)
+    try:
+        path = _write_eval(args.run, cfg, results, step, latest=args.step is None)
+    except OSError as e:
+        raise GenaeError(f"could not write the results into {args.run} ({e.strerror or e}); they are "
+                         "printed above") from None
+    if not args.json:
         print(f"written to {path}")
     return 0
 
 
-def _write_eval(run, cfg, results: dict, step: int | None = None) -> tuple[Path, int]:
-    """Merge ``results`` into ``RUN/eval.json`` (the latest checkpoint's), or into
-    ``RUN/eval-step-SSSSSSSS.json`` for an earlier ``step`` (atomically); returns the path and the
-    step evaluated. One file per checkpoint, so metrics of different steps never mix."""
-    from .runs import atomic_write, checkpoint_name, checkpoint_step, latest_checkpoint
+def _check_eval_data(run, cfg, split: str) -> None:
+    """Warn when the split evaluated on differs from the one the run recorded (``RUN/data.json``)."""
+    from .data import load_dataset
+    from .runs import check_data_record
 
-    if step is None:
-        path = Path(run) / "eval.json"
-        step = checkpoint_step(latest_checkpoint(run))
-    else:
-        path = Path(run) / f"eval-{checkpoint_name(step)}.json"
-    previous = json.loads(path.read_text()).get("metrics", {}) if path.is_file() else {}
+    try:
+        check_data_record(Path(run), {split: load_dataset(cfg.data, split)})
+    except GenaeError:
+        pass  # a missing split is reported by the metrics that need it
+
+
+def _write_eval(run, cfg, results: dict, step: int, latest: bool = True) -> Path:
+    """Merge ``results`` (computed on checkpoint ``step``) into ``RUN/eval.json`` (when ``step`` is
+    the newest checkpoint) or ``RUN/eval-step-SSSSSSSS.json`` (an earlier one), atomically.
+
+    Every entry carries the step it was computed on, and an entry of another step is dropped
+    rather than kept beside the new ones: a file never mixes numbers of different weights.
+    """
+    from .runs import atomic_write, checkpoint_name
+
+    path = Path(run) / ("eval.json" if latest else f"eval-{checkpoint_name(step)}.json")
+    kept = {}
+    if path.is_file():
+        try:
+            previous = json.loads(path.read_text())
+            file_step = previous.get("step")
+            kept = {k: v for k, v in previous.get("metrics", {}).items()
+                    if isinstance(v, dict) and v.get("step", file_step) == step}
+        except (ValueError, AttributeError, UnicodeDecodeError):
+            print(f"warning: {path} was unreadable; it is replaced", file=sys.stderr)
     record = {"run": str(run), "method": cfg.method, "data": cfg.data.name, "step": step,
-              "metrics": {**previous, **results}}
+              "metrics": {**kept, **{k: {**v, "step": step} for k, v in results.items()}}}
     atomic_write(path, json.dumps(record, indent=2, default=_jsonable).encode())
-    return path, step
+    return path
 
 
 def _cmd_report(args) -> int:
@@ -319,7 +373,7 @@ def _cmd_demo(args) -> int:
     from .data import install_system_dataset, load_dataset
     from .errors import DatasetNotFound
     from .metrics import EvalContext, evaluate
-    from .runs import load_run
+    from .runs import checkpoint_step, open_checkpoint
     from .train import resolve_device, train
     from .viz.report import write_report
 
@@ -329,14 +383,15 @@ def _cmd_demo(args) -> int:
         load_dataset(cfg.data, "train")
     except DatasetNotFound as e:
         print(f"{e}\ntrying Debian's dataset-fashion-mnist package ...", file=sys.stderr)
-        if not install_system_dataset(DEMO_DATA):
+        if not install_system_dataset(DEMO_DATA, cfg.data):
             raise
     run_dir = train(cfg)
     device = str(resolve_device(cfg.train.device))
-    method = load_run(run_dir, device=device)
+    method, _, ckpt = open_checkpoint(run_dir, device=device)
     ctx = EvalContext(cfg.data, device=device, progress=cfg.train.progress)
     results = evaluate(method, ctx, DEMO_METRICS)
-    _, step = _write_eval(run_dir, cfg, results)
+    step = checkpoint_step(ckpt)
+    _write_eval(run_dir, cfg, results, step)
     write_report(run_dir, method)
     print(_format_table(results, f"{cfg.method} on {cfg.data.name}, step {step}"))
     print(f"demo run written to {run_dir}: report.html (samples per class, reconstructions, feature "

@@ -1,37 +1,51 @@
-"""Run directories, atomic checkpoints and ``load_run``.
+"""Run directories: layout, verified checkpoints, one writer per run, ``load_run``.
 
 Layout of a run directory::
 
     RUN/config.yaml                 resolved config (method, model, train, data) + data info
-    RUN/checkpoints/step-00001000/  model.safetensors (weights) + trainer.pt (optimizer, schedule,
-                                    RNG, data position, AMP scaler, step) + config.yaml
-    RUN/checkpoints/latest          name of the newest complete checkpoint directory
+    RUN/data.json                   where each data split came from and the SHA-256 of its files
+    RUN/.lock                       flock'ed by the one train/resume process writing the run
+    RUN/checkpoints/step-00001000/  model.safetensors (weights), trainer.json + trainer.safetensors
+                                    (optimizer, schedule, RNG, data position, AMP scaler, step),
+                                    config.yaml, and manifest.json (sizes and SHA-256 of the others)
+    RUN/checkpoints/latest          the newest checkpoint's name: a note for people and scripts only
     RUN/metrics.jsonl               one JSON object per log interval
     RUN/tb/                         TensorBoard events
     RUN/samples/                    samples_<step>.png, recon_<step>.png
     RUN/loss_curves.png, eval.json, report.html
 
-A checkpoint is written into a temporary directory, every file fsync'ed, then renamed into place;
-only then is ``latest`` replaced (write + fsync + rename), so a run killed at any instant leaves the
-previous checkpoint complete and pointed to. (The design names ``checkpoints/model.safetensors``;
-one directory per step is what makes the pair of files atomic together.)
+A checkpoint is written into a temporary directory, every file fsync'ed, the manifest last, then
+renamed into place, so a run killed at any instant leaves the previous checkpoint complete. A
+checkpoint is *complete* when its manifest checks; every reader (resume, eval, sample, report)
+takes the newest complete one and names each damaged newer one it skips. Nothing read from a run
+can execute code: weights and trainer tensors are safetensors, the rest JSON/YAML (``state_io``).
+Checkpoints written before manifests (a pickled ``trainer.pt``) are read as they are, with the
+restricted weights-only unpickler; resuming such a run writes new checkpoints in the new format.
+(The design names ``checkpoints/model.safetensors``; one directory per step is what makes the
+files of a checkpoint atomic together.)
 """
 from __future__ import annotations
 
 import datetime as _dt
-import io
+import fcntl
+import hashlib
 import json
 import os
+import re
+import secrets
 import shutil
+import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import torch
 import yaml
-from safetensors.torch import load_file, save_file
+from safetensors import safe_open
+from safetensors.torch import load as load_tensors, save as save_tensors
 
+from . import state_io
 from .config import RunConfig
-from .errors import GenaeError
+from .errors import ConfigError, GenaeError
 from .methods import METHODS, DataInfo, Method
 
 CONFIG = "config.yaml"
@@ -53,19 +67,45 @@ def read_metrics(path: str | Path) -> list[dict]:
     return rows
 
 
-def new_run_dir(cfg: RunConfig) -> Path:
-    """``cfg.train.out_dir`` or ``runs/<method>-<data>-<YYYYmmdd-HHMMSS>``; refuses to reuse a run."""
+def new_run_dir(cfg: RunConfig) -> tuple[Path, "RunLock"]:
+    """Create and lock ``cfg.train.out_dir`` (default ``runs/<method>-<data>-<YYYYmmdd-HHMMSS>``).
+
+    Refuses, touching nothing, a path that is a file, a run (continue it with ``genae resume``)
+    and a non-empty folder that is not a run (its files are not ours to mix checkpoints into).
+    Returns the directory and its ``RunLock``, held: the caller releases it when done.
+    """
     if cfg.train.out_dir:
         path = Path(cfg.train.out_dir)
     else:
         stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
         data = cfg.data.name.replace("folder:", "folder-").replace("/", "_")
         path = Path("runs") / f"{cfg.method}-{data}-{stamp}"
+    _check_new_run_dir(path, ignore=(LOCK,))
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise GenaeError(f"cannot create the run directory {path}: {_os_reason(e)}") from None
+    lock = RunLock(path).acquire()
+    try:
+        _check_new_run_dir(path, ignore=(LOCK,))  # another writer may have started between the two
+    except GenaeError:
+        lock.release()
+        raise
+    return path, lock
+
+
+def _check_new_run_dir(path: Path, ignore: tuple[str, ...]) -> None:
+    if path.exists() and not path.is_dir():
+        raise GenaeError(f"--out {path} is a file, not a directory; choose another --out")
     if (path / CONFIG).exists():
         raise GenaeError(f"{path} already holds a run; continue it with `genae resume {path}` "
                          "or choose another --out")
-    path.mkdir(parents=True, exist_ok=True)
-    return path
+    if path.is_dir():
+        entries = sorted(p.name for p in path.iterdir() if p.name not in ignore)
+        if entries:
+            shown = ", ".join(entries[:5]) + (", ..." if len(entries) > 5 else "")
+            raise GenaeError(f"--out {path} is a non-empty folder that is not a genae run ({shown}); "
+                             "nothing in it was touched: choose an empty or new folder")
 
 
 def write_config(run_dir: Path, cfg: RunConfig, info: DataInfo) -> None:
@@ -77,18 +117,34 @@ def read_config(run_dir: str | Path) -> dict[str, Any]:
     path = Path(run_dir) / CONFIG
     if not path.is_file():
         raise GenaeError(f"{run_dir} is not a genae run: {path} is missing")
-    return yaml.safe_load(path.read_text())
+    d = _yaml_mapping(path)
+    if not isinstance(d.get("data_info"), dict):
+        raise GenaeError(f"{path} is damaged: it has no data_info section")
+    return d
 
 
 def run_config(run_dir: str | Path) -> tuple[RunConfig, DataInfo]:
     d = read_config(run_dir)
-    info = DataInfo.from_dict(d.pop("data_info"))
-    return RunConfig.from_dict(d), info
+    try:
+        info = DataInfo.from_dict(d.pop("data_info"))
+    except (TypeError, KeyError, ValueError) as e:
+        raise GenaeError(f"{Path(run_dir) / CONFIG}: damaged data_info ({e})") from None
+    try:
+        return RunConfig.from_dict(d), info
+    except ConfigError as e:
+        raise ConfigError(f"{Path(run_dir) / CONFIG}: {e}") from None
 
 
 # --------------------------------------------------------------------------------------------
 # Checkpoints
 # --------------------------------------------------------------------------------------------
+MANIFEST = "manifest.json"
+MODEL_FILE = "model.safetensors"
+STATE_JSON, STATE_TENSORS = "trainer.json", "trainer.safetensors"
+LEGACY_STATE = "trainer.pt"  # pickled trainer state of checkpoints written before the manifest
+_STEP_DIR = re.compile(r"^step-(\d{8,})$")
+
+
 def checkpoint_name(step: int) -> str:
     """The directory name of ``step``'s checkpoint: ``step-00001000``."""
     return f"step-{step:08d}"
@@ -96,74 +152,414 @@ def checkpoint_name(step: int) -> str:
 
 def checkpoint_step(ckpt: Path) -> int:
     """The training step of a checkpoint directory (the inverse of ``checkpoint_name``)."""
-    return int(Path(ckpt).name.split("-")[1])
+    m = _STEP_DIR.match(Path(ckpt).name)
+    if m is None:
+        raise GenaeError(f"{ckpt} is not a checkpoint directory (expected step-NNNNNNNN)")
+    return int(m.group(1))
 
 
-def latest_checkpoint(run_dir: str | Path) -> Path | None:
-    """The newest complete checkpoint directory, or None if the run has none yet."""
-    pointer = Path(run_dir) / CKPT_DIR / LATEST
-    if not pointer.is_file():
-        return None
-    path = pointer.parent / pointer.read_text().strip()
-    return path if (path / "model.safetensors").is_file() and (path / "trainer.pt").is_file() else None
+def checkpoint_dirs(run_dir: str | Path) -> list[Path]:
+    """Every ``checkpoints/step-*`` directory of the run, oldest first (complete or not)."""
+    root = Path(run_dir) / CKPT_DIR
+    if not root.is_dir():
+        return []
+    found = [p for p in root.iterdir() if _STEP_DIR.match(p.name) and p.is_dir() and not p.is_symlink()]
+    return sorted(found, key=checkpoint_step)
+
+
+def verify_checkpoint(ckpt: Path) -> str | None:
+    """None when ``ckpt`` is complete, else why not (one line).
+
+    Complete means: ``manifest.json`` (written last) parses and every file it lists has exactly its
+    size and SHA-256. A checkpoint written before manifests existed (``trainer.pt``) is complete
+    when its weights file has a readable safetensors header and its trainer state is present.
+    """
+    ckpt = Path(ckpt)
+    manifest = ckpt / MANIFEST
+    if not manifest.is_file():
+        if (ckpt / LEGACY_STATE).is_file() and (ckpt / MODEL_FILE).is_file():
+            try:
+                with safe_open(str(ckpt / MODEL_FILE), framework="pt") as f:
+                    f.keys()
+            except Exception as e:  # safetensors raises its own error types for a bad header
+                return f"{MODEL_FILE} is unreadable ({e})"
+            return None
+        return f"no {MANIFEST} (the write did not finish)"
+    try:
+        files = json.loads(manifest.read_text())["files"]
+        listed = {str(name): (int(v["size"]), str(v["sha256"])) for name, v in files.items()}
+    except (ValueError, KeyError, TypeError, AttributeError, UnicodeDecodeError) as e:
+        return f"{MANIFEST} is damaged ({type(e).__name__})"
+    for required in (MODEL_FILE, STATE_JSON, STATE_TENSORS, CONFIG):
+        if required not in listed:
+            return f"{MANIFEST} does not list {required}"
+    for name, (size, digest) in listed.items():
+        path = ckpt / name
+        if "/" in name or name.startswith(".") or not path.is_file() or path.is_symlink():
+            return f"{name} is missing"
+        if path.stat().st_size != size:
+            return f"{name} has {path.stat().st_size} bytes, the manifest says {size}"
+        if _sha256_file(path) != digest:
+            return f"{name} does not match its SHA-256 in the manifest"
+    return None
+
+
+def find_checkpoint(run_dir: str | Path) -> tuple[Path | None, list[tuple[Path, str]]]:
+    """(newest complete checkpoint or None, [(damaged newer checkpoint, why), ...] newest first).
+
+    ``checkpoints/latest`` is only a note for people and scripts: readers never follow it, so a
+    pointer edited to name another run's checkpoint (``../../other/...``) changes nothing.
+    """
+    skipped = []
+    for ckpt in reversed(checkpoint_dirs(run_dir)):
+        why = verify_checkpoint(ckpt)
+        if why is None:
+            return ckpt, skipped
+        skipped.append((ckpt, why))
+    return None, skipped
+
+
+def latest_checkpoint(run_dir: str | Path, quiet: bool = False) -> Path | None:
+    """The newest complete checkpoint directory, or None if the run has none.
+
+    Each newer checkpoint that is skipped because it is damaged is named on stderr (unless
+    ``quiet``); it is never deleted.
+    """
+    ckpt, skipped = find_checkpoint(run_dir)
+    if not quiet:
+        for bad, why in skipped:
+            print(f"warning: skipping damaged checkpoint {bad}: {why}", file=sys.stderr)
+        if skipped and ckpt is not None:
+            print(f"warning: using {ckpt.name}, the newest complete checkpoint", file=sys.stderr)
+    return ckpt
+
+
+def require_checkpoint(run_dir: str | Path, step: int | None = None) -> Path:
+    """``step``'s checkpoint, or the newest complete one; a ``GenaeError`` naming what exists if
+    there is none (or the one asked for is damaged)."""
+    if step is None:
+        ckpt = latest_checkpoint(run_dir)
+        if ckpt is None:
+            raise GenaeError(f"{run_dir} has no complete checkpoint{_damaged_list(run_dir)}")
+        return ckpt
+    ckpt = Path(run_dir) / CKPT_DIR / checkpoint_name(step)
+    if not ckpt.is_dir():
+        have = [p.name for p in checkpoint_dirs(run_dir)]
+        raise GenaeError(f"{run_dir} has no checkpoint at step {step}; it has: {', '.join(have) or 'none'}")
+    why = verify_checkpoint(ckpt)
+    if why is not None:
+        raise GenaeError(f"{ckpt} is damaged: {why}")
+    return ckpt
+
+
+def _damaged_list(run_dir) -> str:
+    bad = [f"{p.name} ({verify_checkpoint(p)})" for p in checkpoint_dirs(run_dir)]
+    return f"; damaged: {', '.join(bad)}" if bad else " yet"
 
 
 def write_checkpoint(run_dir: Path, step: int, method: Method, trainer_state: dict[str, Any],
                      cfg: RunConfig, keep: int) -> Path:
-    """Atomically write weights + trainer state + config for ``step``; keep the newest ``keep``."""
+    """Write weights + trainer state + config + manifest for ``step``, atomically; prune old ones.
+
+    Every file goes into ``checkpoints/.tmp-step-N-<pid>``, is fsync'ed, and the manifest (sizes
+    and SHA-256 of the others) is written last; the directory is then renamed into place. On any
+    failure (a full disk, a read-only folder) the temporary directory is removed and a
+    ``GenaeError`` names the checkpoint that is still intact. Pruning keeps the newest ``keep``
+    checkpoints and only ever deletes ones *older* than the one just written, so the checkpoint a
+    run resumed from, and anything newer, survive until a newer one is complete.
+    """
     root = Path(run_dir) / CKPT_DIR
-    root.mkdir(parents=True, exist_ok=True)
     name = checkpoint_name(step)
-    tmp = root / f".tmp-{name}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
-    weights = {k: v.detach().to("cpu").clone().contiguous() for k, v in method.state_dict().items()}
-    save_file(weights, str(tmp / "model.safetensors"),
-              metadata={"method": cfg.method, "step": str(step), "config": json.dumps(cfg.to_dict())})
-    buf = io.BytesIO()
-    torch.save(trainer_state, buf)
-    _write_synced(tmp / "trainer.pt", buf.getvalue())
-    _write_synced(tmp / CONFIG, _config_text(cfg, method.info).encode())
-    _fsync_file(tmp / "model.safetensors")
-    final = root / name
-    if final.exists():
-        shutil.rmtree(final)
-    os.replace(tmp, final)
-    _fsync_dir(root)
-    atomic_write(root / LATEST, name.encode())
-    for old in sorted(p for p in root.glob("step-*") if p.is_dir())[:-keep]:
+    tmp = root / f".tmp-{name}-{os.getpid()}"
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir()
+        weights = {k: v.detach().to("cpu").contiguous().clone() for k, v in method.state_dict().items()}
+        state_json, state_tensors = state_io.dumps(trainer_state)
+        files = {
+            MODEL_FILE: save_tensors(weights, metadata={"method": cfg.method, "step": str(step),
+                                                        "config": json.dumps(cfg.to_dict())}),
+            STATE_JSON: state_json,
+            STATE_TENSORS: state_tensors,
+            CONFIG: _config_text(cfg, method.info).encode(),
+        }
+        for fname, data in files.items():
+            _write_synced(tmp / fname, data)
+        manifest = {"format": 1, "step": step, "method": cfg.method,
+                    "files": {k: {"size": len(v), "sha256": hashlib.sha256(v).hexdigest()}
+                              for k, v in files.items()}}
+        _write_synced(tmp / MANIFEST, json.dumps(manifest, indent=2).encode())
+        final = root / name
+        if final.exists():  # a damaged or superseded checkpoint of the same step (a rewound run)
+            shutil.rmtree(final)
+        os.replace(tmp, final)
+        _fsync_dir(root)
+        atomic_write(root / LATEST, name.encode())
+    except OSError as e:
+        shutil.rmtree(tmp, ignore_errors=True)
+        previous = find_checkpoint(run_dir)[0]
+        intact = f"the last complete checkpoint {previous.name} is intact" if previous else \
+            "there is no earlier complete checkpoint"
+        raise GenaeError(f"could not write checkpoint {name} in {root}: {_os_reason(e)}; {intact}") from None
+    older = [p for p in checkpoint_dirs(run_dir) if checkpoint_step(p) < step]
+    for old in older[:max(len(older) - (keep - 1), 0)]:
         shutil.rmtree(old, ignore_errors=True)
     return final
 
 
 def read_checkpoint(ckpt: Path, device: str | torch.device = "cpu") -> tuple[dict, dict]:
-    """(model state_dict on ``device``, trainer state) of a checkpoint directory."""
-    weights = load_file(str(ckpt / "model.safetensors"), device=str(device))
-    state = torch.load(ckpt / "trainer.pt", map_location="cpu", weights_only=False)
+    """(model state_dict on ``device``, trainer state) of a checkpoint directory.
+
+    Nothing is unpickled: weights are safetensors, the trainer state safetensors + JSON
+    (``genae.state_io``); a checkpoint from before that format has its ``trainer.pt`` read by the
+    restricted weights-only unpickler. A damaged or crafted file raises ``GenaeError`` naming it.
+    """
+    ckpt = Path(ckpt)
+    try:
+        weights = load_tensors((ckpt / MODEL_FILE).read_bytes())
+    except Exception as e:  # SafetensorError, OSError, ...
+        raise GenaeError(f"{ckpt / MODEL_FILE} is damaged or unreadable ({e})") from None
+    weights = {k: v.to(device) for k, v in weights.items()}
+    if (ckpt / STATE_JSON).is_file():
+        state = state_io.loads((ckpt / STATE_JSON).read_bytes(), (ckpt / STATE_TENSORS).read_bytes(),
+                               str(ckpt / STATE_JSON))
+    else:
+        state = state_io.load_legacy(ckpt / LEGACY_STATE)
     return weights, state
 
 
 def load_run(run_dir: str | Path, device: str | torch.device = "cpu", step: int | None = None) -> Method:
-    """The trained method of a run (latest checkpoint, or ``step``), in eval mode on ``device``."""
-    cfg, info = run_config(run_dir)
-    if step is None:
-        ckpt = latest_checkpoint(run_dir)
-        if ckpt is None:
-            raise GenaeError(f"{run_dir} has no complete checkpoint yet")
-    else:
-        ckpt = Path(run_dir) / CKPT_DIR / checkpoint_name(step)
-        if not (ckpt / "model.safetensors").is_file():
-            have = sorted(p.name for p in (Path(run_dir) / CKPT_DIR).glob("step-*"))
-            raise GenaeError(f"{run_dir} has no checkpoint at step {step}; it has: {', '.join(have) or 'none'}")
+    """The trained method of a run (newest complete checkpoint, or ``step``), in eval mode on ``device``."""
+    return open_checkpoint(run_dir, device, step)[0]
+
+
+def open_checkpoint(run_dir: str | Path, device: str | torch.device = "cpu",
+                    step: int | None = None) -> tuple[Method, RunConfig, Path]:
+    """(method in eval mode on ``device``, the config it was trained with, checkpoint directory).
+
+    The network is built from the *checkpoint's* ``config.yaml``, so a hand-edited
+    ``RUN/config.yaml`` cannot make the weights not fit (checkpoints from before it was stored
+    there fall back to the run's).
+    """
+    read_config(run_dir)  # a clear error if RUN is not a run
+    ckpt = require_checkpoint(run_dir, step)
+    cfg, info = checkpoint_config(run_dir, ckpt)
     method = build_method(cfg, info).to(device)
     weights, _ = read_checkpoint(ckpt, device)
-    method.load_state_dict(weights)
+    load_weights(method, weights, ckpt)
     method.eval()
-    return method
+    return method, cfg, ckpt
+
+
+def checkpoint_config(run_dir: str | Path, ckpt: Path) -> tuple[RunConfig, DataInfo]:
+    """The config a checkpoint was written with (the run's, for a checkpoint that has none)."""
+    if not (Path(ckpt) / CONFIG).is_file():
+        return run_config(run_dir)
+    d = _yaml_mapping(Path(ckpt) / CONFIG)
+    try:
+        info = DataInfo.from_dict(d.pop("data_info"))
+        return RunConfig.from_dict(d), info
+    except (TypeError, KeyError, ValueError) as e:
+        raise GenaeError(f"{Path(ckpt) / CONFIG} is damaged ({e})") from None
+
+
+def load_weights(method: Method, weights: dict[str, torch.Tensor], ckpt: Path) -> None:
+    """``method.load_state_dict(weights)`` with a one-line error when the shapes do not fit (the
+    run's config was edited after the checkpoint was written)."""
+    try:
+        method.load_state_dict(weights)
+    except RuntimeError as e:
+        lines = [line.strip() for line in str(e).splitlines() if line.strip()]
+        raise GenaeError(f"the weights in {ckpt} do not fit the network built from the run's "
+                         f"config.yaml (was it edited?): {'; '.join(lines[1:4]) or lines[0]}") from None
+
+
+# --------------------------------------------------------------------------------------------
+# One writer per run
+# --------------------------------------------------------------------------------------------
+LOCK = ".lock"
+
+
+class RunLock:
+    """An exclusive ``flock`` on ``RUN/.lock`` for the life of a ``train``/``resume`` process.
+
+    The OS releases it when the process dies (even by SIGKILL), so a stale lock never blocks a
+    resume. A second writer gets a ``GenaeError`` naming the holder's PID. Readers (eval, sample,
+    report) do not lock: every file they read is replaced atomically.
+    """
+
+    def __init__(self, run_dir: str | Path):
+        self.path = Path(run_dir) / LOCK
+        self.fd: int | None = None
+
+    def acquire(self) -> "RunLock":
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "unknown"
+            os.close(fd)
+            raise GenaeError(f"{self.path.parent} is in use by another genae process (PID {holder}); "
+                             "wait for it to finish or stop it, then `genae resume`") from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, str(os.getpid()).encode(), 0)
+        self.fd = fd
+        return self
+
+    def release(self) -> None:
+        if self.fd is not None:
+            os.close(self.fd)  # closing drops the flock
+            self.fd = None
+
+    def __enter__(self) -> "RunLock":
+        return self.acquire() if self.fd is None else self
+
+    def __exit__(self, *exc) -> None:
+        self.release()
+
+
+def clean_leftovers(run_dir: str | Path) -> list[Path]:
+    """Remove what an interrupted writer left (``checkpoints/.tmp-step-*``, ``*.tmp-*`` files);
+    call only while holding the run's lock. Returns what was removed."""
+    run_dir = Path(run_dir)
+    removed = []
+    for pattern in (f"{CKPT_DIR}/.tmp-step-*", f"{CKPT_DIR}/*.tmp-*", "*.tmp-*", "*.tmp"):
+        for p in run_dir.glob(pattern):
+            if p.is_dir() and not p.is_symlink():
+                shutil.rmtree(p, ignore_errors=True)
+            else:
+                p.unlink(missing_ok=True)
+            removed.append(p)
+    return removed
 
 
 def build_method(cfg: RunConfig, info: DataInfo) -> Method:
-    return METHODS[cfg.method].build(cfg.model, info)
+    """The method's networks from its config; sizes no machine can allocate are a ``ConfigError``."""
+    try:
+        return METHODS[cfg.method].build(cfg.model, info)
+    except GenaeError:
+        raise
+    except (OverflowError, MemoryError, RuntimeError, TypeError) as e:
+        if isinstance(e, TypeError) and "Overflow" not in str(e):
+            raise  # a bug, not a size: keep the traceback
+        sizes = {k: v for k, v in _flatten({"model": cfg.to_dict()["model"]}).items()
+                 if isinstance(v, int) and not isinstance(v, bool)}
+        big = max(sizes, key=sizes.get) if sizes else "model.*"
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
+        raise ConfigError(f"cannot build {cfg.method} with this config ({type(e).__name__}: {first}); "
+                          f"the largest size given is {big}={sizes.get(big)}") from None
+
+
+# --------------------------------------------------------------------------------------------
+# The config on resume
+# --------------------------------------------------------------------------------------------
+#: Keys that may change when a run is resumed: how long, how often it logs/samples/checkpoints,
+#: where it runs, and learning rates (model keys named ``lr`` or ``*_lr``, applied to the
+#: restored optimizers). Everything else defines the run and is fixed by its checkpoint.
+RESUMABLE_KEYS = tuple(f"train.{k}" for k in ("steps", "log_every", "sample_every", "ckpt_every",
+                                              "keep_ckpts", "n_samples", "progress", "tensorboard",
+                                              "threads", "device"))
+
+
+def resumable(key: str) -> bool:
+    """Whether ``key`` (``ns.name``) may differ from the checkpoint's config on resume."""
+    ns, _, name = key.partition(".")
+    return key in RESUMABLE_KEYS or (ns == "model" and (name == "lr" or name.endswith("_lr")))
+
+
+def resume_config(run_dir: str | Path, ckpt: Path | None, steps: int | None = None,
+                  overrides: Sequence[str] = ()) -> tuple[RunConfig, DataInfo, dict[str, tuple]]:
+    """The config to resume with: the checkpoint's, with the resumable changes made by hand in
+    ``RUN/config.yaml``, by ``--set`` and by ``--steps``. Returns (config, data info,
+    ``{key: (checkpoint's value, new value)}``). Any other difference is a ``ConfigError`` naming
+    every such key."""
+    from .config import parse_override, validate
+
+    run_dir = Path(run_dir)
+    edited = read_config(run_dir)
+    truth = _yaml_mapping(ckpt / CONFIG) if ckpt is not None else edited
+    tree = {k: dict(v) if isinstance(v, dict) else v for k, v in edited.items()}
+    for item in overrides:
+        ns, key, value = parse_override(item)
+        tree.setdefault(ns, {})[key] = value
+    if steps is not None:
+        tree.setdefault("train", {})["steps"] = steps
+    try:
+        old_cfg = RunConfig.from_dict({k: v for k, v in truth.items() if k != "data_info"})
+        new_cfg = RunConfig.from_dict({k: v for k, v in tree.items() if k != "data_info"})
+    except ConfigError as e:
+        raise ConfigError(f"{run_dir / CONFIG}: {e}") from None
+    validate(new_cfg)
+    old = _flatten({**old_cfg.to_dict(), "data_info": truth.get("data_info")})
+    new = _flatten({**new_cfg.to_dict(), "data_info": tree.get("data_info")})
+    changed = {k: (old.get(k), new.get(k)) for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)}
+    fixed = [k for k in changed if not resumable(k)]
+    if fixed:
+        shown = ", ".join(f"{k} ({changed[k][0]!r} in the checkpoint, {changed[k][1]!r} now)" for k in fixed)
+        where = "the checkpoint" if ckpt is not None else "the run"
+        raise ConfigError(f"{run_dir}: {shown} differ from {where}'s config and cannot change mid-run; "
+                          f"only {', '.join(RESUMABLE_KEYS)} and learning rates (model.*lr) can. "
+                          f"Undo the edit in {run_dir / CONFIG}, or start a new run with --out")
+    return new_cfg, DataInfo.from_dict(truth["data_info"]), changed
+
+
+def _yaml_mapping(path: Path) -> dict[str, Any]:
+    try:
+        d = yaml.safe_load(path.read_text())
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as e:
+        raise GenaeError(f"{path} cannot be read ({type(e).__name__})") from None
+    if not isinstance(d, dict):
+        raise GenaeError(f"{path} is not a genae config (a mapping)")
+    return d
+
+
+def _flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out = {}
+    for k, v in tree.items():
+        if isinstance(v, dict) and not (prefix and prefix.count(".") >= 1):
+            out.update(_flatten(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# The data a run was trained on
+# --------------------------------------------------------------------------------------------
+DATA_RECORD = "data.json"
+
+
+def write_data_record(run_dir: Path, splits: dict[str, Any]) -> None:
+    """``RUN/data.json``: for each split (None when absent), where it came from and the SHA-256 of
+    every file read (``genae.data.provenance``)."""
+    from .data import provenance
+
+    record = {split: provenance(ds) if ds is not None else None for split, ds in splits.items()}
+    atomic_write(Path(run_dir) / DATA_RECORD, json.dumps(record, indent=2).encode())
+
+
+def check_data_record(run_dir: Path, splits: dict[str, Any]) -> list[str]:
+    """Warn (stderr), naming each file, when data now differs from ``RUN/data.json``; returns the
+    lines. A run without a record (written before records existed) has nothing to compare."""
+    from .data import compare_provenance, provenance
+
+    path = Path(run_dir) / DATA_RECORD
+    if not path.is_file():  # a run from before records: nothing to compare with
+        return []
+    try:
+        recorded = json.loads(path.read_text())
+    except (ValueError, UnicodeDecodeError):
+        print(f"warning: {path} is damaged; the data cannot be compared with the run's", file=sys.stderr)
+        return []
+    lines = []
+    for split, ds in splits.items():
+        if ds is None or not isinstance(recorded.get(split), dict):
+            continue
+        lines += [f"{split} split: {d}" for d in compare_provenance(recorded[split], provenance(ds))]
+    for line in lines:
+        print(f"warning: the data differs from the run's ({path}): {line}", file=sys.stderr)
+    return lines
 
 
 # --------------------------------------------------------------------------------------------
@@ -196,8 +592,30 @@ def _fsync_dir(path: Path) -> None:
 
 
 def atomic_write(path: Path, data: bytes) -> None:
-    """Replace ``path`` with ``data`` so that a crash leaves the old or the new file, never a part."""
-    tmp = path.with_name(path.name + ".tmp")
-    _write_synced(tmp, data)
-    os.replace(tmp, path)
+    """Replace ``path`` with ``data`` so that a crash leaves the old or the new file, never a part.
+
+    The temporary name is unique per process (``NAME.tmp-<pid>-<random>``), so two processes never
+    interleave their bytes in one file; on failure it is removed and the old file is untouched.
+    """
+    path = Path(path)
+    tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}-{secrets.token_hex(4)}")
+    try:
+        _write_synced(tmp, data)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
     _fsync_dir(path.parent)
+
+
+def _sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _os_reason(e: OSError) -> str:
+    """``[Errno 28] No space left on device: 'x'`` -> ``No space left on device (x)``."""
+    return f"{e.strerror or e}" + (f" ({e.filename})" if e.filename else "")

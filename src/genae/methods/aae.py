@@ -94,7 +94,8 @@ class AAE(Method):
 
     def sample(self, n: int, y: torch.Tensor | None = None,
                generator: torch.Generator | None = None) -> torch.Tensor:
-        """Decoded prior samples z ~ N(0, I) (``y`` is ignored: the model is unconditional)."""
+        """Decoded prior samples z ~ N(0, I) (unconditional: a ``y`` is refused)."""
+        self.reject_y(y)
         return self.decoder(self.prior_noise(n, self.cfg.latent_dim, generator))
 
 

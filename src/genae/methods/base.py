@@ -99,6 +99,9 @@ class Method(nn.Module):
     input_range: str = "unit"  # "unit" = [0, 1], "tanh" = [-1, 1], "raw" = vectors as given
     needs_labels: ClassVar[bool] = False
     needs_balanced_batches: ClassVar[bool] = False
+    #: What ``y`` fixes in ``sample(n, y=...)``: "class" (CTRL's class subspaces), or None when
+    #: the method samples unconditionally and refuses ``y`` (``reject_y``).
+    sample_y: ClassVar[str | None] = None
 
     def __init__(self, cfg: Any, info: DataInfo):
         super().__init__()
@@ -137,6 +140,12 @@ class Method(nn.Module):
         trainer checkpoints for exact resume).
         """
         raise Unsupported(f"{type(self).__name__} cannot sample")
+
+    def reject_y(self, y: torch.Tensor | None) -> None:
+        """For unconditional ``sample``: a ``y`` would be silently ignored, so it is an error."""
+        if y is not None:
+            raise Unsupported(f"{type(self).__name__} samples unconditionally: sample(n, y=...) has "
+                              "nothing for y to fix")
 
     # --- helpers shared by all methods --------------------------------------------------------
     @property

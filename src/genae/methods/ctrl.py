@@ -101,6 +101,7 @@ class CTRLConfig:
 class CTRL(Method):
     Config = CTRLConfig
     input_range = "tanh"
+    sample_y = "class"  # y picks the class subspace Gaussian of eq. 13
 
     def __init__(self, cfg: CTRLConfig, info: DataInfo):
         super().__init__(cfg, info)

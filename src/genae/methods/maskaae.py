@@ -241,7 +241,8 @@ class MaskAAE(Method):
 
     def sample(self, n: int, y: torch.Tensor | None = None,
                generator: torch.Generator | None = None) -> torch.Tensor:
-        """G(μ⊙z), z ~ N(0, I_m) (``y`` is ignored: the model is unconditional)."""
+        """G(μ⊙z), z ~ N(0, I_m) (unconditional: a ``y`` is refused)."""
+        self.reject_y(y)
         return self.decode(self.mask() * self.prior_noise(n, self.cfg.latent_dim, generator))
 
     def figures(self, x: torch.Tensor, y: torch.Tensor | None) -> dict[str, Any]:

@@ -88,7 +88,8 @@ class VAE(Method):
 
     def sample(self, n: int, y: torch.Tensor | None = None,
                generator: torch.Generator | None = None) -> torch.Tensor:
-        """Decoder means at z ~ N(0, I) (``y`` is ignored: the VAE is unconditional)."""
+        """Decoder means at z ~ N(0, I) (unconditional: a ``y`` is refused)."""
+        self.reject_y(y)
         return self.decode(self.prior_noise(n, self.cfg.latent_dim, generator))
 
     # --- helpers ------------------------------------------------------------------------------

@@ -11,7 +11,17 @@ two 2×2 max pools) → adaptive average pool to 4×4 → fc(``feature_dim``) �
 Features = the ``feature_dim``-d penultimate activations. Adam, linear learning-rate decay,
 ``steps`` minibatches drawn by a seeded permutation per epoch; inputs in [0, 1]; no augmentation.
 Trained once per (dataset contents, recipe) and cached under ``$GENAE_CACHE/domain/`` (default
-``~/.cache/genae/domain/``); the file name is ``<dataset-key>.pt``.
+``~/.cache/genae/domain/``) as ``<dataset-key>-r<recipe-hash>.safetensors``: the weights as
+safetensors tensors and everything else (accuracy, recipe, class count, dataset keys) as one JSON
+string in the safetensors metadata under ``"genae_domain_meta"``. Reading it never unpickles
+anything, so a crafted cache file cannot run code. Written atomically (a uniquely named
+temporary file beside it, fsync, ``os.replace``), so a reader sees the old file or the new one.
+
+Old ``.pt`` caches (pickles, read with ``torch.load(weights_only=False)`` by earlier versions)
+are never opened: they are ignored and the classifier is retrained once. A cache file that is
+damaged, crafted or inconsistent (not safetensors, bad JSON, wrong recipe/dataset, tensors that
+do not fit the network) is discarded with a ``RuntimeWarning`` naming it and the classifier is
+retrained; the new file replaces it.
 """
 from __future__ import annotations
 
@@ -20,6 +30,7 @@ import json
 import os
 import tempfile
 import time
+import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -28,7 +39,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["DomainClassifier", "DomainRecipe", "cache_root", "dataset_key", "load_or_train_domain",
+__all__ = ["DamagedCache", "DomainClassifier", "DomainRecipe", "cache_root", "dataset_key",
+           "domain_cache_path", "load_or_train_domain", "read_domain_cache", "save_domain_cache",
            "train_domain_classifier"]
 
 
@@ -168,12 +180,27 @@ class _deterministic:
         torch.use_deterministic_algorithms(self.prev)
 
 
-def _atomic_save(obj: Any, path: Path) -> None:
+#: Key of the JSON metadata in the safetensors header, and the format tag stored beside it.
+META_KEY = "genae_domain_meta"
+FORMAT = "genae-domain-v1"
+SUFFIX = ".safetensors"
+
+
+class DamagedCache(ValueError):
+    """A domain-classifier cache file that cannot be used (the message says why)."""
+
+
+def save_domain_cache(net: DomainClassifier, path: Path) -> None:
+    """Write ``net``'s weights and ``net.meta`` to ``path`` (safetensors + JSON), atomically."""
+    from safetensors.torch import save
+
+    tensors = {k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()}
+    blob = save(tensors, metadata={"format": FORMAT, META_KEY: json.dumps(net.meta, sort_keys=True)})
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
+            f.write(blob)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -183,28 +210,70 @@ def _atomic_save(obj: Any, path: Path) -> None:
         raise
 
 
+def read_domain_cache(path: Path, recipe: DomainRecipe, train_key: str) -> DomainClassifier:
+    """The classifier stored at ``path`` (CPU, eval mode, ``meta`` restored).
+
+    Raises ``DamagedCache`` when the file is not a genae domain cache, belongs to another recipe
+    or training set, or its tensors do not fit the network. Parses only the safetensors header
+    (JSON) and raw tensor bytes: nothing in the file is executed.
+    """
+    from safetensors import SafetensorError
+    from safetensors.torch import load
+
+    try:
+        data = path.read_bytes()
+        tensors = load(data)
+        n = int.from_bytes(data[:8], "little")   # safetensors: u64 header length, JSON header
+        header = json.loads(data[8:8 + n])
+        meta = json.loads((header.get("__metadata__") or {}).get(META_KEY, "null"))
+    except (SafetensorError, OSError, ValueError, TypeError, AttributeError) as e:
+        raise DamagedCache(f"not a readable safetensors file ({type(e).__name__}: {e})") from e
+    if (header.get("__metadata__") or {}).get("format") != FORMAT or not isinstance(meta, dict):
+        raise DamagedCache(f"no {FORMAT} metadata")
+    if meta.get("recipe") != asdict(recipe) or meta.get("train_key") != train_key:
+        raise DamagedCache("written for another recipe or training set")
+    try:
+        in_channels, num_classes = int(meta["in_channels"]), int(meta["num_classes"])
+        if not (0 < in_channels <= 64 and 0 < num_classes <= 100_000):
+            raise ValueError(f"implausible in_channels={in_channels}, num_classes={num_classes}")
+        net = DomainClassifier(in_channels, num_classes, recipe.width, recipe.feature_dim)
+        net.load_state_dict(tensors, strict=True)   # also checks every shape
+    except (KeyError, TypeError, ValueError, RuntimeError) as e:
+        raise DamagedCache(f"weights do not fit the classifier ({type(e).__name__}: {e})") from e
+    net.meta = meta
+    return net.eval()
+
+
+def domain_cache_path(train: Any, recipe: DomainRecipe, cache_dir: str | os.PathLike | None = None) -> Path:
+    """``<cache>/domain/<dataset-key>-r<recipe-hash>.safetensors`` for this training set."""
+    root = Path(cache_dir) if cache_dir is not None else cache_root()
+    return root / "domain" / f"{dataset_key(train)}-r{recipe.key()}{SUFFIX}"
+
+
 def load_or_train_domain(train: Any, test: Any, recipe: DomainRecipe = DomainRecipe(),
                          device: str | torch.device = "cpu", cache_dir: str | os.PathLike | None = None,
                          progress: bool = False) -> tuple[DomainClassifier, str]:
     """The cached classifier for this training set and recipe (training it if needed).
 
     Returns ``(net in eval mode on device, weights hash)``; ``net.meta["test_accuracy"]`` is the
-    accuracy on ``test``. Cache file: ``<cache>/domain/<dataset-key>-r<recipe-hash>.pt``.
+    accuracy on ``test`` and ``net.meta["path"]`` the cache file (``domain_cache_path``). A
+    damaged cache file is replaced after a ``RuntimeWarning`` naming it (see the module docstring).
     """
-    root = Path(cache_dir) if cache_dir is not None else cache_root()
-    path = root / "domain" / f"{dataset_key(train)}-r{recipe.key()}.pt"
+    path = domain_cache_path(train, recipe, cache_dir)
+    net = None
     if path.is_file():
-        blob = torch.load(path, map_location="cpu", weights_only=False)
-        meta = blob["meta"]
-        net = DomainClassifier(meta["in_channels"], meta["num_classes"], recipe.width, recipe.feature_dim)
-        net.load_state_dict(blob["state_dict"])
-        net.meta = meta
-        if meta.get("test_key") != dataset_key(test) and test.y is not None:
-            net.meta = dict(meta, test_accuracy=accuracy(net, test.x, test.y, "cpu"),
+        try:
+            net = read_domain_cache(path, recipe, dataset_key(train))
+        except DamagedCache as e:
+            warnings.warn(f"domain classifier cache {path} is unusable ({e}); discarding it and "
+                          f"retraining", RuntimeWarning, stacklevel=2)
+    if net is not None:
+        if net.meta.get("test_key") != dataset_key(test) and test.y is not None:
+            net.meta = dict(net.meta, test_accuracy=accuracy(net, test.x, test.y, "cpu"),
                             test_key=dataset_key(test))
     else:
         net = train_domain_classifier(train, test, recipe, device, progress)
         net = net.cpu()
-        _atomic_save({"state_dict": net.state_dict(), "meta": net.meta}, path)
+        save_domain_cache(net, path)
     net.meta = dict(net.meta, path=str(path))
     return net.to(device).eval(), _tensor_digest(*net.state_dict().values())[:16]

@@ -18,6 +18,8 @@ from __future__ import annotations
 import os
 import tempfile
 import time
+import warnings
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -42,6 +44,41 @@ class MetricSpec:
 
     fn: Callable[[Any, "EvalContext"], dict[str, Any]]
     description: str
+
+
+_STATS_KEYS = ("features", "mu", "sigma")
+
+
+def _read_stats(path: Path) -> dict[str, np.ndarray] | None:
+    """The cached real-data statistics at ``path``, or None (with a ``RuntimeWarning`` naming
+    it) when the file is damaged. ``allow_pickle=False``: an object array in a crafted file is
+    refused rather than unpickled."""
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            stats = {k: np.asarray(z[k]) for k in _STATS_KEYS}
+        if any(v.dtype.kind not in "fiu" for v in stats.values()):
+            raise ValueError("non-numeric arrays")
+        return stats
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as e:
+        warnings.warn(f"real-data statistics cache {path} is unusable ({type(e).__name__}: {e}); "
+                      f"recomputing it", RuntimeWarning, stacklevel=3)
+        return None
+
+
+def _write_stats(path: Path, stats: dict[str, np.ndarray]) -> None:
+    """Write ``stats`` to ``path`` atomically (unique temporary file, fsync, rename)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            np.savez(fh, **stats)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
 
 
 @dataclass
@@ -185,20 +222,14 @@ class EvalContext:
         else:
             wh = self._inception()[1]
         path = self.cache / "stats" / f"{dataset_key(ref)}-{self.split}-{b}-{wh[:12]}.npz"
-        if path.is_file():
-            with np.load(path) as z:
-                stats = {k: z[k] for k in ("features", "mu", "sigma")}
-        else:
+        stats = _read_stats(path) if path.is_file() else None
+        if stats is None:
             if self.progress:
                 _log(f"real-data features of {ref.name} ({self.split}, {b}): computing (cached)")
             f = self.features(ref.x)
             mu, sigma = frechet.feature_statistics(f)
             stats = {"features": f, "mu": mu, "sigma": sigma}
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".npz")
-            with os.fdopen(fd, "wb") as fh:
-                np.savez(fh, **stats)
-            os.replace(tmp, path)
+            _write_stats(path, stats)
         self._real["stats"] = stats
         return stats
 

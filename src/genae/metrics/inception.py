@@ -9,17 +9,24 @@ resized to 299×299 (bilinear, ``align_corners=False``) and scaled to [-1, 1]; f
 2048-d global average pool after ``Mixed_7c`` ("pool3"); ``logits`` gives the 1008-way logits
 used by the Inception Score.
 
-Weights: ``pt_inception-2015-12-05-6726825d.pth`` (pytorch-fid's converted file). Looked for at
-``$GENAE_INCEPTION_WEIGHTS`` (a file path), then ``~/.cache/genae/weights/`` (or
-``$GENAE_CACHE/weights/``); otherwise downloaded once from the official release URL and checked
-against the SHA-256 prefix in its name (torch.hub's convention).
+Weights: ``pt_inception-2015-12-05-6726825d.pth`` (pytorch-fid's converted file, 95,628,359
+bytes, SHA-256 ``WEIGHTS_SHA256``; the name carries its first 8 hex digits, torch.hub's
+convention). Looked for at ``$GENAE_INCEPTION_WEIGHTS`` (a file path, used as given: a digest
+other than ``WEIGHTS_SHA256`` only warns), then ``~/.cache/genae/weights/`` (or
+``$GENAE_CACHE/weights/``), where the file must match the full SHA-256; otherwise downloaded once
+from the official release URL into a uniquely named temporary file beside the target, checked
+against the size and full SHA-256, fsynced and renamed into place. Any failure (network error,
+wrong bytes, Ctrl-C) removes the temporary file, so the weights directory holds either nothing
+or the verified file. The weights are read with ``torch.load(weights_only=True)``.
 """
 from __future__ import annotations
 
 import hashlib
+import http.client
 import os
 import tempfile
 import urllib.request
+import warnings
 from pathlib import Path
 
 import torch
@@ -28,12 +35,18 @@ from torch import nn
 
 from ..errors import ConfigError
 
-__all__ = ["FIDInceptionV3", "WEIGHTS_NAME", "WEIGHTS_URL", "inception_weights_path",
-           "load_fid_inception", "weights_sha256"]
+__all__ = ["FIDInceptionV3", "WEIGHTS_NAME", "WEIGHTS_SHA256", "WEIGHTS_URL", "download_weights",
+           "inception_weights_path", "load_fid_inception", "urlopen", "weights_sha256"]
 
 WEIGHTS_NAME = "pt_inception-2015-12-05-6726825d.pth"
 WEIGHTS_URL = "https://github.com/mseitzer/pytorch-fid/releases/download/fid_weights/" + WEIGHTS_NAME
-WEIGHTS_SHA256_PREFIX = "6726825d"
+# The full SHA-256 and size of pytorch-fid's release file, as pinned independently by several
+# public FID pipelines (the same bytes are torch-fidelity's weights-inception-2015-12-05-6726825d.pth).
+WEIGHTS_SHA256 = "6726825d0af5f729cebd5821db510b11b1cfad8faad88a03f1befd49fb9129b2"
+WEIGHTS_SIZE = 95_628_359
+WEIGHTS_SHA256_PREFIX = WEIGHTS_SHA256[:8]
+#: Seconds without data before the download is abandoned.
+TIMEOUT = 60
 
 
 class BasicConv2d(nn.Module):
@@ -221,6 +234,12 @@ def _cache_root() -> Path:
     return Path(os.environ.get("GENAE_CACHE") or Path.home() / ".cache" / "genae")
 
 
+def urlopen(url: str, timeout: float):
+    """Open ``url`` for reading (a file-like context manager). Tests replace this function."""
+    req = urllib.request.Request(url, headers={"User-Agent": "genae"})
+    return urllib.request.urlopen(req, timeout=timeout)  # noqa: S310 (fixed https URL)
+
+
 def weights_sha256(path: str | os.PathLike) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
@@ -229,16 +248,72 @@ def weights_sha256(path: str | os.PathLike) -> str:
     return h.hexdigest()
 
 
+def download_weights(target: Path, url: str = WEIGHTS_URL, sha256: str = WEIGHTS_SHA256,
+                     size: int | None = WEIGHTS_SIZE) -> Path:
+    """Download ``url`` to ``target``: temporary file beside it, size and SHA-256 check, fsync,
+    atomic rename. On any failure the temporary file (and any directory this call created) is
+    removed and the error re-raised: ``OSError`` for network trouble, ``ConfigError`` naming
+    both digests for wrong bytes."""
+    created = [p for p in (target.parent, *target.parent.parents) if not p.exists()]
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp, done = None, False
+    try:
+        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
+        h, n = hashlib.sha256(), 0
+        with os.fdopen(fd, "wb") as out, urlopen(url, timeout=TIMEOUT) as r:
+            while block := r.read(1 << 20):
+                out.write(block)
+                h.update(block)
+                n += len(block)
+            out.flush()
+            os.fsync(out.fileno())
+        digest = h.hexdigest()
+        if digest != sha256 or (size is not None and n != size):
+            raise ConfigError(f"downloaded {url} has SHA-256 {digest} ({n} bytes), expected "
+                              f"{sha256}" + (f" ({size} bytes)" if size is not None else "")
+                              + "; discarded")
+        os.replace(tmp, target)
+        done = True
+        return target
+    finally:
+        if not done:
+            if tmp is not None:
+                try:
+                    os.unlink(tmp)
+                except FileNotFoundError:
+                    pass
+            for p in created:   # innermost first; stop at the first that is not empty
+                try:
+                    p.rmdir()
+                except OSError:
+                    break
+
+
 def inception_weights_path(download: bool = True) -> Path:
-    """Locate (or download once) the FID Inception weights; clear error if impossible."""
+    """Locate (or download once) the FID Inception weights; clear ``ConfigError`` if impossible.
+
+    ``$GENAE_INCEPTION_WEIGHTS`` is used as given (a ``RuntimeWarning`` when its SHA-256 is not
+    ``WEIGHTS_SHA256``); the cached file must match ``WEIGHTS_SHA256`` (else ``ConfigError``
+    naming it and saying to delete it); a download is verified before it is kept.
+    """
     env = os.environ.get("GENAE_INCEPTION_WEIGHTS")
     if env:
         p = Path(env).expanduser()
         if not p.is_file():
             raise ConfigError(f"GENAE_INCEPTION_WEIGHTS={env} is not a file")
+        digest = weights_sha256(p)
+        if digest != WEIGHTS_SHA256:
+            warnings.warn(f"GENAE_INCEPTION_WEIGHTS={env} has SHA-256 {digest}, not that of "
+                          f"{WEIGHTS_NAME} ({WEIGHTS_SHA256}); FIDs computed with it are not "
+                          f"comparable with the standard ones", RuntimeWarning, stacklevel=2)
         return p
     target = _cache_root() / "weights" / WEIGHTS_NAME
     if target.is_file():
+        digest = weights_sha256(target)
+        if digest != WEIGHTS_SHA256:
+            raise ConfigError(f"{target} has SHA-256 {digest}, expected {WEIGHTS_SHA256} "
+                              f"({WEIGHTS_NAME}): the file is damaged or not the FID weights. "
+                              f"Delete it (it is downloaded again) or replace it.")
         return target
     how = (f"The 'inception' backbone needs the FID Inception weights {WEIGHTS_NAME}. Download "
            f"{WEIGHTS_URL} and either put it at {target} or set GENAE_INCEPTION_WEIGHTS=/path/to/"
@@ -246,20 +321,11 @@ def inception_weights_path(download: bool = True) -> Path:
     if not download:
         raise ConfigError(how)
     try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=target.parent, suffix=".part")
-        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(WEIGHTS_URL, timeout=60) as r:
-            while block := r.read(1 << 20):
-                out.write(block)
-    except OSError as e:
+        return download_weights(target, WEIGHTS_URL, WEIGHTS_SHA256, WEIGHTS_SIZE)
+    except ConfigError as e:
+        raise ConfigError(f"{e}. {how}") from None
+    except (OSError, http.client.HTTPException) as e:   # URLError, timeouts, IncompleteRead
         raise ConfigError(f"download failed ({e}). {how}") from None
-    digest = weights_sha256(tmp)
-    if not digest.startswith(WEIGHTS_SHA256_PREFIX):
-        os.unlink(tmp)
-        raise ConfigError(f"downloaded {WEIGHTS_URL} has SHA-256 {digest}, expected a digest "
-                          f"starting with {WEIGHTS_SHA256_PREFIX}. {how}")
-    os.replace(tmp, target)
-    return target
 
 
 def load_fid_inception(device: str | torch.device = "cpu", download: bool = True) -> tuple[FIDInceptionV3, str]:

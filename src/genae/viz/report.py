@@ -25,7 +25,7 @@ import torch
 import yaml
 
 from ..data import load_dataset, to_range
-from ..runs import load_run, read_metrics, run_config
+from ..runs import atomic_write, load_run, read_metrics, run_config
 
 __all__ = ["write_report", "render_report"]
 
@@ -93,7 +93,7 @@ def _fmt(v: Any) -> str:
     return str(v)
 
 
-_PROTOCOL = ("backbone", "backbone_test_acc", "backbone_weights", "n_real", "n_fake", "split", "n",
+_PROTOCOL = ("step", "backbone", "backbone_test_acc", "backbone_weights", "n_real", "n_fake", "split", "n",
              "n_train", "n_test", "seconds")
 
 
@@ -147,8 +147,12 @@ def render_report(run_dir: str | os.PathLike, figures: dict[str, Any] | None = N
     if (run / "eval.json").is_file():
         try:
             results = json.loads((run / "eval.json").read_text())
-            parts += ["<h2>Evaluation (eval.json)</h2>", _eval_table(results.get("metrics", results)
-                                                                   if isinstance(results, dict) else {})]
+            metrics = results.get("metrics", results) if isinstance(results, dict) else {}
+            # every number with the checkpoint step it was computed on (files written before
+            # entries carried their own step give the file's)
+            metrics = {k: ({"step": results.get("step"), **v} if isinstance(v, dict) else v)
+                       for k, v in metrics.items()}
+            parts += ["<h2>Evaluation (eval.json)</h2>", _eval_table(metrics)]
         except json.JSONDecodeError as e:
             parts += ["<h2>Evaluation</h2>", f"<p class='skip'>eval.json unreadable: {html.escape(str(e))}</p>"]
     if figures:
@@ -209,11 +213,8 @@ def write_report(run_dir: str | os.PathLike, method: Any = None, figures: dict[s
                 print(f"[genae report] method figures skipped: {e}", file=sys.stderr)
     text = render_report(run, figures)
     out = run / "report.html"
-    fd, tmp = tempfile.mkstemp(dir=run, suffix=".html.tmp")
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        f.write(text)
+    atomic_write(out, text.encode("utf-8"))
     _umask = os.umask(0)
     os.umask(_umask)
-    os.chmod(tmp, 0o666 & ~_umask)  # mkstemp creates 0600; a report is meant to be shared
-    os.replace(tmp, out)
+    os.chmod(out, 0o666 & ~_umask)  # a report is meant to be shared
     return out
