@@ -254,9 +254,11 @@ def test_out_into_a_foreign_folder_or_a_file_is_refused_untouched(tmp_path):
 
 
 def test_atomic_write_uses_a_name_unique_to_the_process(tmp_path, monkeypatch):
+    from genae import fileio
+
     seen = []
-    real = runs._write_synced
-    monkeypatch.setattr(runs, "_write_synced", lambda p, d: (seen.append(p.name), real(p, d)))
+    real = fileio.write_synced
+    monkeypatch.setattr(fileio, "write_synced", lambda p, d: (seen.append(p.name), real(p, d)))
     runs.atomic_write(tmp_path / "config.yaml", b"a")
     runs.atomic_write(tmp_path / "config.yaml", b"b")
     assert seen[0] != seen[1] and all(f"tmp-{os.getpid()}-" in n for n in seen)
@@ -469,3 +471,34 @@ def test_sigkill_at_random_moments_during_checkpoint_writes_resumes_exactly(tmp_
         genae("resume", cut)
     assert _same(_weights(full, steps), _weights(cut, steps))
     assert [r["step"] for r in runs.read_metrics(cut / "metrics.jsonl")] == list(range(1, steps + 1))
+
+
+# --------------------------------------------------------------------------------------------
+# 3. Data is what was asked, and the run records it
+# --------------------------------------------------------------------------------------------
+def test_partial_data_dir_stops_before_a_run_exists_and_changed_data_is_named(tmp_path, monkeypatch):
+    from test_data import write_mnist_dir
+
+    data = tmp_path / "mnist"
+    write_mnist_dir(data, n_train=40, n_test=10)
+    (tmp_path / "cache" / "data" / "mnist").mkdir(parents=True)
+    write_mnist_dir(tmp_path / "cache" / "data" / "mnist", n_train=60, n_test=10, seed=1)
+    monkeypatch.setenv("GENAE_CACHE", str(tmp_path / "cache"))  # a complete MNIST the run must not use
+    sets = _sets(tiny_overrides("vae") + fast_train_overrides(4) + ["data.download=False"])
+    partial = tmp_path / "partial"
+    shutil.copytree(data, partial)
+    (partial / "train-labels-idx1-ubyte.gz").unlink()
+    proc = genae("train", "vae", "--data", "mnist", "--data-dir", partial, "--out", tmp_path / "p", *sets, check=False)
+    assert proc.returncode == 2 and str(partial) in proc.stderr and "train-labels-idx1-ubyte" in proc.stderr
+    assert not (tmp_path / "p").exists()
+
+    run = tmp_path / "run"
+    genae("train", "vae", "--data", "mnist", "--data-dir", data, "--out", run, *sets)
+    record = json.loads((run / "data.json").read_text())
+    images = str((data / "train-images-idx3-ubyte.gz").resolve())
+    assert len(record["train"]["files"]) == 2 and images in {str(Path(p).resolve()) for p in record["train"]["files"]}
+    write_mnist_dir(data, n_train=40, n_test=10, seed=2)  # same shapes, other pixels
+    proc = genae("resume", run, "--steps", 6)
+    assert "the data differs" in proc.stderr and "train-images-idx3-ubyte" in proc.stderr
+    proc = genae("eval", run, "--metrics", "recon-mse")
+    assert "the data differs" in proc.stderr and "t10k-images-idx3-ubyte" in proc.stderr

@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 import torch
 
-from genae.data import DataConfig, load_dataset
+from genae.data import DataConfig, download, load_dataset
 from genae.errors import ConfigError
 from genae.metrics import domain, inception
 from genae.metrics.domain import DomainRecipe, load_or_train_domain
@@ -159,7 +159,7 @@ def _serve(monkeypatch, payload: bytes, fail_after: BaseException | None = None)
         calls.append(url)
         return Stream(payload)
 
-    monkeypatch.setattr(inception, "urlopen", fake_urlopen)
+    monkeypatch.setattr(download, "urlopen", fake_urlopen)
     return calls
 
 
@@ -170,7 +170,7 @@ def _left(d: Path) -> list[str]:
 def test_inception_failed_download_leaves_nothing(weights_env, monkeypatch):
     def refused(url, timeout):
         raise OSError("connection refused")
-    monkeypatch.setattr(inception, "urlopen", refused)
+    monkeypatch.setattr(download, "urlopen", refused)
     with pytest.raises(ConfigError, match="download failed.*connection refused"):
         inception.inception_weights_path()
     assert _left(weights_env) == []

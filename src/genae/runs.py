@@ -32,7 +32,6 @@ import hashlib
 import json
 import os
 import re
-import secrets
 import shutil
 import sys
 from pathlib import Path
@@ -44,6 +43,7 @@ from safetensors import safe_open
 from safetensors.torch import load as load_tensors, save as save_tensors
 
 from . import state_io
+from .fileio import atomic_write, fsync_dir, sha256_file, write_synced
 from .config import RunConfig
 from .errors import ConfigError, GenaeError
 from .methods import METHODS, DataInfo, Method
@@ -199,7 +199,7 @@ def verify_checkpoint(ckpt: Path) -> str | None:
             return f"{name} is missing"
         if path.stat().st_size != size:
             return f"{name} has {path.stat().st_size} bytes, the manifest says {size}"
-        if _sha256_file(path) != digest:
+        if sha256_file(path) != digest:
             return f"{name} does not match its SHA-256 in the manifest"
     return None
 
@@ -285,16 +285,16 @@ def write_checkpoint(run_dir: Path, step: int, method: Method, trainer_state: di
             CONFIG: _config_text(cfg, method.info).encode(),
         }
         for fname, data in files.items():
-            _write_synced(tmp / fname, data)
+            write_synced(tmp / fname, data)
         manifest = {"format": 1, "step": step, "method": cfg.method,
                     "files": {k: {"size": len(v), "sha256": hashlib.sha256(v).hexdigest()}
                               for k, v in files.items()}}
-        _write_synced(tmp / MANIFEST, json.dumps(manifest, indent=2).encode())
+        write_synced(tmp / MANIFEST, json.dumps(manifest, indent=2).encode())
         final = root / name
         if final.exists():  # a damaged or superseded checkpoint of the same step (a rewound run)
             shutil.rmtree(final)
         os.replace(tmp, final)
-        _fsync_dir(root)
+        fsync_dir(root)
         atomic_write(root / LATEST, name.encode())
     except OSError as e:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -567,53 +567,6 @@ def check_data_record(run_dir: Path, splits: dict[str, Any]) -> list[str]:
 # --------------------------------------------------------------------------------------------
 def _config_text(cfg: RunConfig, info: DataInfo) -> str:
     return yaml.safe_dump({**cfg.to_dict(), "data_info": info.to_dict()}, sort_keys=False)
-
-
-def _write_synced(path: Path, data: bytes) -> None:
-    with open(path, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-
-
-def _fsync_file(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _fsync_dir(path: Path) -> None:
-    try:
-        _fsync_file(path)
-    except OSError:  # some filesystems refuse fsync on directories; the rename is still atomic
-        pass
-
-
-def atomic_write(path: Path, data: bytes) -> None:
-    """Replace ``path`` with ``data`` so that a crash leaves the old or the new file, never a part.
-
-    The temporary name is unique per process (``NAME.tmp-<pid>-<random>``), so two processes never
-    interleave their bytes in one file; on failure it is removed and the old file is untouched.
-    """
-    path = Path(path)
-    tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}-{secrets.token_hex(4)}")
-    try:
-        _write_synced(tmp, data)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    _fsync_dir(path.parent)
-
-
-def _sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _os_reason(e: OSError) -> str:

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import http.client
 import os
 import shutil
 import subprocess
@@ -42,6 +43,7 @@ from pathlib import Path
 from typing import Callable
 
 from ..errors import CorruptDataset, DatasetNotFound
+from ..fileio import cache_root
 from .core import DataConfig
 
 __all__ = ["Archive", "FileSet", "RemoteFile", "SYSTEM_DIRS", "cache_dir", "candidate_dirs", "locate",
@@ -111,12 +113,6 @@ def urlopen(url: str, timeout: float):
     """Open ``url`` for reading (a file-like context manager). Tests replace this function."""
     req = urllib.request.Request(url, headers={"User-Agent": "genae"})
     return urllib.request.urlopen(req, timeout=timeout)  # noqa: S310 (fixed https/http URLs)
-
-
-def cache_root() -> Path:
-    """``$GENAE_CACHE`` or ``~/.cache/genae``: genae's cache; datasets live under ``data/``."""
-    env = os.environ.get("GENAE_CACHE")
-    return Path(env).expanduser() if env else Path.home() / ".cache" / "genae"
 
 
 def cache_dir(name: str) -> Path:
@@ -306,8 +302,8 @@ def _sha256_file(path: Path) -> tuple[str, int]:
 def _check(rf: RemoteFile, n: int, sha256: str) -> None:
     """Raise ``CorruptDataset`` unless ``n`` bytes with digest ``sha256`` are what ``rf`` says."""
     if rf.size is not None and n != rf.size:
-        raise CorruptDataset(f"{rf.name}: got {n} bytes, expected {rf.size} (incomplete or wrong "
-                             f"file); discarded")
+        raise CorruptDataset(f"{rf.name}: got {n} bytes with SHA-256 {sha256}, expected {rf.size} "
+                             f"bytes with SHA-256 {rf.sha256} (incomplete or wrong file); discarded")
     if sha256 != rf.sha256:
         raise CorruptDataset(f"SHA-256 mismatch for {rf.name}: got {sha256}, expected "
                              f"{rf.sha256}; discarded")
@@ -326,7 +322,7 @@ def download_file(rf: RemoteFile, dest: Path) -> Path:
             try:
                 _download_one(url, rf, dest)
                 return dest
-            except (OSError, CorruptDataset, ValueError) as e:
+            except (OSError, CorruptDataset, ValueError, http.client.HTTPException) as e:
                 errors.append((url, e))
         msg = "; ".join(f"{url}: {e}" for url, e in errors)
         # Keep "the bytes were wrong" (CorruptDataset) distinct from "could not get the bytes".

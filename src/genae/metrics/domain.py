@@ -28,7 +28,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 import time
 import warnings
 from dataclasses import asdict, dataclass
@@ -39,14 +38,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..fileio import atomic_write, cache_root
+
 __all__ = ["DamagedCache", "DomainClassifier", "DomainRecipe", "cache_root", "dataset_key",
            "domain_cache_path", "load_or_train_domain", "read_domain_cache", "save_domain_cache",
            "train_domain_classifier"]
-
-
-def cache_root() -> Path:
-    """``$GENAE_CACHE`` or ``~/.cache/genae``."""
-    return Path(os.environ.get("GENAE_CACHE") or Path.home() / ".cache" / "genae")
 
 
 @dataclass(frozen=True)
@@ -197,17 +193,7 @@ def save_domain_cache(net: DomainClassifier, path: Path) -> None:
     tensors = {k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()}
     blob = save(tensors, metadata={"format": FORMAT, META_KEY: json.dumps(net.meta, sort_keys=True)})
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(blob)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    atomic_write(path, blob)
 
 
 def read_domain_cache(path: Path, recipe: DomainRecipe, train_key: str) -> DomainClassifier:

@@ -15,8 +15,7 @@ Evaluation never touches the global RNG (the trainer checkpoints it): every draw
 """
 from __future__ import annotations
 
-import os
-import tempfile
+import io
 import time
 import warnings
 import zipfile
@@ -27,6 +26,7 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
+from ..fileio import atomic_write
 from ..methods.base import Unsupported
 from . import clustering, disentangle, frechet, image, subspace
 from .domain import DomainRecipe, cache_root, dataset_key, load_or_train_domain
@@ -66,19 +66,11 @@ def _read_stats(path: Path) -> dict[str, np.ndarray] | None:
 
 
 def _write_stats(path: Path, stats: dict[str, np.ndarray]) -> None:
-    """Write ``stats`` to ``path`` atomically (unique temporary file, fsync, rename)."""
+    """Write ``stats`` to ``path`` atomically (``genae.fileio.atomic_write``)."""
+    buf = io.BytesIO()
+    np.savez(buf, **stats)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            np.savez(fh, **stats)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    atomic_write(path, buf.getvalue())
 
 
 @dataclass

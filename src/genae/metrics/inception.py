@@ -21,11 +21,8 @@ or the verified file. The weights are read with ``torch.load(weights_only=True)`
 """
 from __future__ import annotations
 
-import hashlib
 import http.client
 import os
-import tempfile
-import urllib.request
 import warnings
 from pathlib import Path
 
@@ -33,10 +30,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..errors import ConfigError
+from ..errors import ConfigError, CorruptDataset
+from ..fileio import cache_root, sha256_file
 
 __all__ = ["FIDInceptionV3", "WEIGHTS_NAME", "WEIGHTS_SHA256", "WEIGHTS_URL", "download_weights",
-           "inception_weights_path", "load_fid_inception", "urlopen", "weights_sha256"]
+           "inception_weights_path", "load_fid_inception", "weights_sha256"]
 
 WEIGHTS_NAME = "pt_inception-2015-12-05-6726825d.pth"
 WEIGHTS_URL = "https://github.com/mseitzer/pytorch-fid/releases/download/fid_weights/" + WEIGHTS_NAME
@@ -45,8 +43,6 @@ WEIGHTS_URL = "https://github.com/mseitzer/pytorch-fid/releases/download/fid_wei
 WEIGHTS_SHA256 = "6726825d0af5f729cebd5821db510b11b1cfad8faad88a03f1befd49fb9129b2"
 WEIGHTS_SIZE = 95_628_359
 WEIGHTS_SHA256_PREFIX = WEIGHTS_SHA256[:8]
-#: Seconds without data before the download is abandoned.
-TIMEOUT = 60
 
 
 class BasicConv2d(nn.Module):
@@ -230,63 +226,22 @@ class FIDInceptionV3(nn.Module):
         self.load_state_dict(given, strict=False)
 
 
-def _cache_root() -> Path:
-    return Path(os.environ.get("GENAE_CACHE") or Path.home() / ".cache" / "genae")
-
-
-def urlopen(url: str, timeout: float):
-    """Open ``url`` for reading (a file-like context manager). Tests replace this function."""
-    req = urllib.request.Request(url, headers={"User-Agent": "genae"})
-    return urllib.request.urlopen(req, timeout=timeout)  # noqa: S310 (fixed https URL)
-
-
 def weights_sha256(path: str | os.PathLike) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+    return sha256_file(path)
 
 
 def download_weights(target: Path, url: str = WEIGHTS_URL, sha256: str = WEIGHTS_SHA256,
                      size: int | None = WEIGHTS_SIZE) -> Path:
-    """Download ``url`` to ``target``: temporary file beside it, size and SHA-256 check, fsync,
-    atomic rename. On any failure the temporary file (and any directory this call created) is
-    removed and the error re-raised: ``OSError`` for network trouble, ``ConfigError`` naming
-    both digests for wrong bytes."""
-    created = [p for p in (target.parent, *target.parent.parents) if not p.exists()]
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp, done = None, False
+    """Download ``url`` to ``target`` through ``genae.data.download.download_file`` (temporary file
+    beside it, size and full SHA-256 check, fsync, atomic rename; on any failure, Ctrl-C included,
+    the temporary file and any directory the call created are removed). Raises ``OSError`` for
+    network trouble and ``ConfigError`` naming both digests for wrong bytes."""
+    from ..data.download import RemoteFile, download_file
+
     try:
-        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
-        h, n = hashlib.sha256(), 0
-        with os.fdopen(fd, "wb") as out, urlopen(url, timeout=TIMEOUT) as r:
-            while block := r.read(1 << 20):
-                out.write(block)
-                h.update(block)
-                n += len(block)
-            out.flush()
-            os.fsync(out.fileno())
-        digest = h.hexdigest()
-        if digest != sha256 or (size is not None and n != size):
-            raise ConfigError(f"downloaded {url} has SHA-256 {digest} ({n} bytes), expected "
-                              f"{sha256}" + (f" ({size} bytes)" if size is not None else "")
-                              + "; discarded")
-        os.replace(tmp, target)
-        done = True
-        return target
-    finally:
-        if not done:
-            if tmp is not None:
-                try:
-                    os.unlink(tmp)
-                except FileNotFoundError:
-                    pass
-            for p in created:   # innermost first; stop at the first that is not empty
-                try:
-                    p.rmdir()
-                except OSError:
-                    break
+        return download_file(RemoteFile(target.name, (url,), sha256, size), target)
+    except CorruptDataset as e:
+        raise ConfigError(f"downloaded {url}: {e}") from None
 
 
 def inception_weights_path(download: bool = True) -> Path:
@@ -307,7 +262,7 @@ def inception_weights_path(download: bool = True) -> Path:
                           f"{WEIGHTS_NAME} ({WEIGHTS_SHA256}); FIDs computed with it are not "
                           f"comparable with the standard ones", RuntimeWarning, stacklevel=2)
         return p
-    target = _cache_root() / "weights" / WEIGHTS_NAME
+    target = cache_root() / "weights" / WEIGHTS_NAME
     if target.is_file():
         digest = weights_sha256(target)
         if digest != WEIGHTS_SHA256:
