@@ -502,3 +502,24 @@ def test_partial_data_dir_stops_before_a_run_exists_and_changed_data_is_named(tm
     assert "the data differs" in proc.stderr and "train-images-idx3-ubyte" in proc.stderr
     proc = genae("eval", run, "--metrics", "recon-mse")
     assert "the data differs" in proc.stderr and "t10k-images-idx3-ubyte" in proc.stderr
+
+
+def test_two_real_resumes_at_once_one_is_refused(tmp_path):
+    """Two `genae resume RUN` processes at once: the first trains, the second is refused naming
+    the first's PID; the first, stopped with SIGTERM, checkpoints; every step is logged once."""
+    run = train(_cfg(tmp_path, steps=2, ckpt_every=1000, log_every=1))
+    env = {**os.environ, "PYTHONPATH": SRC, "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "genae", "resume", str(run), "--steps", "1000000"]
+    first = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 60
+    while time.time() < deadline and not (run / ".lock").read_text().strip() == str(first.pid):
+        time.sleep(0.01)
+    second = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
+    assert first.poll() is None, "the first writer finished before the second started"
+    first.send_signal(signal.SIGTERM)
+    first_err = first.communicate(timeout=120)[1]
+    assert first.returncode == 130 and "checkpoint written" in first_err, first_err
+    assert second.returncode == 2 and f"PID {first.pid}" in second.stderr
+    steps = [r["step"] for r in runs.read_metrics(run / "metrics.jsonl")]
+    last = runs.checkpoint_step(runs.latest_checkpoint(run))
+    assert steps == list(range(1, last + 1)) and last > 2

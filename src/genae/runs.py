@@ -240,7 +240,7 @@ def require_checkpoint(run_dir: str | Path, step: int | None = None) -> Path:
     if step is None:
         ckpt = latest_checkpoint(run_dir)
         if ckpt is None:
-            raise GenaeError(f"{run_dir} has no complete checkpoint{_damaged_list(run_dir)}")
+            raise GenaeError(f"{run_dir} has no complete checkpoint{damaged_summary(run_dir)}")
         return ckpt
     ckpt = Path(run_dir) / CKPT_DIR / checkpoint_name(step)
     if not ckpt.is_dir():
@@ -252,7 +252,9 @@ def require_checkpoint(run_dir: str | Path, step: int | None = None) -> Path:
     return ckpt
 
 
-def _damaged_list(run_dir) -> str:
+def damaged_summary(run_dir: str | Path) -> str:
+    """A message tail: ``; damaged: step-N (why), ...`` naming every checkpoint directory, or
+    `` yet`` when the run has none."""
     bad = [f"{p.name} ({verify_checkpoint(p)})" for p in checkpoint_dirs(run_dir)]
     return f"; damaged: {', '.join(bad)}" if bad else " yet"
 

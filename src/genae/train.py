@@ -162,7 +162,7 @@ def resume(run_dir: str | Path, steps: int | None = None, overrides: Sequence[st
             print(f"removed {leftover}, left by an interrupted writer", file=sys.stderr)
         ckpt = runs.latest_checkpoint(run_dir)
         if ckpt is None and runs.checkpoint_dirs(run_dir):
-            raise GenaeError(f"{run_dir} has checkpoints but none is complete{runs._damaged_list(run_dir)}; "
+            raise GenaeError(f"{run_dir} has checkpoints but none is complete{runs.damaged_summary(run_dir)}; "
                              "nothing was changed (restarting from step 0 would overwrite them)")
         cfg, info, changed = runs.resume_config(run_dir, ckpt, steps, overrides)
         for key, (old, new) in changed.items():
