@@ -85,26 +85,87 @@ def test_updates_are_finite_and_gradients_isolated(name, net):
     assert n_updates >= 2
 
 
+def _exercise(method, capability: str, x: torch.Tensor, y: torch.Tensor | None):
+    """Call ``capability`` once on a tiny batch and check the documented shapes; returns nothing,
+    raises ``Unsupported`` where the method does not support it."""
+    n = len(x)
+    if capability == "encode":
+        assert method.encode(x).ndim == 2 and len(method.encode(x)) == n
+    elif capability == "decode":
+        z = method.encode(x) if method.supports("encode") else torch.randn(n, 4)
+        assert method.decode(z).shape == x.shape
+    elif capability == "reconstruct":
+        out = method.reconstruct(x)
+        assert out.shape == x.shape and torch.isfinite(out).all()
+    elif capability == "sample":
+        g = torch.Generator().manual_seed(0)
+        s = method.sample(7, generator=g)
+        assert s.shape == (7, *method.info.shape) and torch.isfinite(s).all()
+        if method.sample_y is None:
+            with pytest.raises(Unsupported, match="unconditionally"):
+                method.sample(7, y=torch.zeros(7, dtype=torch.long), generator=g)
+        else:
+            fixed = method.sample(7, y=torch.full((7,), 1, dtype=torch.long), generator=g)
+            assert fixed.shape == s.shape
+    elif capability == "posterior":
+        q = method.posterior(x)
+        assert q.kind in ("gaussian", "categorical", "hybrid")
+        if q.mean is not None:
+            assert q.mean.shape == q.logvar.shape and len(q.mean) == n
+        if q.logits is not None:
+            assert q.probs.shape[0] == n and torch.allclose(q.probs.sum(1), torch.ones(n))
+    elif capability == "posterior_sample":
+        a = method.posterior_sample(x, generator=torch.Generator().manual_seed(0))
+        b = method.posterior_sample(x, generator=torch.Generator().manual_seed(0))
+        assert torch.equal(a, b) and len(a) == n
+        if method.supports("decode"):
+            assert method.decode(a).shape == x.shape
+    elif capability == "cluster":
+        p = method.cluster(x)
+        assert p.shape[0] == n and torch.allclose(p.sum(1), torch.ones(n), atol=1e-5)
+    elif capability == "active_dims":
+        m = method.active_dims()
+        assert m.dtype == torch.bool and m.ndim == 1
+    elif capability == "fit_prior":
+        method.fit_prior(x, y)
+    elif capability == "figures":
+        figs = method.figures(x, y)
+        assert isinstance(figs, dict) and figs
+    else:
+        raise AssertionError(f"the contract test does not know {capability!r}")
+
+
 @pytest.mark.parametrize("name", list(METHODS))
-def test_inference_api_shapes(name):
+def test_capabilities_declared_work_and_undeclared_raise(name):
+    """Every capability a method declares works on a tiny config with the documented shapes;
+    every one it does not declare raises ``Unsupported`` with a reason."""
+    from genae.methods.base import CAPABILITIES
+
     method = _build(name).eval()
     batch = _batch(method)
-    x = batch.x[:5]
+    declared = set(method.capabilities)
+    assert declared <= set(CAPABILITIES)
     with torch.no_grad():
-        method.fit_prior(batch.x, batch.y)  # as the trainer does before sampling
-        try:
-            z = method.encode(x)
-            assert z.shape == (5, code_dim(name))
-            assert method.decode(z).shape == x.shape
-            assert method.reconstruct(x).shape == x.shape
-        except Unsupported:
-            pass
-        try:
-            g = torch.Generator().manual_seed(0)
-            s = method.sample(7, generator=g)
-            assert s.shape == (7, *method.info.shape) and torch.isfinite(s).all()
-        except Unsupported as e:
-            assert str(e), "Unsupported must say why"
+        if "fit_prior" in declared:  # as the trainer does before sampling
+            method.fit_prior(batch.x, batch.y)
+        for capability in CAPABILITIES:
+            whole = capability in ("fit_prior", "figures")  # these see a batch holding every class
+            x, y = (batch.x, batch.y) if whole else (batch.x[:5], None)
+            if capability in declared:
+                _exercise(method, capability, x, y)
+            else:
+                with pytest.raises(Unsupported) as e:
+                    _exercise(method, capability, x, y)
+                assert str(e.value), "Unsupported must say why"
+
+
+def test_undeclared_capabilities_and_bad_sample_y_are_rejected_at_class_creation():
+    from genae.methods.base import Method
+
+    with pytest.raises(TypeError, match="unknown names"):
+        type("Bad", (Method,), {"capabilities": frozenset({"telepathy"})})
+    with pytest.raises(TypeError, match="sample_y"):
+        type("Bad", (Method,), {"sample_y": "mood"})
 
 
 @pytest.mark.parametrize("name", list(METHODS))

@@ -464,13 +464,14 @@ def test_write_report_embeds_everything(tmp_path):
 
 # --- METRICS registry end to end ------------------------------------------------------------------
 
-from genae.methods.base import DataInfo, Method, Unsupported  # noqa: E402
+from genae.methods.base import DataInfo, Method, Posterior, Unsupported  # noqa: E402
 
 
 class StubAE(Method):
     """encode = fixed random projection, decode = its pseudo-inverse, sample = uniform noise."""
 
     input_range = "unit"
+    capabilities = frozenset({"encode", "decode", "reconstruct", "sample"})
 
     def __init__(self, info: DataInfo, latent: int = 6):
         super().__init__(None, info)
@@ -493,22 +494,28 @@ class StubAE(Method):
 class StubVAE(StubAE):
     """Adds a Gaussian posterior whose last two units carry no information (mu = 0, var = 1)."""
 
+    capabilities = StubAE.capabilities | {"posterior", "posterior_sample"}
+
     def posterior(self, x):
         mu = self.encode(x) * 10
         mu[:, -2:] = 0
-        return mu, torch.zeros_like(mu)
+        return Posterior(mean=mu, logvar=torch.zeros_like(mu))
 
 
 class StubVAEFirstInactive(StubAE):
     """A Gaussian posterior whose first three units carry no information."""
 
+    capabilities = StubAE.capabilities | {"posterior", "posterior_sample"}
+
     def posterior(self, x):
         mu = self.encode(x) * 10
         mu[:, :3] = 0
-        return mu, torch.zeros_like(mu)
+        return Posterior(mean=mu, logvar=torch.zeros_like(mu))
 
 
 class StubEncoderOnly(StubAE):
+    capabilities = StubAE.capabilities - {"sample"}
+
     def sample(self, n, y=None, generator=None):
         raise Unsupported("StubEncoderOnly cannot sample")
 

@@ -177,6 +177,8 @@ class _NaNAt(Method):
 class _PriorProbe(_NaNAt):
     """Records what the trainer hands to ``fit_prior``; its buffer must reach the checkpoint."""
 
+    capabilities = frozenset({"fit_prior"})
+
     def __init__(self, cfg, info):
         super().__init__(cfg, info)
         self.register_buffer("prior_mean", torch.zeros(math.prod(info.shape)))

@@ -315,11 +315,23 @@ def _jsonable(v):
 
 
 def _cmd_methods(args) -> int:
-    from .methods import METHODS
+    """Each registered method, its summary, and a table of what it supports at inference."""
+    from .methods import METHODS, method_capabilities
+    from .methods.base import CAPABILITIES
 
     width = max(map(len, METHODS))
     for name, spec in METHODS.items():
         print(f"{name:<{width}}  {spec.description}")
+    print()
+    short = {"posterior_sample": "post_sample", "active_dims": "active", "reconstruct": "recon"}
+    cols = [short.get(c, c) for c in CAPABILITIES] + ["sample(y=...)"]
+    print(f"{'':<{width}}  " + "  ".join(cols))
+    for name in METHODS:
+        caps, sample_y = method_capabilities(name)
+        cells = ["x".center(len(col)) if cap in caps else "-".center(len(col))
+                 for cap, col in zip(CAPABILITIES, cols)]
+        print(f"{name:<{width}}  " + "  ".join(cells) + f"  {sample_y or '-'}")
+    print("\n" + "; ".join(f"{c}: {d}" for c, d in CAPABILITIES.items()))
     return 0
 
 

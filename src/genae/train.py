@@ -357,8 +357,9 @@ def _inference(method: Method):
 
 
 def _fit_prior(method: Method, data, t) -> None:
-    """Give ``Method.fit_prior`` the first ``train.prior_examples`` training examples (if it uses them)."""
-    if type(method).fit_prior is Method.fit_prior:
+    """Give ``Method.fit_prior`` the first ``train.prior_examples`` training examples (methods
+    that declare ``fit_prior``)."""
+    if not method.supports("fit_prior"):
         return
     x = to_range(data.x[: t.prior_examples].to(method.device), method.input_range)
     y = data.y[: t.prior_examples].to(method.device) if data.y is not None else None
@@ -373,18 +374,18 @@ def _write_images(run_dir: Path, method: Method, fixed: torch.Tensor | None, ste
     with _inference(method):
         gen = torch.Generator(device=method.device).manual_seed(t.seed + 12345)
         n, y, nrow = t.n_samples, None, None
-        if method.needs_labels and method.info.num_classes:  # one row per class
+        if method.sample_y == "class" and method.needs_labels and method.info.num_classes:  # row per class
             nrow = max(1, t.n_samples // method.info.num_classes)
             y = torch.arange(method.info.num_classes, device=method.device).repeat_interleave(nrow)
             n = len(y)
-        with contextlib.suppress(Unsupported):  # e.g. an AE has no prior to sample from
-            save_grid(method.to_unit(method.sample(n, y=y, generator=gen)),
-                      run_dir / "samples" / f"samples_{step:08d}.png", nrow=nrow)
-        if fixed is not None:
-            with contextlib.suppress(Unsupported):
-                recon = method.reconstruct(fixed)
-                pairs = torch.stack([method.to_unit(fixed), method.to_unit(recon)], 1).flatten(0, 1)
-                save_grid(pairs, run_dir / "samples" / f"recon_{step:08d}.png", nrow=16)
+        if method.supports("sample"):
+            with contextlib.suppress(Unsupported):  # e.g. CTRL before its prior has seen a class
+                save_grid(method.to_unit(method.sample(n, y=y, generator=gen)),
+                          run_dir / "samples" / f"samples_{step:08d}.png", nrow=nrow)
+        if fixed is not None and method.supports("reconstruct"):
+            recon = method.reconstruct(fixed)
+            pairs = torch.stack([method.to_unit(fixed), method.to_unit(recon)], 1).flatten(0, 1)
+            save_grid(pairs, run_dir / "samples" / f"recon_{step:08d}.png", nrow=16)
 
 
 class _Logger:

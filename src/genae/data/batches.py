@@ -21,7 +21,7 @@ from __future__ import annotations
 import torch
 
 from ..errors import ConfigError
-from ..methods.base import Batch
+from .core import Batch
 from .core import ArrayDataset, derive_seed
 from .transforms import INPUT_RANGES, to_range
 

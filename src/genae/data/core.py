@@ -1,4 +1,6 @@
-"""The data types every loader shares: ``DataConfig``, ``ArrayDataset``, ``DatasetSpec``.
+"""The data types every loader shares: ``DataConfig``, ``ArrayDataset``, ``DatasetSpec``, and
+what methods receive: ``DataInfo`` (to build networks) and ``Batch`` (one training batch).
+Nothing here imports a method, so ``genae.data`` does not depend on ``genae.methods``.
 
 They live here rather than in ``genae.data.__init__`` so that the loader modules (``idx``,
 ``cifar``, ...) can import them without importing the registry, which imports the loaders.
@@ -11,11 +13,43 @@ from typing import Any, Callable
 
 import torch
 
-from ..methods.base import DataInfo
 
-__all__ = ["ArrayDataset", "DataConfig", "DatasetSpec", "derive_seed", "SPLITS"]
+__all__ = ["ArrayDataset", "Batch", "DataConfig", "DataInfo", "DatasetSpec", "derive_seed", "SPLITS"]
 
 SPLITS = ("train", "test")
+
+
+@dataclass(frozen=True)
+class DataInfo:
+    """What a method needs to know about its data to build its networks.
+
+    shape: one example's shape, ``(C, H, W)`` for images or ``(D,)`` for vectors.
+    num_classes: number of labels, or None for unlabelled data.
+    kind: "image" or "vector".
+    """
+
+    shape: tuple[int, ...]
+    num_classes: int | None = None
+    kind: str = "image"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"shape": list(self.shape), "num_classes": self.num_classes, "kind": self.kind}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "DataInfo":
+        return cls(tuple(d["shape"]), d.get("num_classes"), d.get("kind", "image"))
+
+
+@dataclass
+class Batch:
+    """One training batch on the method's device.
+
+    x: ``(B, C, H, W)`` images in the method's input range, or ``(B, D)`` vectors; float32.
+    y: ``(B,)`` int64 labels, or None for unlabelled data.
+    """
+
+    x: torch.Tensor
+    y: torch.Tensor | None = None
 
 
 @dataclass

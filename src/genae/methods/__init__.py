@@ -70,4 +70,16 @@ METHODS: dict[str, MethodSpec] = {
                           {"objective": "ce"}, _CTRL_LABELLED, _CTRL_DATA),
 }
 
-__all__ = ["METHODS", "MethodSpec", "Method", "Update", "Batch", "DataInfo", "Unsupported"]
+
+
+def method_capabilities(name: str) -> tuple[frozenset[str], str | None]:
+    """(declared inference capabilities, what ``y`` fixes in ``sample``) of a registered method.
+
+    Read from the class, so nothing is built; a method whose capabilities depend on its config
+    sets them per instance, and the instance's ``supports`` is then the authority."""
+    cls = METHODS[name].cls
+    return frozenset(cls.capabilities), cls.sample_y
+
+
+__all__ = ["METHODS", "MethodSpec", "Method", "Update", "Batch", "DataInfo", "Unsupported",
+           "method_capabilities"]

@@ -49,6 +49,7 @@ class AAEConfig:
 
 class AAE(Method):
     Config = AAEConfig
+    capabilities = frozenset({"encode", "decode", "reconstruct", "sample"})
 
     def __init__(self, cfg: AAEConfig, info: DataInfo):
         super().__init__(cfg, info)

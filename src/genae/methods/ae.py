@@ -40,6 +40,7 @@ class AEConfig:
 
 class AE(Method):
     Config = AEConfig
+    capabilities = frozenset({"encode", "decode", "reconstruct"})
 
     def __init__(self, cfg: AEConfig, info: DataInfo):
         super().__init__(cfg, info)

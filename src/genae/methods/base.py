@@ -12,8 +12,10 @@ Protocol
   scalar loss}, logs={...})`` in the paper's order. All players of one ``Update`` are stepped
   together (gradients of all of them are computed before any parameter moves); code after a
   ``yield`` runs after the trainer has stepped those players, so it sees the updated weights.
-- Inference API used by metrics and the CLI: ``encode``, ``decode``, ``reconstruct``, ``sample``.
-  A method that does not support one raises ``Unsupported`` with a sentence saying why.
+- Inference contract used by metrics, the report, the CLI and the trainer: ``encode``,
+  ``decode``, ``reconstruct``, ``sample``, ``posterior``, ``posterior_sample``, ``cluster``,
+  ``active_dims``, ``fit_prior``, ``figures``. A method lists what it supports in
+  ``capabilities``; everything else raises ``Unsupported`` with a sentence saying why.
 
 Conventions
 -----------
@@ -33,46 +35,73 @@ from typing import Any, ClassVar, Iterator, Literal
 import torch
 from torch import nn
 
+from ..data.core import Batch, DataInfo  # re-exported: methods and their users import them here
 from ..errors import ConfigError
 
-__all__ = ["Batch", "DataInfo", "Method", "Unsupported", "Update", "check_config"]
+__all__ = ["Batch", "CAPABILITIES", "DataInfo", "Method", "Posterior", "SAMPLE_Y", "Unsupported", "Update",
+           "check_config"]
 
 
 class Unsupported(RuntimeError):
     """Raised by an inference call a method does not support (e.g. ``encode`` on a pure GAN)."""
 
 
-@dataclass(frozen=True)
-class DataInfo:
-    """What a method needs to know about its data to build its networks.
+#: What a method can be asked for at inference, each with what it means; a method declares the
+#: ones it supports in ``Method.capabilities`` (``genae methods`` shows them as a table).
+CAPABILITIES: dict[str, str] = {
+    "encode": "x -> (B, latent) codes",
+    "decode": "(B, latent) codes -> x",
+    "reconstruct": "x -> x through the code",
+    "sample": "n new examples from the model",
+    "posterior": "q(.|x): Gaussian, categorical or hybrid",
+    "posterior_sample": "one draw z ~ q(z|x)",
+    "cluster": "x -> (B, K) probabilities of a discrete code",
+    "active_dims": "the code dimensions the method switches on",
+    "fit_prior": "fits a sampling prior on encoded training data",
+    "figures": "extra report figures",
+}
 
-    shape: one example's shape, ``(C, H, W)`` for images or ``(D,)`` for vectors.
-    num_classes: number of labels, or None for unlabelled data.
-    kind: "image" or "vector".
-    """
-
-    shape: tuple[int, ...]
-    num_classes: int | None = None
-    kind: str = "image"
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"shape": list(self.shape), "num_classes": self.num_classes, "kind": self.kind}
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "DataInfo":
-        return cls(tuple(d["shape"]), d.get("num_classes"), d.get("kind", "image"))
+#: What ``y`` in ``sample(n, y=...)`` can fix (``Method.sample_y``); None = nothing (refused).
+SAMPLE_Y: dict[str, str] = {
+    "class": "a class label of the data",
+    "manifold": "one of the learned manifolds",
+    "generator": "a generator index",
+    "code": "a value of the discrete latent code",
+}
 
 
 @dataclass
-class Batch:
-    """One training batch on the method's device.
+class Posterior:
+    """q(·|x) of a batch of ``B`` inputs.
 
-    x: ``(B, C, H, W)`` images in the method's input range, or ``(B, D)`` vectors; float32.
-    y: ``(B,)`` int64 labels, or None for unlabelled data.
+    mean, logvar: ``(B, d)`` diagonal Gaussian over the continuous code (None if there is none);
+    logits: ``(B, K)`` unnormalised log-probabilities of a categorical code (None if none).
+    A hybrid posterior (a relaxed one-hot y and a Gaussian z) has both.
     """
 
-    x: torch.Tensor
-    y: torch.Tensor | None = None
+    mean: torch.Tensor | None = None
+    logvar: torch.Tensor | None = None
+    logits: torch.Tensor | None = None
+
+    def __post_init__(self):
+        if (self.mean is None) != (self.logvar is None):
+            raise ValueError("a Gaussian posterior needs both mean and logvar")
+        if self.mean is None and self.logits is None:
+            raise ValueError("a posterior needs a Gaussian part, a categorical part, or both")
+
+    @property
+    def kind(self) -> str:
+        """"gaussian", "categorical" or "hybrid"."""
+        if self.logits is None:
+            return "gaussian"
+        return "categorical" if self.mean is None else "hybrid"
+
+    @property
+    def probs(self) -> torch.Tensor:
+        """``(B, K)`` probabilities of the categorical code."""
+        if self.logits is None:
+            raise Unsupported("this posterior has no categorical code")
+        return self.logits.softmax(1)
 
 
 @dataclass
@@ -92,21 +121,43 @@ class Method(nn.Module):
     """Base class of every method (the only base class in ``genae.methods``).
 
     Subclasses set ``Config`` (their dataclass), ``input_range`` (class default; may be set per
-    instance in ``__init__``), ``needs_labels`` and ``needs_balanced_batches``.
+    instance in ``__init__``), ``needs_labels``, ``needs_balanced_batches``, and declare what they
+    support for inference in ``capabilities`` (names from ``CAPABILITIES``) and what ``y`` means
+    in ``sample`` in ``sample_y`` (a key of ``SAMPLE_Y`` or None). Every inference method below
+    has a default that raises ``Unsupported`` naming the method and the capability; metrics, the
+    report, the CLI and the trainer ask ``supports(name)`` instead of probing for attributes.
     """
 
     Config: ClassVar[type]
     input_range: str = "unit"  # "unit" = [0, 1], "tanh" = [-1, 1], "raw" = vectors as given
     needs_labels: ClassVar[bool] = False
     needs_balanced_batches: ClassVar[bool] = False
-    #: What ``y`` fixes in ``sample(n, y=...)``: "class" (CTRL's class subspaces), or None when
-    #: the method samples unconditionally and refuses ``y`` (``reject_y``).
+    capabilities: ClassVar[frozenset[str]] = frozenset()
     sample_y: ClassVar[str | None] = None
+
+    def __init_subclass__(cls, **kw):
+        super().__init_subclass__(**kw)
+        unknown = set(cls.capabilities) - set(CAPABILITIES)
+        if unknown:
+            raise TypeError(f"{cls.__name__}.capabilities has unknown names {sorted(unknown)}; "
+                            f"valid: {', '.join(CAPABILITIES)}")
+        if cls.sample_y is not None and cls.sample_y not in SAMPLE_Y:
+            raise TypeError(f"{cls.__name__}.sample_y={cls.sample_y!r}; valid: {', '.join(SAMPLE_Y)} or None")
 
     def __init__(self, cfg: Any, info: DataInfo):
         super().__init__()
         self.cfg = cfg
         self.info = info
+
+    def supports(self, capability: str) -> bool:
+        """Whether this method declares ``capability`` (a name from ``CAPABILITIES``)."""
+        if capability not in CAPABILITIES:
+            raise ValueError(f"unknown capability {capability!r}; valid: {', '.join(CAPABILITIES)}")
+        return capability in self.capabilities
+
+    def _unsupported(self, capability: str) -> Unsupported:
+        return Unsupported(f"{type(self).__name__} does not support {capability} "
+                           f"({CAPABILITIES[capability]})")
 
     # --- training -----------------------------------------------------------------------------
     def optimizers(self) -> dict[str, torch.optim.Optimizer]:
@@ -115,31 +166,56 @@ class Method(nn.Module):
     def train_step(self, batch: Batch, step: int) -> Iterator[Update]:
         raise NotImplementedError(f"{type(self).__name__} must define train_step()")
 
-    # --- inference API ------------------------------------------------------------------------
+    # --- inference API (declare each one a method supports in ``capabilities``) --------------
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         """``(B, *shape)`` inputs in ``input_range`` -> ``(B, latent)`` codes (posterior mean)."""
-        raise Unsupported(f"{type(self).__name__} has no encoder")
+        raise self._unsupported("encode")
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         """``(B, latent)`` codes -> ``(B, *shape)`` outputs in ``input_range``."""
-        raise Unsupported(f"{type(self).__name__} has no decoder")
+        raise self._unsupported("decode")
 
     def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
-        """``(B, *shape)`` -> ``(B, *shape)``: ``decode(encode(x))`` unless a method says otherwise."""
+        """``(B, *shape)`` -> ``(B, *shape)``; default ``decode(encode(x))`` when declared."""
+        if not self.supports("reconstruct"):
+            raise self._unsupported("reconstruct")
         return self.decode(self.encode(x))
 
-    def posterior(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(mu, logvar)`` of a diagonal Gaussian q(z|x), each ``(B, latent)`` (VAE-like methods)."""
-        raise Unsupported(f"{type(self).__name__} has no Gaussian posterior q(z|x)")
+    def posterior(self, x: torch.Tensor) -> "Posterior":
+        """q(·|x) of a batch: a ``Posterior`` that is Gaussian, categorical or both (hybrid)."""
+        raise self._unsupported("posterior")
+
+    def posterior_sample(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        """One draw from q(z|x), ``(B, latent)`` in the space ``decode`` takes (the default
+        reparameterises a Gaussian posterior: ``mean + exp(logvar / 2) * eps``, eps from
+        ``generator``); methods with discrete or hybrid codes override it."""
+        if not self.supports("posterior_sample"):
+            raise self._unsupported("posterior_sample")
+        q = self.posterior(x)
+        if q.kind != "gaussian":
+            raise Unsupported(f"{type(self).__name__} has a {q.kind} posterior: it must define "
+                              "posterior_sample itself")
+        eps = (torch.randn(q.mean.shape, generator=generator, device=generator.device) if generator is not None
+               else torch.randn(q.mean.shape)).to(q.mean.device, q.mean.dtype)
+        return q.mean + (0.5 * q.logvar).exp() * eps
+
+    def cluster(self, x: torch.Tensor) -> torch.Tensor:
+        """``(B, *shape)`` -> ``(B, K)`` probabilities of the method's own discrete code."""
+        raise self._unsupported("cluster")
+
+    def active_dims(self) -> torch.Tensor:
+        """``(latent,)`` bool mask of the code dimensions the method itself switches on."""
+        raise self._unsupported("active_dims")
 
     def sample(self, n: int, y: torch.Tensor | None = None,
                generator: torch.Generator | None = None) -> torch.Tensor:
-        """``n`` samples ``(n, *shape)`` in ``input_range``; ``y`` requests classes where supported.
+        """``n`` samples ``(n, *shape)`` in ``input_range``; ``y`` ``(n,)`` int64 fixes what
+        ``sample_y`` says (a method with ``sample_y=None`` refuses it: ``reject_y``).
 
         ``generator`` makes the noise reproducible without touching the global RNG (which the
         trainer checkpoints for exact resume).
         """
-        raise Unsupported(f"{type(self).__name__} cannot sample")
+        raise self._unsupported("sample")
 
     def reject_y(self, y: torch.Tensor | None) -> None:
         """For unconditional ``sample``: a ``y`` would be silently ignored, so it is an error."""
@@ -172,16 +248,18 @@ class Method(nn.Module):
         The trainer calls it in eval mode, under ``no_grad``, with the global RNG forked, before
         each sample grid and checkpoint: ``x`` are up to ``train.prior_examples`` training examples
         in ``input_range`` (on the device), ``y`` their labels or None. Store the result in
-        buffers so checkpoints carry it. Default: nothing to fit.
+        buffers so checkpoints carry it. Called only when the method declares ``fit_prior``.
         """
+        raise self._unsupported("fit_prior")
 
     def figures(self, x: torch.Tensor, y: torch.Tensor | None) -> dict[str, Any]:
         """Extra figures for the run report: name -> matplotlib Figure or ``(H, W, C)`` uint8 array.
 
         ``x``, ``y``: a fixed batch of test examples in ``input_range`` (sorted by label when
-        labelled) for figures that need data (heatmaps, interpolations). Default: none.
+        labelled) for figures that need data (heatmaps, interpolations). Called only when the
+        method declares ``figures``.
         """
-        return {}
+        raise self._unsupported("figures")
 
 
 def check_config(cfg: Any, positive: tuple[str, ...] = (), nonnegative: tuple[str, ...] = ()) -> None:

@@ -100,6 +100,7 @@ class CTRLConfig:
 
 class CTRL(Method):
     Config = CTRLConfig
+    capabilities = frozenset({"encode", "decode", "reconstruct", "sample", "fit_prior", "figures"})
     input_range = "tanh"
     sample_y = "class"  # y picks the class subspace Gaussian of eq. 13
 

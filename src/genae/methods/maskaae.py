@@ -133,6 +133,7 @@ class MaskAAEConfig:
 
 class MaskAAE(Method):
     Config = MaskAAEConfig
+    capabilities = frozenset({"encode", "decode", "reconstruct", "sample", "active_dims", "figures"})
 
     def __init__(self, cfg: MaskAAEConfig, info: DataInfo):
         super().__init__(cfg, info)

@@ -29,7 +29,7 @@ from ..errors import ConfigError
 from ..nets import build_decoder, build_encoder
 from ..objectives import gaussian_kl, reconstruction_nll, reparameterize
 from ..optim import build_optimizer
-from .base import Batch, DataInfo, Method, Update, check_config
+from .base import Batch, DataInfo, Method, Posterior, Update, check_config
 
 
 @dataclass
@@ -48,6 +48,7 @@ class VAEConfig:
 
 class VAE(Method):
     Config = VAEConfig
+    capabilities = frozenset({"encode", "decode", "reconstruct", "sample", "posterior", "posterior_sample"})
 
     def __init__(self, cfg: VAEConfig, info: DataInfo):
         super().__init__(cfg, info)
@@ -77,10 +78,10 @@ class VAE(Method):
         """Posterior mean mu(x), ``(B, latent_dim)``."""
         return self.encoder(x)[:, : self.cfg.latent_dim]
 
-    def posterior(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(mu, logvar)`` of q(z|x), each ``(B, latent_dim)``."""
+    def posterior(self, x: torch.Tensor) -> Posterior:
+        """Gaussian q(z|x): mean and logvar, each ``(B, latent_dim)``."""
         mu, logvar = self.encoder(x).chunk(2, dim=1)
-        return mu, logvar
+        return Posterior(mean=mu, logvar=logvar)
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         """Mean of p(x|z), ``(B, *shape)`` in ``input_range``."""

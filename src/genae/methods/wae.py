@@ -52,6 +52,7 @@ class WAEGANConfig:
 
 class WAEGAN(Method):
     Config = WAEGANConfig
+    capabilities = frozenset({"encode", "decode", "reconstruct", "sample"})
 
     def __init__(self, cfg: WAEGANConfig, info: DataInfo):
         super().__init__(cfg, info)

@@ -19,6 +19,7 @@ from __future__ import annotations
 from typing import Any, Iterable
 
 from ..errors import ConfigError
+from ..methods.base import Method
 from . import evaluate as _ev
 from .clustering import clustering_accuracy, kmeans, knn_accuracy, linear_probe_accuracy, nmi
 from .disentangle import kl_active_dims, mig, normalized_absolute_covariance, transform_score
@@ -61,7 +62,7 @@ def check_names(names: Iterable[str]) -> list[str]:
     return names
 
 
-def evaluate(method: Any, ctx: EvalContext, names: Iterable[str]) -> dict[str, dict[str, Any]]:
+def evaluate(method: Method, ctx: EvalContext, names: Iterable[str]) -> dict[str, dict[str, Any]]:
     """Run the named metrics on ``method`` -> ``{name: result dict}`` (in the order given).
 
     The method is put in eval mode for the duration (and restored), inference runs under
@@ -70,9 +71,8 @@ def evaluate(method: Any, ctx: EvalContext, names: Iterable[str]) -> dict[str, d
     import torch
 
     names = check_names(names)
-    was_training = getattr(method, "training", False)
-    if hasattr(method, "eval"):
-        method.eval()
+    was_training = method.training
+    method.eval()
     ctx.clear_method_cache()
     results: dict[str, dict[str, Any]] = {}
     try:
@@ -83,8 +83,7 @@ def evaluate(method: Any, ctx: EvalContext, names: Iterable[str]) -> dict[str, d
                     _ev._log(f"{name}: done in {results[name]['seconds']} s")
     finally:
         ctx.clear_method_cache()
-        if was_training and hasattr(method, "train"):
-            method.train(True)
+        method.train(was_training)
     return results
 
 

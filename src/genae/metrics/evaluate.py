@@ -299,16 +299,13 @@ def _log(msg: str) -> None:
     print(f"[genae eval] {msg}", file=sys.stderr, flush=True)
 
 
-def _posterior(method):
-    """The method's Gaussian encoder ``x -> (mu, logvar)`` of q(z|x), or None.
-
-    ``Method.posterior`` raises ``Unsupported`` unless a method overrides it; objects that are not
-    ``Method``s (test doubles) may provide ``posterior`` directly."""
-    from ..methods.base import Method
-    fn = getattr(method, "posterior", None)
-    if not callable(fn) or getattr(type(method), "posterior", None) is Method.posterior:
+def _gaussian_posterior(method, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """``(mean, logvar)`` of the Gaussian part of q(z|x), or None when the method declares no
+    posterior or its posterior has no Gaussian part."""
+    if not method.supports("posterior"):
         return None
-    return fn
+    q = method.posterior(x)
+    return None if q.mean is None else (q.mean, q.logvar)
 
 
 def _need_labels(ctx: EvalContext, what: str):
@@ -429,21 +426,17 @@ def recon_class_acc(method, ctx: EvalContext) -> dict[str, Any]:
 def decode_variance(method, ctx: EvalContext, n_images: int = 500, n_draws: int = 10) -> dict[str, Any]:
     """Mean per-pixel variance (ddof=1, [0, 1] pixels) among decodings of ``n_draws`` samples
     z ~ q(z|x), over ``n_images`` reference images (LSR-GAN's 'variance' column)."""
-    posterior = _posterior(method)
-    if posterior is None:
-        raise Skip(f"{type(method).__name__} has no stochastic encoder q(z|x) "
-                   "(no posterior())")
+    if not (method.supports("posterior_sample") and method.supports("decode")):
+        raise Skip(f"{type(method).__name__} has no stochastic encoder q(z|x) to decode draws of "
+                   "(no posterior_sample)")
     x = ctx.dataset(ctx.split).x[:n_images]
     g = ctx.generator(1)
     per_image = []
     with torch.no_grad():
         for i in range(0, len(x), ctx.batch_size):
             xb = ctx.to_method(x[i:i + ctx.batch_size], method)
-            mu, logvar = posterior(xb)
-            draws = []
-            for _ in range(n_draws):
-                eps = torch.randn(mu.shape, generator=g).to(mu.device, mu.dtype)
-                draws.append(method.to_unit(method.decode(mu + (0.5 * logvar).exp() * eps)).double().cpu())
+            draws = [method.to_unit(method.decode(method.posterior_sample(xb, generator=g))).double().cpu()
+                     for _ in range(n_draws)]
             v = torch.stack(draws).var(dim=0, unbiased=True)
             per_image.append(v.flatten(1).mean(1))
     v = torch.cat(per_image)
@@ -496,7 +489,7 @@ def _clusters(method, ctx: EvalContext) -> tuple[np.ndarray, str]:
     K = number of classes on the encoder features."""
     def make():
         ds = ctx.dataset(ctx.split)
-        if hasattr(method, "cluster"):
+        if method.supports("cluster"):
             out = ctx._batched(method.cluster, ds.x, method)
             return (out.argmax(1) if out.ndim == 2 else out).long().numpy(), "method.cluster"
         k = ds.num_classes or 10
@@ -563,14 +556,10 @@ def mig_metric(method, ctx: EvalContext) -> dict[str, Any]:
     if unknown:
         raise Skip(f"unknown factors {unknown}; {ds.name} has {names}")
     cols = [names.index(n) for n in chosen]
-    posterior = _posterior(method)
-    if posterior is not None:
+    if method.supports("posterior_sample"):
         g = ctx.generator(2)
-
-        def draw(xb):
-            mu, logvar = posterior(xb)
-            return mu + (0.5 * logvar).exp() * torch.randn(mu.shape, generator=g).to(mu.device, mu.dtype)
-        codes = ctx._batched(draw, ds.x, method).reshape(len(ds.x), -1).numpy()
+        codes = ctx._batched(lambda xb: method.posterior_sample(xb, generator=g), ds.x, method)
+        codes = codes.reshape(len(ds.x), -1).numpy()
         how = "sampled from q(z|x)"
     else:
         codes, how = _enc(method, ctx), "encode (deterministic)"
@@ -581,7 +570,7 @@ def mig_metric(method, ctx: EvalContext) -> dict[str, Any]:
 
 def _active_mask(method, ctx: EvalContext) -> tuple[np.ndarray | None, str, dict[str, Any]]:
     """(active mask over latent dims or None, how, extras)."""
-    if hasattr(method, "active_dims"):
+    if method.supports("active_dims"):
         m = method.active_dims()
         m = m.detach().cpu().numpy() if isinstance(m, torch.Tensor) else np.asarray(m)
         if m.dtype != bool:
@@ -591,13 +580,13 @@ def _active_mask(method, ctx: EvalContext) -> tuple[np.ndarray | None, str, dict
             idx, m = m.astype(int), np.zeros(dim, dtype=bool)   # indices
             m[idx] = True
         return m, "mask", {}
-    posterior = _posterior(method)
-    if posterior is not None:
-        ds = ctx.dataset(ctx.split)
+    ds = ctx.dataset(ctx.split)
+    first = _gaussian_posterior(method, ctx.to_method(ds.x[:1], method))
+    if first is not None:
         mus, lvs = [], []
         with torch.no_grad():
             for i in range(0, len(ds.x), ctx.batch_size):
-                mu, lv = posterior(ctx.to_method(ds.x[i:i + ctx.batch_size], method))
+                mu, lv = _gaussian_posterior(method, ctx.to_method(ds.x[i:i + ctx.batch_size], method))
                 mus.append(mu.double().cpu().flatten(1))
                 lvs.append(lv.double().cpu().flatten(1))
         active, kl = disentangle.kl_active_dims(torch.cat(mus), torch.cat(lvs), 0.01)

@@ -203,7 +203,7 @@ def write_report(run_dir: str | os.PathLike, method: Any = None, figures: dict[s
             except Exception:
                 method = None
         figures = {}
-        if method is not None and hasattr(method, "figures"):
+        if method is not None and method.supports("figures"):
             try:
                 with torch.no_grad():
                     figures = dict(method.figures(*_figure_batch(run, method)))
