@@ -60,6 +60,8 @@ class TrainConfig:
                                        # without syncs, at log/checkpoint intervals (GPU throughput)
     progress: bool = True              # show a progress bar
     tensorboard: bool = True           # write TensorBoard events under RUN/tb
+    init_from: str | None = None       # "RUN[@STEP][:net1,net2]": start these sub-networks (default:
+                                       # every one both share) from another run's checkpoint
 
 
 @dataclass

@@ -318,11 +318,7 @@ def read_checkpoint(ckpt: Path, device: str | torch.device = "cpu") -> tuple[dic
     restricted weights-only unpickler. A damaged or crafted file raises ``GenaeError`` naming it.
     """
     ckpt = Path(ckpt)
-    try:
-        weights = load_tensors((ckpt / MODEL_FILE).read_bytes())
-    except Exception as e:  # SafetensorError, OSError, ...
-        raise GenaeError(f"{ckpt / MODEL_FILE} is damaged or unreadable ({e})") from None
-    weights = {k: v.to(device) for k, v in weights.items()}
+    weights = {k: v.to(device) for k, v in read_weights(ckpt).items()}
     if (ckpt / STATE_JSON).is_file():
         state = state_io.loads((ckpt / STATE_JSON).read_bytes(), (ckpt / STATE_TENSORS).read_bytes(),
                                str(ckpt / STATE_JSON))
@@ -375,6 +371,60 @@ def load_weights(method: Method, weights: dict[str, torch.Tensor], ckpt: Path) -
         lines = [line.strip() for line in str(e).splitlines() if line.strip()]
         raise GenaeError(f"the weights in {ckpt} do not fit the network built from the run's "
                          f"config.yaml (was it edited?): {'; '.join(lines[1:4]) or lines[0]}") from None
+
+
+def init_from(method: Method, spec: str) -> list[str]:
+    """Initialise sub-networks of ``method`` from another run's checkpoint; returns their names.
+
+    ``spec`` is ``RUN[@STEP][:name1,name2]``: the run directory, optionally a checkpoint step
+    (default the newest complete one) and the sub-networks (attribute names, e.g. ``encoder``;
+    default every sub-network that both methods have). Weights are copied, never the optimizer
+    state. A missing sub-network or a shape mismatch is a ``GenaeError`` naming the key and both
+    shapes; nothing is changed then.
+    """
+    m = re.fullmatch(r"(?P<run>.+?)(?:@(?P<step>\d+))?(?::(?P<names>[\w.,]+))?", spec.strip())
+    if m is None:
+        raise ConfigError(f"train.init_from={spec!r}: expected RUN[@STEP][:net1,net2]")
+    run, step = m["run"], int(m["step"]) if m["step"] else None
+    read_config(run)  # a clear error if RUN is not a run
+    ckpt = require_checkpoint(run, step)
+    weights = read_weights(ckpt)
+    own = dict(method.named_children())
+    theirs = {k.split(".", 1)[0] for k in weights}
+    names = m["names"].split(",") if m["names"] else sorted(set(own) & theirs)
+    if not names:
+        raise GenaeError(f"{ckpt} shares no sub-network with {type(method).__name__} "
+                         f"(it has {', '.join(sorted(theirs))}; this method has {', '.join(own)})")
+    plans = {}
+    for name in names:
+        if name not in own:
+            raise GenaeError(f"train.init_from: {type(method).__name__} has no sub-network {name!r}; "
+                             f"it has: {', '.join(own)}")
+        src = {k[len(name) + 1:]: v for k, v in weights.items() if k.startswith(name + ".")}
+        if not src:
+            raise GenaeError(f"train.init_from: {ckpt} has no sub-network {name!r}; it has: "
+                             f"{', '.join(sorted(theirs))}")
+        dst = own[name].state_dict()
+        missing, extra = sorted(set(dst) - set(src)), sorted(set(src) - set(dst))
+        if missing or extra:
+            raise GenaeError(f"train.init_from: {name} differs between the runs: missing "
+                             f"{missing[:3]}, unexpected {extra[:3]}")
+        for k, v in src.items():
+            if tuple(v.shape) != tuple(dst[k].shape):
+                raise GenaeError(f"train.init_from: {name}.{k} has shape {tuple(v.shape)} in {ckpt} but "
+                                 f"{tuple(dst[k].shape)} here; the networks must match")
+        plans[name] = src
+    for name, src in plans.items():  # only once every check passed: all or nothing
+        own[name].load_state_dict(src)
+    return names
+
+
+def read_weights(ckpt: Path) -> dict[str, torch.Tensor]:
+    """The model weights of a checkpoint directory (CPU tensors, safetensors)."""
+    try:
+        return load_tensors((Path(ckpt) / MODEL_FILE).read_bytes())
+    except Exception as e:  # SafetensorError, OSError, ...
+        raise GenaeError(f"{Path(ckpt) / MODEL_FILE} is damaged or unreadable ({e})") from None
 
 
 # --------------------------------------------------------------------------------------------

@@ -27,6 +27,7 @@ from .config import RunConfig, check_against_data
 from .data import BatchSampler, load_dataset, to_range
 from .errors import DatasetNotFound, GenaeError, Interrupted, NonFiniteLoss
 from .methods import Method, Unsupported, Update
+from .methods.base import Stage
 from .optim import build_schedule
 from .viz.grids import save_grid
 from .viz.plots import loss_curves, save_figure
@@ -136,7 +137,11 @@ def train(cfg: RunConfig) -> Path:
     device = resolve_device(cfg.train.device)
     data = load_dataset(cfg.data, "train")
     check_against_data(cfg, data.num_classes)
-    method = runs.build_method(cfg, data.info).to(device)  # validates model.* before any file is written
+    method = runs.build_method(cfg, data.info)  # validates model.* before any file is written
+    if cfg.train.init_from:
+        names = runs.init_from(method, cfg.train.init_from)
+        print(f"initialised {', '.join(names)} from {cfg.train.init_from}", file=sys.stderr)
+    method = method.to(device)
     test = _load_test(cfg)
     run_dir, lock = runs.new_run_dir(cfg)
     with lock:
@@ -221,6 +226,124 @@ def resolve_device(name: str, key: str = "train.device") -> torch.device:
 
 
 # --------------------------------------------------------------------------------------------
+# Stages, the resumable training state, the step
+# --------------------------------------------------------------------------------------------
+class StagePlan:
+    """A method's stages laid out over ``total`` steps: ``(stage, first step, end step)`` each.
+
+    A method without stages gets one implicit stage that trains every player for all steps.
+    Each player's schedule length is the number of steps of the stages that train it.
+    """
+
+    def __init__(self, method: Method, players: Sequence[str], total: int):
+        declared = tuple(method.stages())
+        self.staged = bool(declared)
+        stages = declared or (Stage("train", tuple(players)),)
+        for i, st in enumerate(stages):
+            unknown = set(st.players) - set(players)
+            if unknown:
+                raise GenaeError(f"stage {st.name!r} of {type(method).__name__} trains {sorted(unknown)}, "
+                                 f"which have no optimizer; players: {sorted(players)}")
+            if st.steps is None and i != len(stages) - 1:
+                raise GenaeError(f"stage {st.name!r}: only the last stage may run 'until train.steps'")
+            if st.steps is not None and st.steps <= 0:
+                raise GenaeError(f"stage {st.name!r} has {st.steps} steps; it must have at least one")
+        fixed = sum(st.steps for st in stages if st.steps is not None)
+        open_end = stages[-1].steps is None
+        if (fixed >= total) if open_end else (fixed != total):
+            detail = ", ".join(f"{st.name}: {st.steps if st.steps is not None else 'the rest'}" for st in stages)
+            raise GenaeError(f"the stages of {type(method).__name__} last {fixed} steps"
+                             f"{' before the open last one' if open_end else ''} ({detail}) but "
+                             f"train.steps={total}; change train.steps or the stage lengths")
+        self.spans: list[tuple[Stage, int, int]] = []
+        start = 0
+        for st in stages:
+            end = total if st.steps is None else start + st.steps
+            self.spans.append((st, start, end))
+            start = end
+        self.player_steps = {p: sum(e - b for st, b, e in self.spans if p in st.players) for p in players}
+
+    def at(self, step: int) -> Stage:
+        """The stage that runs training step ``step`` (0-based)."""
+        for st, begin, end in self.spans:
+            if begin <= step < end:
+                return st
+        return self.spans[-1][0]
+
+
+class TrainingState:
+    """Everything training changes besides the method's weights: the optimizers, one learning-rate
+    schedule per player, the batch sampler, the AMP scaler and the step; with the global RNG
+    states, ``state_dict()`` is exactly a checkpoint's trainer state.
+    """
+
+    def __init__(self, method: Method, data, t, device: torch.device):
+        balanced = t.balanced_batches or method.needs_balanced_batches
+        self.sampler = BatchSampler(data, t.batch_size, t.seed, device, method.input_range, balanced)
+        self.optimizers = method.optimizers()
+        self.plan = StagePlan(method, list(self.optimizers), t.steps)
+        self.schedules = {k: build_schedule(o, t.lr_schedule, self.plan.player_steps[k], t.lr_step_size,
+                                            t.lr_gamma) for k, o in self.optimizers.items()}
+        self.clip = t.grad_clip if isinstance(t.grad_clip, dict) else {k: t.grad_clip for k in self.optimizers}
+        self.scaler = torch.amp.GradScaler(device.type) if t.amp == "fp16" else None
+        self.step = 0
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"step": self.step, "optimizers": {k: o.state_dict() for k, o in self.optimizers.items()},
+                "schedules": {k: s.state_dict() for k, s in self.schedules.items()},
+                "sampler": self.sampler.state_dict(),
+                "scaler": self.scaler.state_dict() if self.scaler else None, "rng": _get_rng()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore a checkpoint's trainer state. Learning rates of the *current* config win over
+        the restored ones (``_apply_base_lrs``); everything else continues exactly."""
+        base_lrs = {k: list(s.base_lrs) for k, s in self.schedules.items()}  # from the (resumed) config
+        for k, o in self.optimizers.items():
+            o.load_state_dict(state["optimizers"][k])
+        for k, s in self.schedules.items():
+            s.load_state_dict(state["schedules"][k])
+            _apply_base_lrs(s, base_lrs[k])
+        self.sampler.load_state_dict(state["sampler"])
+        if self.scaler is not None and state.get("scaler"):
+            self.scaler.load_state_dict(state["scaler"])
+        _set_rng(state["rng"])
+        self.step = state["step"]
+
+
+def train_step(method: Method, state: TrainingState, stage: Stage, params, amp, deferred,
+               on_nonfinite: str, log) -> None:
+    """One training step: every ``Update`` the method yields for the next batch goes through
+    ``run_update`` (each player's loss into its own parameters), then the schedules of the
+    stage's players advance and ``state.step`` is incremented."""
+    step = state.step
+    updates = method.train_step(state.sampler.next(), step)
+    while True:
+        with amp:
+            update = next(updates, None)
+        if update is None:
+            break
+        idle = set(update.losses) - set(stage.players)
+        if idle:
+            raise GenaeError(f"step {step}: {type(method).__name__} updates {sorted(idle)} during stage "
+                             f"{stage.name!r}, which trains only {list(stage.players)}")
+        bad = None if deferred else first_nonfinite(update)
+        if deferred:
+            deferred.record(update, step)
+        elif bad is not None:
+            if on_nonfinite == "stop":
+                raise NonFiniteLoss(step, *bad)
+            log.warn(f"step {step}: skipped update of {sorted(update.losses)}: {bad[1]} = {bad[2]}")
+            continue
+        run_update(state.optimizers, update, params, state.clip, state.scaler)
+        if state.scaler is not None:  # per update: an inner loop steps one optimizer repeatedly,
+            state.scaler.update()     # and GradScaler allows one unscale_ per optimizer per update()
+        log.add(update)
+    for name in stage.players:  # per step, also for a player whose update was skipped this step
+        state.schedules[name].step()
+    state.step += 1
+
+
+# --------------------------------------------------------------------------------------------
 # The loop
 # --------------------------------------------------------------------------------------------
 def _fit(run_dir: Path, cfg: RunConfig, method: Method, data, test, device: torch.device,
@@ -228,90 +351,32 @@ def _fit(run_dir: Path, cfg: RunConfig, method: Method, data, test, device: torc
     t = cfg.train
     if t.threads:  # several runs sharing few cores are much faster without OpenMP oversubscription
         torch.set_num_threads(t.threads)
-    balanced = t.balanced_batches or method.needs_balanced_batches
-    sampler = BatchSampler(data, t.batch_size, t.seed, device, method.input_range, balanced)
-    optimizers = method.optimizers()
-    params = player_params(optimizers)
-    schedules = {k: build_schedule(o, t.lr_schedule, t.steps, t.lr_step_size, t.lr_gamma)
-                 for k, o in optimizers.items()}
-    clip = t.grad_clip if isinstance(t.grad_clip, dict) else {k: t.grad_clip for k in optimizers}
-    scaler = torch.amp.GradScaler(device.type) if t.amp == "fp16" else None
+    state = TrainingState(method, data, t, device)
     amp = (torch.autocast(device.type, dtype=torch.bfloat16 if t.amp == "bf16" else torch.float16)
            if t.amp != "none" else contextlib.nullcontext())
     fixed = _fixed_batch(test, method, device)  # before restoring RNG: loading must not shift it
-    step = 0
     if resume is not None:
-        base_lrs = {k: list(s.base_lrs) for k, s in schedules.items()}  # from the (resumed) config
-        for k, o in optimizers.items():
-            o.load_state_dict(resume["optimizers"][k])
-        for k, s in schedules.items():
-            s.load_state_dict(resume["schedules"][k])
-            _apply_base_lrs(s, base_lrs[k])
-        sampler.load_state_dict(resume["sampler"])
-        if scaler is not None and resume.get("scaler"):
-            scaler.load_state_dict(resume["scaler"])
-        _set_rng(resume["rng"])
-        step = resume["step"]
+        state.load_state_dict(resume)
     if t.compile:
         for module in method.children():
             module.compile()
     method.train()
-    log = _Logger(run_dir, t, start=step)
+    log = _Logger(run_dir, t, start=state.step)
     deferred = _DeferredCheck() if t.nan_check == "interval" else None
-
-    def checkpoint(at: int) -> None:
-        state = {"step": at, "optimizers": {k: o.state_dict() for k, o in optimizers.items()},
-                 "schedules": {k: s.state_dict() for k, s in schedules.items()},
-                 "sampler": sampler.state_dict(), "scaler": scaler.state_dict() if scaler else None,
-                 "rng": _get_rng()}
-        runs.write_checkpoint(run_dir, at, method, state, cfg, t.keep_ckpts)
+    stage, params = None, None
 
     with _StopSignals() as stop, warnings.catch_warnings():
-        # LR schedules are per step for every player, also one whose update was skipped this step
-        # (a warm-up, a non-finite skip): PyTorch's first-step order warning does not apply.
+        # A schedule advances once per step of its stages, also when that step skipped its player's
+        # update (a warm-up, a non-finite skip): PyTorch's first-step order warning does not apply.
         warnings.filterwarnings("ignore", r"Detected call of `lr_scheduler\.step\(\)` before", UserWarning)
         try:
-            while step < t.steps:
-                batch = sampler.next()
-                steps_gen = method.train_step(batch, step)
-                while True:
-                    with amp:
-                        update = next(steps_gen, None)
-                    if update is None:
-                        break
-                    bad = None if deferred else first_nonfinite(update)
-                    if deferred:
-                        deferred.record(update, step)
-                    elif bad is not None:
-                        if t.on_nonfinite == "stop":
-                            raise NonFiniteLoss(step, *bad)
-                        log.warn(f"step {step}: skipped update of {sorted(update.losses)}: "
-                                 f"{bad[1]} = {bad[2]}")
-                        continue
-                    backward_update(update, params, scaler)
-                    step_update(update, optimizers, params, clip, scaler)
-                    if scaler is not None:  # per update: an inner loop steps one optimizer repeatedly,
-                        scaler.update()     # and GradScaler allows one unscale_ per optimizer per update()
-                    log.add(update)
-                for s in schedules.values():
-                    s.step()
-                step += 1
-                last = step == t.steps
-                if deferred and (step % t.log_every == 0 or step % t.ckpt_every == 0 or last
-                                 or stop.requested):
-                    deferred.raise_if_bad()
-                if step % t.log_every == 0 or last:
-                    log.flush(step, {k: o.param_groups[0]["lr"] for k, o in optimizers.items()})
-                images, ckpt = step % t.sample_every == 0 or last, step % t.ckpt_every == 0 or last
-                if images or ckpt or stop.requested:
-                    _fit_prior(method, data, t)
-                if images:
-                    _write_images(run_dir, method, fixed, step, t)
-                if ckpt or stop.requested:
-                    checkpoint(step)
-                if stop.requested and not last:
-                    raise Interrupted(f"stopped by {stop.requested} at step {step}; checkpoint written; "
-                                      f"continue with `genae resume {run_dir}`")
+            while state.step < t.steps:
+                if state.plan.at(state.step) is not stage:  # a stage boundary, the start or a resume
+                    stage = state.plan.at(state.step)
+                    method.enter_stage(stage if state.plan.staged else None)
+                    params = player_params(state.optimizers)  # frozen parameters leave their player
+                train_step(method, state, stage, params, amp, deferred, t.on_nonfinite, log)
+                _interval_work(run_dir, cfg, method, state, data, fixed, log, deferred, stop)
         except NonFiniteLoss as e:
             e.checkpoint = runs.find_checkpoint(run_dir)[0]
             raise
@@ -319,6 +384,29 @@ def _fit(run_dir: Path, cfg: RunConfig, method: Method, data, test, device: torc
             log.close()
     save_figure(loss_curves(runs.read_metrics(run_dir / "metrics.jsonl")), run_dir / "loss_curves.png")
     return run_dir
+
+
+def _interval_work(run_dir: Path, cfg: RunConfig, method: Method, state: TrainingState, data, fixed,
+                   log, deferred, stop) -> None:
+    """After a step: the deferred finiteness check, the log line, the prior fit, the sample and
+    reconstruction grids and the checkpoint, each at its interval (and all at the last step or on
+    SIGINT/SIGTERM)."""
+    t, step = cfg.train, state.step
+    last = step == t.steps
+    if deferred and (step % t.log_every == 0 or step % t.ckpt_every == 0 or last or stop.requested):
+        deferred.raise_if_bad()
+    if step % t.log_every == 0 or last:
+        log.flush(step, {k: o.param_groups[0]["lr"] for k, o in state.optimizers.items()})
+    images, ckpt = step % t.sample_every == 0 or last, step % t.ckpt_every == 0 or last
+    if images or ckpt or stop.requested:
+        _fit_prior(method, data, t)
+    if images:
+        _write_images(run_dir, method, fixed, step, t)
+    if ckpt or stop.requested:
+        runs.write_checkpoint(run_dir, step, method, state.state_dict(), cfg, t.keep_ckpts)
+    if stop.requested and not last:
+        raise Interrupted(f"stopped by {stop.requested} at step {step}; checkpoint written; "
+                          f"continue with `genae resume {run_dir}`")
 
 
 def _apply_base_lrs(schedule, base: list[float]) -> None:

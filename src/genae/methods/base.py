@@ -38,8 +38,8 @@ from torch import nn
 from ..data.core import Batch, DataInfo  # re-exported: methods and their users import them here
 from ..errors import ConfigError
 
-__all__ = ["Batch", "CAPABILITIES", "DataInfo", "Method", "Posterior", "SAMPLE_Y", "Unsupported", "Update",
-           "check_config"]
+__all__ = ["Batch", "CAPABILITIES", "DataInfo", "Method", "Posterior", "SAMPLE_Y", "Stage", "Unsupported",
+           "Update", "check_config"]
 
 
 class Unsupported(RuntimeError):
@@ -68,6 +68,25 @@ SAMPLE_Y: dict[str, str] = {
     "generator": "a generator index",
     "code": "a value of the discrete latent code",
 }
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One stage of a staged recipe (e.g. LSR-GAN: stage 1 the VAE, stage 2 the GAN).
+
+    name: what ``Method.stage`` says while it runs (``train_step`` branches on it).
+    players: the players trained in this stage; an ``Update`` naming another player is an error.
+        Each player's learning-rate schedule spans the stages it is trained in, and is stepped
+        only in them.
+    steps: how many training steps the stage lasts; None (last stage only) = until ``train.steps``.
+    frozen: sub-networks (attribute names of the method) frozen for the stage: no gradient, and
+        eval mode with BatchNorm buffers fixed however the trainer switches train/eval.
+    """
+
+    name: str
+    players: tuple[str, ...]
+    steps: int | None = None
+    frozen: tuple[str, ...] = ()
 
 
 @dataclass
@@ -148,6 +167,8 @@ class Method(nn.Module):
         super().__init__()
         self.cfg = cfg
         self.info = info
+        self.stage: str | None = None          # the running stage's name (staged recipes)
+        self._frozen: dict[str, list[bool]] = {}  # frozen sub-network -> its params' requires_grad
 
     def supports(self, capability: str) -> bool:
         """Whether this method declares ``capability`` (a name from ``CAPABILITIES``)."""
@@ -165,6 +186,37 @@ class Method(nn.Module):
 
     def train_step(self, batch: Batch, step: int) -> Iterator[Update]:
         raise NotImplementedError(f"{type(self).__name__} must define train_step()")
+
+    def stages(self) -> tuple[Stage, ...]:
+        """The recipe's stages, in order; empty (the default) = one stage training every player
+        for all of ``train.steps``."""
+        return ()
+
+    def enter_stage(self, stage: Stage | None) -> None:
+        """Make ``stage`` the running one: set ``self.stage`` and freeze exactly its ``frozen``
+        sub-networks (unfreezing those of the previous stage, restoring their ``requires_grad``).
+        The trainer calls it at every stage boundary and on resume."""
+        frozen = set(stage.frozen) if stage is not None else set()
+        for name in [n for n in self._frozen if n not in frozen]:
+            for p, flag in zip(getattr(self, name).parameters(), self._frozen.pop(name)):
+                p.requires_grad_(flag)
+        for name in frozen - set(self._frozen):
+            module = getattr(self, name, None)
+            if not isinstance(module, nn.Module):
+                raise ValueError(f"stage {stage.name!r} freezes {name!r}, which is not a sub-network of "
+                                 f"{type(self).__name__}")
+            self._frozen[name] = [p.requires_grad for p in module.parameters()]
+            module.requires_grad_(False)
+        self.stage = stage.name if stage is not None else None
+        self.train(self.training)
+
+    def train(self, mode: bool = True) -> "Method":
+        """``nn.Module.train``, except that frozen sub-networks stay in eval mode (their
+        BatchNorm running statistics must not move while they are frozen)."""
+        super().train(mode)
+        for name in self._frozen:
+            getattr(self, name).eval()
+        return self
 
     # --- inference API (declare each one a method supports in ``capabilities``) --------------
     def encode(self, x: torch.Tensor) -> torch.Tensor:
