@@ -38,7 +38,7 @@ from pathlib import Path
 import torch
 
 from genae.runs import load_run
-from genae.train import train
+from genae.trainer import train
 from genae.config import build_config
 from genae.metrics import EvalContext, evaluate
 from genae.methods.maskaae import reference_lam3_every

@@ -31,7 +31,7 @@ from torch import nn
 from genae.config import build_config
 from genae.data import DataConfig, load_dataset
 from genae.methods import METHODS
-from genae.train import train
+from genae.trainer import train
 
 MNIST_10K = Path(__file__).resolve().parents[1].parent / "shared" / "datasets" / "mnist-10k"
 

@@ -1,5 +1,6 @@
-"""CTRL networks (nets/ctrl.py, nets/resnet.py): shapes, features on the sphere, tanh range, spectral
-normalisation, parameter counts against the paper's layer lists, and the factory's errors."""
+"""CTRL networks (presets ``ctrl-*``: nets/dcgan.py, nets/resnet.py, nets/mlp.py): shapes, features on
+the sphere, tanh range, spectral normalisation, parameter counts against the paper's layer lists, and
+the factory's errors."""
 from __future__ import annotations
 
 import pytest

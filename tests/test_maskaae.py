@@ -16,7 +16,7 @@ from genae.errors import ConfigError
 from genae.methods import METHODS, Batch, DataInfo
 from genae.methods.maskaae import reference_lam3_every, variance_penalty
 from genae.metrics import EvalContext, evaluate
-from genae.train import player_params, run_update
+from genae.trainer import player_params, run_update
 
 VEC = DataInfo((16,), None, "vector")
 SMALL = dict(latent_dim=6, hidden=32, depth=1, critic_hidden=16, n_critic=2)
@@ -154,7 +154,7 @@ def test_mask_warmup_skips_only_the_mask_update():
 def test_mask_warmup_trains_without_scheduler_warnings(tmp_path):
     # the mask's LR schedule steps during the warm-up although its optimizer has not stepped yet
     from genae.config import build_config
-    from genae.train import train
+    from genae.trainer import train
     cfg = build_config("maskaae", "synthetic", out=str(tmp_path / "run"), overrides=[
         "model.latent_dim=4", "model.hidden=16", "model.depth=1", "model.critic_hidden=16",
         "model.n_critic=1", "model.mask_warmup=3", "train.steps=5", "train.progress=False",

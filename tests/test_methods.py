@@ -16,7 +16,7 @@ from genae import runs
 from genae.config import build_config
 from genae.errors import ConfigError
 from genae.methods import METHODS, Batch, DataInfo, Unsupported
-from genae.train import backward_update, player_params, step_update, train
+from genae.trainer import backward_update, player_params, step_update, train
 
 IMAGE = DataInfo((1, 28, 28), 10, "image")
 

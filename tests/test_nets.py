@@ -1,4 +1,4 @@
-"""Network shapes and the factories' error messages."""
+"""Network shapes, the factories' error messages, the named presets and discriminator features."""
 from __future__ import annotations
 
 import numpy as np
@@ -7,7 +7,12 @@ import torch
 from torch import nn
 
 from genae.errors import ConfigError
-from genae.nets import MLP, activation, build_decoder, build_encoder
+from genae.nets import (PRESETS, ROLES, MLP, DCGANEncoder, ResNetEncoder, activation, build_decoder,
+                        build_discriminator, build_encoder, build_preset)
+
+
+def n_params(m: nn.Module) -> int:
+    return sum(p.numel() for p in m.parameters())
 
 
 @pytest.mark.parametrize("side", [28, 32, 64])
@@ -107,3 +112,125 @@ def test_ctrl_fit_prior_gives_eval_features_of_training_mode():
         m.fit_prior(x, y)
         eval_feats = m.encoder(x)
     torch.testing.assert_close(eval_feats, train_feats, atol=5e-3, rtol=0)
+
+
+# --- discriminators return (logits, features) ----------------------------------------------------
+
+def check_features(net: nn.Module, x: torch.Tensor, out_dim: int, n_features: int) -> None:
+    """forward(x, return_features=True) = (the plain forward's logits, (B, n_features) features)."""
+    net.eval()  # BatchNorm with running statistics: the two passes see the same function
+    logits = net(x)
+    got, feats = net(x, return_features=True)
+    assert logits.shape == (x.shape[0], out_dim)
+    assert feats.shape == (x.shape[0], n_features) and net.n_features == n_features
+    torch.testing.assert_close(got, logits, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("batchnorm", [True, False])
+def test_discriminator_features(batchnorm):
+    torch.manual_seed(0)
+    x = torch.rand(3, 1, 28, 28)
+    d = build_discriminator("mlp", (1, 28, 28), width=16, batchnorm=batchnorm)
+    check_features(d, x, 1, 16)
+    _, h = d(x, return_features=True)
+    torch.testing.assert_close(d.mlp.net[-1](h), d(x))  # the features are what the output layer reads
+    d = build_discriminator("conv", (1, 28, 28), width=4, batchnorm=batchnorm)
+    assert isinstance(d, DCGANEncoder)
+    check_features(d, x, 1, 8 * 7 * 7)  # 2·width channels on the 7×7 map
+    assert any(isinstance(m, nn.BatchNorm2d) for m in d.modules()) == batchnorm
+    assert all(m.bias is not None for m in d.modules() if isinstance(m, nn.Conv2d)) == (not batchnorm)
+    check_features(build_discriminator("conv", (3, 64, 64), width=2, out_dim=5), torch.rand(2, 3, 64, 64),
+                   5, 16 * 4 * 4)
+
+
+def test_mlp_and_resnet_features():
+    torch.manual_seed(0)
+    m = MLP(5, 2, (7, 3), out_act="sigmoid")
+    check_features(m, torch.randn(4, 5), 2, 3)
+    check_features(MLP(5, 2), torch.randn(4, 5), 2, 5)  # no hidden layer: the input itself
+    r = ResNetEncoder((3, 16, 16), [(4, True), (6, True), (6, False)], 1)
+    check_features(r, torch.randn(2, 3, 16, 16), 1, 6)
+
+
+def test_conv_encoder_keeps_its_layers_by_default():
+    enc = build_encoder("conv", (3, 32, 32), 6, width=4)
+    convs = [m for m in enc.features if isinstance(m, nn.Conv2d)]
+    assert [m.bias is not None for m in convs] == [True, False, False]
+
+
+# --- named presets -------------------------------------------------------------------------------
+
+def preset_shape(name: str) -> tuple[int, ...]:
+    side = PRESETS[name].side
+    return (1, 28, 28) if side is None else (3, side, side)
+
+
+def small_width(name: str) -> int:
+    return {"mlp": 8, "dcgan": 4, "resnet": 2}[PRESETS[name].family]
+
+
+@pytest.mark.parametrize("name", list(PRESETS))
+def test_every_preset_builds_every_role_it_declares(name):
+    p = PRESETS[name]
+    assert p.family in ("mlp", "dcgan", "resnet") and p.source and set(p.roles) <= set(ROLES)
+    shape, dim, batch, w = preset_shape(name), 6, 2, small_width(name)
+    torch.manual_seed(0)
+    for role in p.roles:
+        reads = (dim,) if role == "latent-critic" else shape  # a latent critic reads codes
+        net = build_preset(name, role, reads, dim, w)
+        if role in ("decoder", "generator"):
+            out = net(torch.randn(batch, dim))
+            assert out.shape == (batch, *shape), role
+        elif role == "encoder":
+            assert net(torch.rand(batch, *shape)).shape == (batch, dim), role
+        else:  # discriminators and critics: logits, and the features alongside
+            x = torch.randn(batch, dim) if role == "latent-critic" else torch.rand(batch, *shape)
+            check_features(net, x, dim, net.n_features)
+            one = build_preset(name, role, reads, width=w)
+            assert one.eval()(x).shape == (batch, 1)  # dim defaults to 1 for discriminators
+
+
+def test_preset_defaults_and_parameter_counts():
+    # SNGAN 32×32 at the paper's widths (w = 128, latent 128): the generator is CTRL's resnet32
+    # decoder (torch_mimicry's count); the discriminator, counted by hand from the layer list:
+    # optimised block 3→128 (3·128·9+128 + 128·128·9+128 + 3·128+128), a down block 128→128 with
+    # a 1×1 shortcut, two blocks without, linear 128→1.
+    conv3 = 128 * 128 * 9 + 128
+    disc = (3 * 128 * 9 + 128 + conv3 + 3 * 128 + 128) + (2 * conv3 + 128 * 128 + 128) + 4 * conv3 + 129
+    assert disc == 1_053_825
+    assert n_params(build_preset("sngan32", "discriminator", (3, 32, 32))) == disc
+    assert n_params(build_preset("sngan32", "generator", (3, 32, 32))) == 4_276_739
+    # MaskAAE's MNIST networks: E, G and H of 4 hidden layers of 1024 ReLU units, m = 64
+    hidden = 3 * (1024 * 1024 + 1024)
+    counts = {"encoder": 784 * 1024 + 1024 + hidden + 1024 * 64 + 64,
+              "decoder": 64 * 1024 + 1024 + hidden + 1024 * 784 + 784,
+              "latent-critic": 64 * 1024 + 1024 + hidden + 1024 + 1}
+    for role, want in counts.items():
+        net = build_preset("maskaae-mnist", role, (64,) if role == "latent-critic" else (1, 28, 28))
+        assert n_params(net) == want, role
+
+
+def test_maskaae_preset_is_the_methods_default_mnist_networks():
+    from genae.methods import METHODS, DataInfo
+    spec = METHODS["maskaae"]
+    m = spec.build(spec.config(latent_dim=64, hidden=1024, depth=4, critic_hidden=1024, recon="bce"),
+                   DataInfo((1, 28, 28), 10, "image"))
+    for role, net in (("encoder", m.encoder), ("decoder", m.decoder), ("latent-critic", m.critic)):
+        p = build_preset("maskaae-mnist", role, (64,) if role == "latent-critic" else (1, 28, 28))
+        want = {k: v.shape for k, v in net.state_dict().items()}
+        assert {k: v.shape for k, v in p.state_dict().items()} == want, role
+
+
+def test_build_preset_errors():
+    with pytest.raises(ConfigError, match=r"unknown network preset 'nope'.*ctrl-dcgan32"):
+        build_preset("nope", "encoder", (1, 32, 32))
+    with pytest.raises(ConfigError, match=r"'ctrl-dcgan32' has no 'discriminator' network; "
+                                          r"roles: encoder, decoder"):
+        build_preset("ctrl-dcgan32", "discriminator", (1, 32, 32))
+    with pytest.raises(ConfigError, match=r"cannot take data of shape \(1, 28, 28\); "
+                                          r"it takes C×32×32 images"):
+        build_preset("sngan32", "generator", (1, 28, 28))
+    with pytest.raises(ConfigError, match=r"width must be a positive integer"):
+        build_preset("ctrl-mlp", "encoder", (4,), 3, width=0)
+    with pytest.raises(ConfigError, match=r"dim must be a positive integer"):
+        build_preset("ctrl-mlp", "encoder", (4,), True)

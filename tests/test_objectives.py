@@ -8,7 +8,8 @@ from scipy import optimize, stats
 
 from genae.objectives import (bernoulli_nll, gaussian_kl, gaussian_nll, gaussian_nll_optimal_variance,
                               gradient_penalty, js_discriminator_loss, ns_generator_loss,
-                              reconstruction_nll, reparameterize, wgan_critic_loss, wgan_generator_loss)
+                              reconstruction_nll, reparameterize, wgan_critic_loss, wgan_generator_loss,
+                              wgan_gp_critic_loss)
 
 RNG = np.random.default_rng(0)
 
@@ -117,6 +118,66 @@ def test_gradient_penalty_of_linear_critic(scale):
     (g,) = torch.autograd.grad(gp, w)
     np.testing.assert_allclose(g.numpy(), (2 * (scale - 1) * w / scale).detach().numpy(), atol=1e-12)
     assert torch.autograd.grad(gp, fake, allow_unused=True)[0] is None
+
+
+@pytest.mark.parametrize("lam", [10.0, 0.5])
+def test_wgan_gp_critic_loss_of_linear_critic_is_the_closed_form(lam):
+    """D(x) = w·x + b: ‖∇D‖ = ‖w‖ everywhere, so L = mean(w·fake) − mean(w·real) + λ(‖w‖ − 1)²
+    whatever the interpolation weights."""
+    critic = torch.nn.Linear(6, 1).double()
+    real, fake = RNG.normal(size=(5, 6)), RNG.normal(size=(5, 6)) + 1
+    loss, logs = wgan_gp_critic_loss(critic, t(real), t(fake), lam)
+    w, b = critic.weight.detach().numpy()[0], critic.bias.item()
+    wass = np.mean(real @ w + b) - np.mean(fake @ w + b)
+    gp = (np.linalg.norm(w) - 1) ** 2
+    assert loss.dim() == 0
+    assert loss.item() == pytest.approx(-wass + lam * gp, rel=1e-12)
+    assert logs["gp"].item() == pytest.approx(gp, rel=1e-12)
+    assert logs["wasserstein"].item() == pytest.approx(wass, rel=1e-12)
+    assert logs["loss"].item() == loss.item()
+    assert not any(v.requires_grad for v in logs.values())
+
+
+def test_wgan_gp_critic_loss_matches_a_hand_written_reference():
+    """A tiny non-linear critic D(x) = v·tanh(Wx + b) + c, float64: the loss against NumPy with the
+    gradient at the interpolates written out, ∇D(x̂) = Wᵀ(v ⊙ (1 − tanh²(Wx̂ + b)))."""
+    torch.manual_seed(0)
+    lin, out = torch.nn.Linear(4, 3).double(), torch.nn.Linear(3, 1).double()
+    critic = lambda x: out(torch.tanh(lin(x.flatten(1))))  # noqa: E731
+    real, fake = RNG.normal(size=(6, 1, 2, 2)), RNG.normal(size=(6, 1, 2, 2)) * 2
+    real_t, fake_t = t(real).requires_grad_(True), t(fake).requires_grad_(True)
+    loss, logs = wgan_gp_critic_loss(critic, real_t, fake_t, 10.0, generator=torch.Generator().manual_seed(7))
+
+    W, b = lin.weight.detach().numpy(), lin.bias.detach().numpy()
+    v, c = out.weight.detach().numpy()[0], out.bias.item()
+    alpha = torch.rand((6, 1, 1, 1), dtype=torch.float64, generator=torch.Generator().manual_seed(7)).numpy()
+    x_hat = (alpha * real + (1 - alpha) * fake).reshape(6, 4)
+    D = lambda x: np.tanh(x.reshape(len(x), 4) @ W.T + b) @ v + c  # noqa: E731
+    grad = (v * (1 - np.tanh(x_hat @ W.T + b) ** 2)) @ W            # (6, 4), one row per x̂
+    gp = np.mean((np.linalg.norm(grad, axis=1) - 1) ** 2)
+    wass = D(real).mean() - D(fake).mean()
+    assert logs["gp"].item() == pytest.approx(gp, rel=1e-12)
+    assert logs["wasserstein"].item() == pytest.approx(wass, rel=1e-12)
+    assert loss.item() == pytest.approx(-wass + 10.0 * gp, rel=1e-12)
+    # the loss reaches the critic's parameters only (real and fake are detached)
+    grads = torch.autograd.grad(loss, [real_t, fake_t, *lin.parameters(), *out.parameters()],
+                                allow_unused=True)
+    assert grads[0] is None and grads[1] is None and all(g is not None for g in grads[2:])
+
+
+def test_wgan_gp_critic_loss_draws_once_from_the_global_rng_after_the_critic():
+    """Without a generator: one U[0, 1] draw of shape (B, 1, ...) from the global RNG, the same as
+    gradient_penalty's (the order the methods' bit-identity rests on)."""
+    critic = torch.nn.Linear(3, 1).double()
+    real, fake = torch.randn(4, 3, dtype=torch.float64), torch.randn(4, 3, dtype=torch.float64)
+    torch.manual_seed(5)
+    loss, logs = wgan_gp_critic_loss(critic, real, fake, 10.0)
+    after = torch.rand(1).item()
+    torch.manual_seed(5)
+    gp = gradient_penalty(critic, real, fake)
+    assert torch.rand(1).item() == after
+    torch.testing.assert_close(logs["gp"], gp.detach(), rtol=0, atol=0)
+    torch.testing.assert_close(loss, wgan_critic_loss(critic(real), critic(fake)) + 10.0 * gp, rtol=0, atol=0)
 
 
 def test_wgan_losses():

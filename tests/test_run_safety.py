@@ -29,7 +29,7 @@ from conftest import fast_train_overrides, tiny_overrides
 from genae import runs, state_io
 from genae.config import build_config
 from genae.errors import ConfigError, GenaeError
-from genae.train import resume, train
+from genae.trainer import resume, train
 from test_cli import SRC, _sets, genae
 
 

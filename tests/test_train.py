@@ -15,7 +15,7 @@ from genae.config import build_config
 from genae.errors import ConfigError, Interrupted, NonFiniteLoss
 from genae.methods import METHODS, Batch, DataInfo, Method, MethodSpec, Update
 from genae.optim import OPTIMIZERS, build_optimizer, build_schedule, lr_factor
-from genae.train import resume, run_update, train
+from genae.trainer import resume, run_update, train
 
 
 def _final_weights(run_dir):
@@ -129,7 +129,7 @@ def test_sigterm_checkpoints_and_resume_matches(tmp_path, monkeypatch):
     import os
     import signal
 
-    import genae.train as gt
+    import genae.trainer as gt
 
     full = train(_cfg(tmp_path, "full", steps=6, ckpt_every=100))
     real_next = gt.BatchSampler.next

@@ -1,7 +1,8 @@
 """genae: generative autoencoders and encoder/decoder games with structured latent spaces.
 
 Re-exports (imported lazily so that ``genae --help`` does not pay for importing torch):
-``METHODS``, ``DATASETS``, ``METRICS``, ``train``, ``resume``, ``load_run``.
+``METHODS``, ``DATASETS``, ``METRICS``, and the Python API of ``genae.api``: ``train`` (a method on
+your own data and networks, or a ``RunConfig``), ``resume``, ``load_run``, ``evaluate``.
 """
 from __future__ import annotations
 
@@ -13,9 +14,10 @@ _EXPORTS = {
     "METHODS": ("genae.methods", "METHODS"),
     "DATASETS": ("genae.data", "DATASETS"),
     "METRICS": ("genae.metrics", "METRICS"),
-    "train": ("genae.train", "train"),
-    "resume": ("genae.train", "resume"),
-    "load_run": ("genae.runs", "load_run"),
+    "train": ("genae.api", "train"),
+    "resume": ("genae.api", "resume"),
+    "load_run": ("genae.api", "load_run"),
+    "evaluate": ("genae.api", "evaluate"),
 }
 __all__ = list(_EXPORTS)
 

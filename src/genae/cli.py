@@ -147,7 +147,7 @@ def _data_dir_arg(p: argparse.ArgumentParser) -> None:
 # --------------------------------------------------------------------------------------------
 def _cmd_train(args) -> int:
     from .config import build_config
-    from .train import train
+    from .trainer import train
 
     cfg = build_config(args.method, args.data, args.data_dir, args.config, args.overrides, args.out)
     run_dir = train(cfg)
@@ -156,7 +156,7 @@ def _cmd_train(args) -> int:
 
 
 def _cmd_resume(args) -> int:
-    from .train import resume
+    from .trainer import resume
 
     if args.steps is not None and args.steps <= 0:
         raise GenaeError("--steps must be positive")
@@ -169,7 +169,7 @@ def _cmd_sample(args) -> int:
     import torch
 
     from .runs import load_run
-    from .train import resolve_device
+    from .trainer import resolve_device
     from .viz.grids import save_grid
 
     if args.n <= 0:
@@ -208,7 +208,7 @@ def _cmd_sample(args) -> int:
 def _cmd_eval(args) -> int:
     from .metrics import EvalContext, check_names, evaluate
     from .runs import checkpoint_step, open_checkpoint
-    from .train import resolve_device
+    from .trainer import resolve_device
 
     names = check_names([n.strip() for n in args.metrics.split(",") if n.strip()])
     if args.n_samples <= 0:
@@ -386,7 +386,7 @@ def _cmd_demo(args) -> int:
     from .errors import DatasetNotFound
     from .metrics import EvalContext, evaluate
     from .runs import checkpoint_step, open_checkpoint
-    from .train import resolve_device, train
+    from .trainer import resolve_device, train
     from .viz.report import write_report
 
     out = args.out or f"runs/demo-{dt.datetime.now():%Y%m%d-%H%M%S}"

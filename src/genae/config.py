@@ -62,6 +62,8 @@ class TrainConfig:
     tensorboard: bool = True           # write TensorBoard events under RUN/tb
     init_from: str | None = None       # "RUN[@STEP][:net1,net2]": start these sub-networks (default:
                                        # every one both share) from another run's checkpoint
+    networks: tuple[str, ...] = ()     # sub-networks given from Python (genae.train(networks=...)),
+                                       # recorded so loading the run asks for the same modules
 
 
 @dataclass

@@ -327,14 +327,19 @@ def read_checkpoint(ckpt: Path, device: str | torch.device = "cpu") -> tuple[dic
     return weights, state
 
 
-def load_run(run_dir: str | Path, device: str | torch.device = "cpu", step: int | None = None) -> Method:
-    """The trained method of a run (newest complete checkpoint, or ``step``), in eval mode on ``device``."""
-    return open_checkpoint(run_dir, device, step)[0]
+def load_run(run_dir: str | Path, device: str | torch.device = "cpu", step: int | None = None,
+             networks: dict[str, torch.nn.Module] | None = None) -> Method:
+    """The trained method of a run (newest complete checkpoint, or ``step``), in eval mode on
+    ``device``, its parameters not requiring gradients (inference builds no autograd graph; call
+    ``method.requires_grad_(True)`` to fine-tune). ``networks``: the modules a run trained with
+    networks from Python needs (``genae.train(networks=...)``)."""
+    return open_checkpoint(run_dir, device, step, networks)[0]
 
 
-def open_checkpoint(run_dir: str | Path, device: str | torch.device = "cpu",
-                    step: int | None = None) -> tuple[Method, RunConfig, Path]:
-    """(method in eval mode on ``device``, the config it was trained with, checkpoint directory).
+def open_checkpoint(run_dir: str | Path, device: str | torch.device = "cpu", step: int | None = None,
+                    networks: dict[str, torch.nn.Module] | None = None) -> tuple[Method, RunConfig, Path]:
+    """(method in eval mode on ``device`` with gradients off, the config it was trained with,
+    checkpoint directory).
 
     The network is built from the *checkpoint's* ``config.yaml``, so a hand-edited
     ``RUN/config.yaml`` cannot make the weights not fit (checkpoints from before it was stored
@@ -343,10 +348,10 @@ def open_checkpoint(run_dir: str | Path, device: str | torch.device = "cpu",
     read_config(run_dir)  # a clear error if RUN is not a run
     ckpt = require_checkpoint(run_dir, step)
     cfg, info = checkpoint_config(run_dir, ckpt)
-    method = build_method(cfg, info).to(device)
+    method = build_method(cfg, info, networks).to(device)
     weights, _ = read_checkpoint(ckpt, device)
     load_weights(method, weights, ckpt)
-    method.eval()
+    method.eval().requires_grad_(False)
     return method, cfg, ckpt
 
 
@@ -486,10 +491,22 @@ def clean_leftovers(run_dir: str | Path) -> list[Path]:
     return removed
 
 
-def build_method(cfg: RunConfig, info: DataInfo) -> Method:
-    """The method's networks from its config; sizes no machine can allocate are a ``ConfigError``."""
+def build_method(cfg: RunConfig, info: DataInfo, networks: dict[str, torch.nn.Module] | None = None) -> Method:
+    """The method's networks from its config, with ``networks`` (sub-network name -> module) in
+    place of the built ones; sizes no machine can allocate are a ``ConfigError``."""
+    given, recorded = sorted(networks or {}), sorted(cfg.train.networks)
+    if given != recorded:
+        if recorded and not given:
+            raise GenaeError(f"this run's {', '.join(recorded)} came from Python; load it there with "
+                             f"genae.load_run(RUN, networks={{{', '.join(repr(n) + ': ...' for n in recorded)}}}) "
+                             f"(or genae.resume(RUN, networks=...))")
+        raise GenaeError(f"networks given for {given or 'nothing'}, but the run was trained with "
+                         f"{recorded or 'only its built networks'}")
     try:
-        return METHODS[cfg.method].build(cfg.model, info)
+        method = METHODS[cfg.method].build(cfg.model, info)
+        if networks:
+            method.replace_networks(networks)
+        return method
     except GenaeError:
         raise
     except (OverflowError, MemoryError, RuntimeError, TypeError) as e:

@@ -29,6 +29,7 @@ from pathlib import Path
 import torch
 
 from ..errors import ConfigError, CorruptDataset, DatasetNotFound
+from .arrays import PREFIX as ARRAYS_PREFIX, arrays_meta, as_split, load_arrays, store_arrays
 from .batches import BatchSampler
 from .cifar import CIFAR10_FILES, load_cifar10
 from .core import SPLITS, ArrayDataset, DataConfig, DatasetSpec, derive_seed
@@ -44,7 +45,7 @@ from .synthetic import (SYNTHETIC_HIDDEN, TRANSFORMED_MNIST_MODES, load_fake, lo
 from .transforms import resize_images, to_range
 
 __all__ = ["DATASETS", "ArrayDataset", "BatchSampler", "DataConfig", "DatasetSpec",
-           "TRANSFORMED_MNIST_MODES", "check_data_config", "compare_provenance", "dataset_info",
+           "TRANSFORMED_MNIST_MODES", "as_split", "check_data_config", "store_arrays", "compare_provenance", "dataset_info",
            "derive_seed", "fetch", "install_system_dataset", "list_datasets", "load_dataset",
            "provenance", "resize_images", "resolve_spec", "synthetic_network", "to_range"]
 
@@ -66,7 +67,15 @@ MIN_IMAGE_SIZE = 8
 
 
 def resolve_spec(name: str) -> DatasetSpec:
-    """The registry entry for ``name``; ``"folder:PATH"`` gets an entry made on the fly."""
+    """The registry entry for ``name``; ``"folder:PATH"`` and ``"tensors:PATH"`` (arrays given from
+    Python, ``genae.data.arrays``) get an entry made on the fly."""
+    if isinstance(name, str) and name.startswith(ARRAYS_PREFIX):
+        root = Path(name[len(ARRAYS_PREFIX):]).expanduser()
+        if not str(root) or name == ARRAYS_PREFIX:
+            raise ConfigError("data.name: 'tensors:' needs the directory genae.data.arrays.store_arrays wrote")
+        meta = arrays_meta(root)
+        return DatasetSpec(lambda cfg, split: load_arrays(root, split), f"arrays given from Python, in {root}",
+                           (), meta["num_classes"] is not None, meta["kind"])
     if isinstance(name, str) and name.startswith(FOLDER_PREFIX):
         path = Path(name[len(FOLDER_PREFIX):]).expanduser()
         if not str(path) or name == FOLDER_PREFIX:
@@ -154,7 +163,8 @@ def load_dataset(cfg: DataConfig, split: str = "train") -> ArrayDataset:
 def list_datasets() -> list[tuple[str, str]]:
     """``(name, description)`` of every registered dataset, plus the ``folder:PATH`` form."""
     return [(n, s.description) for n, s in DATASETS.items()] + [
-        ("folder:PATH", "every png/jpg/jpeg/bmp/webp under PATH; labels from sub-directory names")]
+        ("folder:PATH", "every png/jpg/jpeg/bmp/webp under PATH; labels from sub-directory names"),
+        ("tensors:PATH", "tensors/arrays given from Python (genae.train(METHOD, data=...)), stored in PATH")]
 
 
 def dataset_info(cfg: DataConfig) -> dict:
@@ -207,11 +217,12 @@ def fetch(cfg: DataConfig) -> Path:
     """
     check_data_config(cfg)
     spec = resolve_spec(cfg.name)
-    if cfg.name.startswith(FOLDER_PREFIX):
-        path = Path(cfg.name[len(FOLDER_PREFIX):]).expanduser()
-        if not path.is_dir():
-            raise DatasetNotFound(f"folder dataset: {path} is not a directory")
-        return path
+    for prefix in (FOLDER_PREFIX, ARRAYS_PREFIX):
+        if cfg.name.startswith(prefix):
+            path = Path(cfg.name[len(prefix):]).expanduser()
+            if not path.is_dir():
+                raise DatasetNotFound(f"{prefix[:-1]} dataset: {path} is not a directory")
+            return path
     fs: FileSet | None = spec.files
     if fs is None:
         raise ConfigError(f"dataset {cfg.name!r} is generated on the fly; there is nothing to fetch")

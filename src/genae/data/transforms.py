@@ -10,7 +10,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-__all__ = ["INPUT_RANGES", "to_range", "resize_images", "affine_images", "scale_theta",
+__all__ = ["INPUT_RANGES", "convert_range", "to_range", "resize_images", "affine_images", "scale_theta",
            "rotation_theta"]
 
 INPUT_RANGES = ("unit", "tanh", "raw")
@@ -35,6 +35,34 @@ def to_range(x: torch.Tensor, input_range: str) -> torch.Tensor:
     if input_range == "tanh":
         return x.float().mul_(2.0 / 255.0).sub_(1.0)
     raise ValueError("input_range 'raw' is for vector data; uint8 images need 'unit' or 'tanh'")
+
+
+def convert_range(x: torch.Tensor, src: str | None, dst: str) -> torch.Tensor:
+    """The one conversion between pixel ranges outside the training input path.
+
+    src: "uint8" (0..255), "unit" ([0, 1]), "tanh" ([-1, 1]), "raw" (vectors: no range) or None
+    (infer: a ``uint8`` tensor is "uint8", anything else "raw"). dst: "unit", "uint8" or "raw".
+    uint8 -> unit is ``x / 255`` (exactly rounded: metrics and the domain classifier use it);
+    unit/tanh -> unit clamps first; -> uint8 rounds to nearest after clamping to [0, 1]; raw data
+    passes through as float32. Shapes are unchanged. (``to_range``, the trainer's per-batch input
+    conversion, multiplies by the reciprocal in place for speed; every trained run depends on its
+    exact rounding, so it stays separate.)
+    """
+    if src is None:
+        src = "uint8" if x.dtype == torch.uint8 else "raw"
+    if src == "raw" or dst == "raw":
+        return x if x.dtype == torch.float32 else x.float()
+    if dst == "uint8":
+        return x if src == "uint8" else (convert_range(x, src, "unit") * 255.0).round().to(torch.uint8)
+    if dst != "unit":
+        raise ValueError(f"convert_range: unknown target range {dst!r}; choose unit, uint8 or raw")
+    if src == "uint8":
+        return x.float() / 255.0
+    if src == "unit":
+        return x.clamp(0, 1)
+    if src == "tanh":
+        return (x.clamp(-1, 1) + 1) / 2
+    raise ValueError(f"convert_range: unknown source range {src!r}; choose uint8, unit, tanh or raw")
 
 
 def _to_uint8(x: torch.Tensor) -> torch.Tensor:

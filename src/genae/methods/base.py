@@ -1,6 +1,6 @@
 """The one abstraction every method implements: ``Method`` and the ``Update`` it yields.
 
-A method owns its networks, its losses and its update schedule; the trainer (``genae.train``)
+A method owns its networks, its losses and its update schedule; the trainer (``genae.trainer``)
 owns everything mechanical: device, autocast, backward, clipping, stepping, learning-rate
 schedules, logging and checkpoints.
 
@@ -28,6 +28,7 @@ Conventions
 """
 from __future__ import annotations
 
+import copy
 import typing
 from dataclasses import dataclass, field, fields
 from typing import Any, ClassVar, Iterator, Literal
@@ -36,6 +37,7 @@ import torch
 from torch import nn
 
 from ..data.core import Batch, DataInfo  # re-exported: methods and their users import them here
+from ..data.transforms import convert_range
 from ..errors import ConfigError
 
 __all__ = ["Batch", "CAPABILITIES", "DataInfo", "Method", "Posterior", "SAMPLE_Y", "Stage", "Unsupported",
@@ -275,6 +277,50 @@ class Method(nn.Module):
             raise Unsupported(f"{type(self).__name__} samples unconditionally: sample(n, y=...) has "
                               "nothing for y to fix")
 
+    # --- your own networks ----------------------------------------------------------------------
+    def replace_networks(self, networks: dict[str, nn.Module]) -> None:
+        """Swap built sub-networks for the given ``nn.Module``s (e.g. ``{"encoder": MyEncoder()}``).
+
+        Each replacement is checked on what the built network actually sees: one training step of
+        a small probe batch runs on a copy of the method (global RNG forked, nothing of this method
+        changes) with every input the network receives recorded; a copy of the given module must
+        map those inputs to outputs of the same shapes, else a ``ConfigError`` names the network,
+        the input shape, what it returned and what the method expects.
+        """
+        own = dict(self.named_children())
+        for name, module in networks.items():
+            if name not in own:
+                raise ConfigError(f"networks[{name!r}]: {type(self).__name__} has no sub-network {name!r}; "
+                                  f"it has: {', '.join(own)}")
+            if not isinstance(module, nn.Module):
+                raise ConfigError(f"networks[{name!r}] must be a torch.nn.Module, got {type(module).__name__}")
+        seen: dict[str, list[tuple[tuple, Any]]] = {name: [] for name in networks}
+        with torch.random.fork_rng(devices=[]):
+            twin = copy.deepcopy(self)
+            hooks = [getattr(twin, name).register_forward_hook(
+                lambda mod, args, out, name=name: seen[name].append(
+                    (tuple(a.detach().clone() if torch.is_tensor(a) else a for a in args), _shapes(out))))
+                for name in networks]
+            try:
+                for _ in twin.train_step(_probe_batch(self), 0):
+                    pass
+            finally:
+                for h in hooks:
+                    h.remove()
+            for name, module in networks.items():
+                trial = copy.deepcopy(module).train()
+                for args, want in seen[name]:
+                    try:
+                        got = _shapes(trial(*args))
+                    except Exception as e:  # the user's module could not even take the input
+                        raise ConfigError(f"networks[{name!r}] failed on input {_shapes(args)}: "
+                                          f"{type(e).__name__}: {e}") from None
+                    if got != want:
+                        raise ConfigError(f"networks[{name!r}]: for input {_shapes(args)} it returns {got}; "
+                                          f"{type(self).__name__} needs {want}")
+        for name, module in networks.items():
+            setattr(self, name, module)
+
     # --- helpers shared by all methods --------------------------------------------------------
     @property
     def device(self) -> torch.device:
@@ -287,12 +333,8 @@ class Method(nn.Module):
         return torch.randn(n, dim, generator=generator, device=generator.device).to(self.device)
 
     def to_unit(self, x: torch.Tensor) -> torch.Tensor:
-        """Outputs in ``input_range`` -> [0, 1] for image grids and image metrics."""
-        if self.input_range == "tanh":
-            return (x.clamp(-1, 1) + 1) / 2
-        if self.input_range == "unit":
-            return x.clamp(0, 1)
-        return x
+        """Outputs in ``input_range`` -> [0, 1] for image grids and image metrics (vectors unchanged)."""
+        return x if self.input_range == "raw" else convert_range(x, self.input_range, "unit")
 
     def fit_prior(self, x: torch.Tensor, y: torch.Tensor | None) -> None:
         """Fit what sampling estimates from encoded training data (e.g. CTRL's class subspaces).
@@ -312,6 +354,29 @@ class Method(nn.Module):
         method declares ``figures``.
         """
         raise self._unsupported("figures")
+
+
+def _shapes(v: Any) -> Any:
+    """The shape structure of a tensor or nested tuple/list of tensors (other values as they are)."""
+    if torch.is_tensor(v):
+        return tuple(v.shape)
+    if isinstance(v, (tuple, list)):
+        return tuple(_shapes(x) for x in v)
+    return v
+
+
+def _probe_batch(method: "Method") -> Batch:
+    """A small batch in ``method``'s input range (every class present when labelled), drawn from a
+    private generator so the global RNG is untouched."""
+    info, g = method.info, torch.Generator().manual_seed(0)
+    n = max(8, 2 * (info.num_classes or 0))
+    x = torch.rand((n, *info.shape), generator=g)
+    if method.input_range == "tanh":
+        x = x * 2 - 1
+    elif method.input_range == "raw":
+        x = torch.randn((n, *info.shape), generator=g)
+    y = torch.arange(n) % info.num_classes if info.num_classes else None
+    return Batch(x, y)
 
 
 def check_config(cfg: Any, positive: tuple[str, ...] = (), nonnegative: tuple[str, ...] = ()) -> None:

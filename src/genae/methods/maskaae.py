@@ -97,7 +97,7 @@ from torch import nn
 
 from ..errors import ConfigError
 from ..nets import MLP, build_decoder, build_encoder
-from ..objectives import gradient_penalty, wgan_critic_loss, wgan_generator_loss
+from ..objectives import wgan_generator_loss, wgan_gp_critic_loss
 from ..optim import build_optimizer
 from .base import Batch, DataInfo, Method, Update, check_config
 
@@ -183,11 +183,8 @@ class MaskAAE(Method):
         codes = fake.detach()
         for _ in range(c.n_critic):
             real = mu * self.prior_noise(n, m)
-            w = wgan_critic_loss(self.critic(real), self.critic(codes))
-            gp = gradient_penalty(self.critic, real, codes)
-            loss = w + c.gp_weight * gp
-            yield Update({"critic": loss}, {"critic/wasserstein": -w.detach(), "critic/gp": gp.detach(),
-                                            "critic/loss": loss.detach()})
+            loss, logs = wgan_gp_critic_loss(self.critic, real, codes, c.gp_weight)
+            yield Update({"critic": loss}, {f"critic/{k}": v for k, v in logs.items()})
 
         # 3. encoder as generator, against the updated critic
         adv = wgan_generator_loss(self.critic(fake))

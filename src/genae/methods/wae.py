@@ -30,7 +30,7 @@ from typing import Iterator, Literal
 import torch
 
 from ..nets import MLP, build_decoder, build_encoder
-from ..objectives import gradient_penalty, wgan_critic_loss, wgan_generator_loss
+from ..objectives import wgan_generator_loss, wgan_gp_critic_loss
 from ..optim import build_optimizer
 from .base import Batch, DataInfo, Method, Update, check_config
 
@@ -78,11 +78,8 @@ class WAEGAN(Method):
         codes = z_fake.detach()
         for _ in range(c.n_critic):
             z_real = self.prior_noise(x.shape[0], c.latent_dim)
-            w = wgan_critic_loss(self.critic(z_real), self.critic(codes))
-            gp = gradient_penalty(self.critic, z_real, codes)
-            loss = w + c.gp_weight * gp
-            yield Update({"critic": loss}, {"critic/wasserstein": -w.detach(), "critic/gp": gp.detach(),
-                                            "critic/loss": loss.detach()})
+            loss, logs = wgan_gp_critic_loss(self.critic, z_real, codes, c.gp_weight)
+            yield Update({"critic": loss}, {f"critic/{k}": v for k, v in logs.items()})
 
         recon = (self.decoder(z_fake) - x).pow(2).flatten(1).sum(1).mean()
         adv = wgan_generator_loss(self.critic(z_fake))

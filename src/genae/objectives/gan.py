@@ -12,19 +12,22 @@ import torch
 import torch.nn.functional as F
 
 __all__ = ["gradient_penalty", "js_discriminator_loss", "ns_generator_loss",
-           "wgan_critic_loss", "wgan_generator_loss"]
+           "wgan_critic_loss", "wgan_generator_loss", "wgan_gp_critic_loss"]
+
+Critic = Callable[[torch.Tensor], torch.Tensor]
 
 
-def gradient_penalty(critic: Callable[[torch.Tensor], torch.Tensor], real: torch.Tensor,
-                     fake: torch.Tensor) -> torch.Tensor:
+def gradient_penalty(critic: Critic, real: torch.Tensor, fake: torch.Tensor,
+                     generator: torch.Generator | None = None) -> torch.Tensor:
     """WGAN-GP penalty (Gulrajani et al. 2017): E[(‖∇_x̂ D(x̂)‖₂ − 1)²] at random interpolates.
 
     real, fake: ``(B, ...)`` of the same shape; both are detached, so the penalty is a function of
-    the critic's parameters only. x̂ = α·real + (1 − α)·fake with α ~ U[0, 1] per example (global
-    RNG). The gradient is taken with ``create_graph=True`` so the penalty can be back-propagated.
-    Returns a scalar (mean over the batch).
+    the critic's parameters only. x̂ = α·real + (1 − α)·fake with α ~ U[0, 1] per example, drawn
+    from ``generator`` (None: the global RNG). The gradient is taken with ``create_graph=True`` so
+    the penalty can be back-propagated. Returns a scalar (mean over the batch).
     """
-    alpha = torch.rand((real.shape[0],) + (1,) * (real.dim() - 1), device=real.device, dtype=real.dtype)
+    alpha = torch.rand((real.shape[0],) + (1,) * (real.dim() - 1), device=real.device, dtype=real.dtype,
+                       generator=generator)
     x_hat = torch.lerp(fake.detach(), real.detach(), alpha).requires_grad_(True)
     out = critic(x_hat)
     (grad,) = torch.autograd.grad(out.sum(), x_hat, create_graph=True)
@@ -35,6 +38,31 @@ def gradient_penalty(critic: Callable[[torch.Tensor], torch.Tensor], real: torch
 def wgan_critic_loss(d_real: torch.Tensor, d_fake: torch.Tensor) -> torch.Tensor:
     """E[D(fake)] − E[D(real)]: the negated Wasserstein-1 estimate the critic minimises."""
     return d_fake.mean() - d_real.mean()
+
+
+def wgan_gp_critic_loss(critic: Critic, real: torch.Tensor, fake: torch.Tensor, gp_weight: float = 10.0,
+                        generator: torch.Generator | None = None
+                        ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """The loss of one WGAN-GP critic update (Gulrajani et al. 2017, Algorithm 1, lines
+    4–8; line 9, the critic's Adam step, is the trainer's):
+
+        L = E[D(fake)] − E[D(real)] + λ · E[(‖∇_x̂ D(x̂)‖₂ − 1)²],   x̂ = α·real + (1 − α)·fake,
+
+    λ = ``gp_weight`` (10 in the paper), α ~ U[0, 1] per example from ``generator`` (None: the
+    global RNG). ``critic`` maps ``(B, ...)`` to ``(B,)`` or ``(B, 1)``; ``real`` and ``fake`` are
+    ``(B, ...)`` of one shape and are detached, so ``L`` reaches the critic's parameters only.
+    Order of work (and of RNG draws): D(real), D(fake), then α and the penalty. Every term is a
+    batch mean; the returned ``L`` is a scalar. The caller repeats this ``n_critic`` times, with a
+    critic step (and fresh ``real``/``fake`` samples as its game has it) between.
+
+    Returns ``(L, logs)``, logs (detached scalars): ``"wasserstein"`` E[D(real)] − E[D(fake)] (the
+    critic's Wasserstein-1 estimate), ``"gp"`` the penalty without λ, ``"loss"`` L.
+    """
+    real, fake = real.detach(), fake.detach()
+    w = wgan_critic_loss(critic(real), critic(fake))
+    gp = gradient_penalty(critic, real, fake, generator)
+    loss = w + gp_weight * gp
+    return loss, {"wasserstein": -w.detach(), "gp": gp.detach(), "loss": loss.detach()}
 
 
 def wgan_generator_loss(d_fake: torch.Tensor) -> torch.Tensor:

@@ -10,6 +10,7 @@ resume (weights, optimizer and schedule state, RNG states and data position are 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import signal
 import sys
@@ -131,13 +132,17 @@ def first_nonfinite(update: Update) -> tuple[str, str, float] | None:
 # --------------------------------------------------------------------------------------------
 # Entry points
 # --------------------------------------------------------------------------------------------
-def train(cfg: RunConfig) -> Path:
-    """Train a new run described by ``cfg``; returns the run directory."""
+def train(cfg: RunConfig, networks: dict[str, torch.nn.Module] | None = None) -> Path:
+    """Train a new run described by ``cfg``; returns the run directory. ``networks``: sub-network
+    name -> your own ``nn.Module`` in place of the built one (shapes checked; recorded in
+    ``train.networks`` so loading the run asks for the same modules)."""
+    if networks:
+        cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, networks=tuple(sorted(networks))))
     torch.manual_seed(cfg.train.seed)
     device = resolve_device(cfg.train.device)
     data = load_dataset(cfg.data, "train")
     check_against_data(cfg, data.num_classes)
-    method = runs.build_method(cfg, data.info)  # validates model.* before any file is written
+    method = runs.build_method(cfg, data.info, networks)  # validates model.* before any file is written
     if cfg.train.init_from:
         names = runs.init_from(method, cfg.train.init_from)
         print(f"initialised {', '.join(names)} from {cfg.train.init_from}", file=sys.stderr)
@@ -150,7 +155,8 @@ def train(cfg: RunConfig) -> Path:
         return _fit(run_dir, cfg, method, data, test, device, resume=None)
 
 
-def resume(run_dir: str | Path, steps: int | None = None, overrides: Sequence[str] = ()) -> Path:
+def resume(run_dir: str | Path, steps: int | None = None, overrides: Sequence[str] = (),
+           networks: dict[str, torch.nn.Module] | None = None) -> Path:
     """Continue a run from its newest complete checkpoint exactly as if it had never stopped.
 
     The checkpoint's config is the truth. ``steps`` (a new total) and ``overrides``
@@ -183,7 +189,7 @@ def resume(run_dir: str | Path, steps: int | None = None, overrides: Sequence[st
         else:  # a run from before data records: record what it continues on
             runs.write_data_record(run_dir, {"train": data, "test": test})
         torch.manual_seed(cfg.train.seed)  # the same init as train(): matters if no checkpoint exists yet
-        method = runs.build_method(cfg, info).to(device)
+        method = runs.build_method(cfg, info, networks).to(device)
         if changed:
             runs.write_config(run_dir, cfg, info)
         if ckpt is None:
