@@ -280,26 +280,17 @@ def _pca(z: torch.Tensor, r: int, like: torch.Tensor) -> tuple[torch.Tensor, tor
 
 @torch.no_grad()
 def _figures(m: CTRL, x: torch.Tensor, y: torch.Tensor | None, n_dirs: int = 4, n_top: int = 8) -> dict[str, Any]:
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    from ..viz.figures import heatmaps
     from ..viz.grids import make_grid
 
     z = torch.cat([m.encode(b) for b in x.split(250)])
     z_hat = torch.cat([m.encode(m.decode(b)) for b in z.split(250)])
     out: dict[str, Any] = {}
-    fig, axes = plt.subplots(1, 2, figsize=(11, 5))
-    for ax, mat, title in ((axes[0], z @ z.T, "|Z Zᵀ| (real vs real)"),
-                           (axes[1], z @ z_hat.T, "|Z Ẑᵀ| (real vs transcribed)")):
-        im = ax.imshow(mat.abs().cpu().numpy(), cmap="viridis", vmin=0, vmax=1, interpolation="nearest")
-        ax.set_title(title + (", sorted by class" if y is not None else ""))
-        ax.set_xticks([]), ax.set_yticks([])
-        if y is not None:  # class boundaries
-            for b in torch.nonzero(y[1:] != y[:-1]).flatten().tolist():
-                ax.axhline(b + 0.5, color="w", lw=0.4), ax.axvline(b + 0.5, color="w", lw=0.4)
-    fig.colorbar(im, ax=list(axes), shrink=0.8)
-    out["feature similarity heatmaps"] = fig
+    sorted_note = ", sorted by class" if y is not None else ""
+    boundaries = torch.nonzero(y[1:] != y[:-1]).flatten().tolist() if y is not None else []
+    out["feature similarity heatmaps"] = heatmaps(
+        [((z @ z.T).abs().cpu().numpy(), "|Z Zᵀ| (real vs real)" + sorted_note),
+         ((z @ z_hat.T).abs().cpu().numpy(), "|Z Ẑᵀ| (real vs transcribed)" + sorted_note)], boundaries)
 
     if y is not None:
         rows = []

@@ -245,25 +245,13 @@ class MaskAAE(Method):
 
     def figures(self, x: torch.Tensor, y: torch.Tensor | None) -> dict[str, Any]:
         """The covariance matrix of the masked codes of ``x`` and the current mask μ."""
-        from matplotlib.figure import Figure
+        from ..viz.figures import signed_heatmap, threshold_bars
+
         z = self.encode(x).detach().double().cpu()
         cov = torch.cov(z.T).numpy() if len(z) > 1 else torch.zeros(z.shape[1], z.shape[1]).numpy()
         mu = self.mask().detach().cpu().numpy()
-        fig_cov = Figure(figsize=(4.6, 3.8))
-        ax = fig_cov.subplots()
-        v = max(abs(cov).max(), 1e-12)
-        im = ax.imshow(cov, cmap="RdBu_r", vmin=-v, vmax=v)
-        fig_cov.colorbar(im, ax=ax)
-        ax.set_title(f"covariance of μ⊙E(x) (n={len(z)})")
-        ax.set_xlabel("k")
-        ax.set_ylabel("k")
-        fig_mu = Figure(figsize=(5.0, 3.0))
-        ax = fig_mu.subplots()
-        ax.bar(range(len(mu)), mu, color=["C0" if v >= ACTIVE else "C7" for v in mu])
-        ax.axhline(ACTIVE, color="C3", lw=1, ls="--")
-        ax.set_ylim(0, 1)
-        ax.set_xlabel("k")
-        ax.set_title(f"mask μ: {int((mu >= ACTIVE).sum())} of {len(mu)} active (μ ≥ {ACTIVE})")
+        fig_cov = signed_heatmap(cov, f"covariance of μ⊙E(x) (n={len(z)})")
+        fig_mu = threshold_bars(mu, ACTIVE, f"mask μ: {int((mu >= ACTIVE).sum())} of {len(mu)} active (μ ≥ {ACTIVE})")
         return {"latent covariance": fig_cov, "mask": fig_mu}
 
     # --- helpers ------------------------------------------------------------------------------
