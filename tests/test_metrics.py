@@ -605,3 +605,90 @@ def test_registry_vector_data_uses_raw_features(tmp_path):
     assert "vector" in res["sharpness"]["skipped"]
     assert 0.0 <= res["mig"]["value"] <= 1.0 and set(res["mig"]["per_factor"]) == set(test.factor_names)
     assert 0.0 <= res["nac"]["value"] <= 1.0
+
+
+def _fake_inception(monkeypatch):
+    """No Inception weights offline: a seeded, randomly initialised FIDInceptionV3 stands in."""
+    from genae.metrics import inception
+
+    def load(device="cpu", download=True):
+        torch.manual_seed(0)
+        return inception.FIDInceptionV3().to(device).eval(), "ab" * 32
+    monkeypatch.setattr(inception, "load_fid_inception", load)
+
+
+def test_backbones_features_and_weights_hash_are_stable(tmp_path, monkeypatch):
+    from genae.errors import ConfigError
+    from genae.metrics.backbones import make_backbone
+    torch.set_num_threads(1)
+    # raw: the vectors themselves, no weights, no classifier head.
+    raw = make_backbone("raw")
+    v = torch.randn(7, 3, 2, dtype=torch.float64)
+    assert torch.equal(raw.features(v), v.float().flatten(1)) and torch.equal(raw.features(v), raw.features(v))
+    f, p = raw.embed(v, batch_size=3, with_probs=True)
+    assert p is None and np.array_equal(f, v.float().flatten(1).numpy())
+    assert raw.weights_hash == "" and raw.protocol() == {"backbone": "raw"}
+    # domain: same input -> same features; the hash survives the cache and is the one eval records.
+    ctx = _ctx(tmp_path)
+    dom = ctx.get_backbone("domain")
+    x = ctx.dataset("test").x[:40]
+    f1 = dom.features(x)
+    assert f1.shape == (40, 16) and f1.dtype == torch.float32
+    assert torch.equal(f1, dom.features(x)) and torch.equal(f1, dom.features(x.float() / 255))
+    assert np.array_equal(dom.embed(x, batch_size=16), f1.numpy())           # batching changes nothing
+    again = make_backbone("domain", _ctx(tmp_path).dataset, cache_dir=tmp_path,
+                          domain_recipe=ctx.domain_recipe)                    # read from the cache
+    assert again.weights_hash == dom.weights_hash and len(dom.weights_hash) == 16
+    assert torch.equal(again.features(x), f1)
+    res = M.evaluate(StubVAE(ctx.dataset("train").info), ctx, ["fid", "recon-class-acc"])
+    assert res["fid"]["backbone_weights"] == dom.weights_hash
+    assert res["fid"]["backbone_test_acc"] == res["recon-class-acc"]["backbone_test_acc"] == dom.test_accuracy
+    assert ctx.classifier() is dom.net
+    # inception (a stand-in network: no weights offline): stable features, the loader's hash.
+    _fake_inception(monkeypatch)
+    inc = make_backbone("inception")
+    xi = x[:2]
+    fi = inc.features(xi)
+    assert fi.shape == (2, 2048) and torch.equal(fi, make_backbone("inception").features(xi))
+    assert inc.weights_hash == "ab" * 32 and inc.protocol()["backbone_weights"] == "ab" * 8
+    with pytest.raises(M.Skip, match="1 or 3 channels"):
+        inc.features(torch.zeros(1, 2, 8, 8))
+    with pytest.raises(ConfigError, match="unknown backbone"):
+        make_backbone("resnet")
+
+
+# evaluate(StubVAE, every metric) on `fake` with _ctx's settings, as computed by the main before the
+# metrics were split into backbones / context / metric groups (issue 25). The SHA-256 is of the
+# whole results (JSON, sorted keys, "seconds" dropped) and holds on the machine kind it was made on
+# (CPU kernels decide the last bits); elsewhere the headline numbers are compared approximately.
+PRE_SPLIT_MACHINE = "AMD EPYC / avx512 / torch 2.13.0+cpu"
+PRE_SPLIT_SHA256 = "6684c9e44a8336b4fada7a9d1568e6f0ddce3e42078410ab2d88f88c94218b2d"
+PRE_SPLIT_VALUES = {
+    "fid": 10.1028810929246, "kid": 6.32023495174347, "is": 1.0017543946133878,
+    "precision-recall": (0.0, 0.0), "recon-mse": 0.0647149165998625, "sharpness": 1.6587648020107428,
+    "recon-class-acc": (0.09375, 0.078125), "decode-variance": 0.0035087518973212425, "ns-acc": 0.5,
+    "knn-acc": 1.0, "linear-probe": 0.9375, "cluster-acc": 0.625, "nmi": 0.6982268463411081,
+    "feature-rank": 6, "rate-reduction": 1.079031953095194, "mig": None,
+    "qmm-score": 1.0879694765341086, "nac": 0.2551575921472142, "active-dims": 4,
+}
+
+
+def test_registry_values_unchanged_by_the_metrics_split(tmp_path):
+    import hashlib
+    import json
+    from fixtures.make_weight_digests import machine
+    from genae.data import DataConfig, load_dataset
+    torch.set_num_threads(1)
+    res = M.evaluate(StubVAE(load_dataset(DataConfig("fake"), "train").info), _ctx(tmp_path), list(M.METRICS))
+    assert list(res) == list(PRE_SPLIT_VALUES)
+    for name, want in PRE_SPLIT_VALUES.items():
+        r = res[name]
+        if want is None:                                  # fake data has no ground-truth factors
+            assert "factors" in r["skipped"]
+            continue
+        got = ((r["precision"], r["recall"]) if name == "precision-recall" else
+               (r["absolute"], r["relative"]) if name == "recon-class-acc" else r.get("value"))
+        assert got == pytest.approx(want, rel=1e-4, abs=1e-9), name
+    if machine() == PRE_SPLIT_MACHINE:
+        plain = {n: {k: v for k, v in r.items() if k != "seconds"} for n, r in json.loads(json.dumps(res)).items()}
+        assert hashlib.sha256(json.dumps(plain, sort_keys=True).encode()).hexdigest() == PRE_SPLIT_SHA256

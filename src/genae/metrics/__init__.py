@@ -8,47 +8,64 @@ Pure functions ("features -> statistics -> number"; arrays or tensors, rows = sa
 (clustering.py); ``mig``, ``normalized_absolute_covariance``, ``transform_score``,
 ``kl_active_dims`` (disentangle.py); ``sharpness``, ``sharpness_per_image`` (image.py).
 
-Backbones: ``inception.FIDInceptionV3`` (standard FID network; weights from a local file or one
-checked download) and ``domain.DomainClassifier`` (trained on the dataset, cached).
+Layering (each layer imports only the ones above it):
+
+- ``base.py``: ``Skip``, ``MetricSpec``, applicability checks, pixel conversions.
+- ``backbones.py``: feature backbones ``raw`` / ``domain`` / ``inception``, each with
+  ``features(x) -> (B, F)``, ``weights_hash`` and ``protocol()``; ``make_backbone(name, ...)``.
+  The networks: ``inception.FIDInceptionV3`` (standard FID network; weights from a local file or
+  one checked download) and ``domain.DomainClassifier`` (trained on the dataset, cached).
+- ``context.py``: ``EvalContext`` — data splits, the lazily built backbone, cached real-data
+  statistics, and the samples/encodings shared by the metrics of one ``evaluate`` call.
+- metric groups, ``fn(method, ctx) -> dict``: ``generative.py`` (fid, kid, is, precision-recall),
+  ``reconstruction.py`` (recon-mse, sharpness, recon-class-acc, decode-variance),
+  ``representation.py`` (ns-acc, knn-acc, linear-probe, cluster-acc, nmi, feature-rank,
+  rate-reduction), ``latent.py`` (mig, qmm-score, nac, active-dims).
 
 Registry: ``METRICS[name].fn(method, ctx) -> dict``; ``evaluate(method, ctx, names)`` runs several
 and shares samples/encodings between them. Unknown names raise ``ConfigError`` listing valid ones.
+Every result dict holds its number(s) (``"value"`` for the headline number) and the protocol
+(``backbone`` where features are compared, ``n_real``/``n_fake`` or ``n``, ``split``); a metric that
+does not apply returns ``{"skipped": "<reason>"}``.
 """
 from __future__ import annotations
 
+import time
 from typing import Any, Iterable
 
 from ..errors import ConfigError
-from ..methods.base import Method
-from . import evaluate as _ev
+from ..methods.base import Method, Unsupported
+from . import generative, latent, reconstruction, representation
+from .backbones import Backbone, DomainBackbone, InceptionBackbone, RawBackbone, make_backbone
+from .base import MetricSpec, Skip, log
 from .clustering import clustering_accuracy, kmeans, knn_accuracy, linear_probe_accuracy, nmi
+from .context import EvalContext
 from .disentangle import kl_active_dims, mig, normalized_absolute_covariance, transform_score
-from .evaluate import EvalContext, MetricSpec, Skip
 from .frechet import feature_statistics, frechet_distance, inception_score, kid, precision_recall
 from .image import sharpness, sharpness_per_image
 from .subspace import (class_singular_values, coding_rate, effective_rank, feature_rank,
                        nearest_subspace_accuracy, principal_angles, rate_reduction)
 
 METRICS: dict[str, MetricSpec] = {
-    "fid": MetricSpec(_ev.fid, "Fréchet distance of backbone features, samples vs reference split"),
-    "kid": MetricSpec(_ev.kid, "kernel inception distance (unbiased MMD², cubic kernel), mean ± std"),
-    "is": MetricSpec(_ev.inception_score, "inception score from the backbone's class probabilities"),
-    "precision-recall": MetricSpec(_ev.precision_recall, "k-NN manifold precision and recall (k=3)"),
-    "recon-mse": MetricSpec(_ev.recon_mse, "reconstruction MSE per element ([0,1] pixels)"),
-    "sharpness": MetricSpec(_ev.sharpness_metric, "variance of the Laplacian of samples/reconstructions"),
-    "recon-class-acc": MetricSpec(_ev.recon_class_acc, "domain-classifier accuracy of reconstructions"),
-    "decode-variance": MetricSpec(_ev.decode_variance, "pixel variance of decodings of z ~ q(z|x)"),
-    "ns-acc": MetricSpec(_ev.ns_acc, "nearest-subspace accuracy of encoder features (centred, uncentred)"),
-    "knn-acc": MetricSpec(_ev.knn_acc, "k-NN (k=5) accuracy of encoder features"),
-    "linear-probe": MetricSpec(_ev.linear_probe, "logistic-regression probe accuracy on encoder features"),
-    "cluster-acc": MetricSpec(_ev.cluster_acc, "unsupervised accuracy (best one-to-one matching)"),
-    "nmi": MetricSpec(_ev.nmi_metric, "normalised mutual information of clusters and labels"),
-    "feature-rank": MetricSpec(_ev.feature_rank_metric, "numerical and effective rank of features"),
-    "rate-reduction": MetricSpec(_ev.rate_reduction_metric, "R, Rc, ΔR of normalised features (ε²=0.5)"),
-    "mig": MetricSpec(_ev.mig_metric, "mutual information gap against ground-truth factors"),
-    "qmm-score": MetricSpec(_ev.qmm_score, "QMM λ1/λ2 score under slant (shear) and width transforms"),
-    "nac": MetricSpec(_ev.nac, "normalised absolute covariance of active latent dimensions"),
-    "active-dims": MetricSpec(_ev.active_dims, "active latent units (mask, KL > 0.01, or feature rank)"),
+    "fid": MetricSpec(generative.fid, "Fréchet distance of backbone features, samples vs reference split"),
+    "kid": MetricSpec(generative.kid, "kernel inception distance (unbiased MMD², cubic kernel), mean ± std"),
+    "is": MetricSpec(generative.inception_score, "inception score from the backbone's class probabilities"),
+    "precision-recall": MetricSpec(generative.precision_recall, "k-NN manifold precision and recall (k=3)"),
+    "recon-mse": MetricSpec(reconstruction.recon_mse, "reconstruction MSE per element ([0,1] pixels)"),
+    "sharpness": MetricSpec(reconstruction.sharpness_metric, "variance of the Laplacian of samples/reconstructions"),
+    "recon-class-acc": MetricSpec(reconstruction.recon_class_acc, "domain-classifier accuracy of reconstructions"),
+    "decode-variance": MetricSpec(reconstruction.decode_variance, "pixel variance of decodings of z ~ q(z|x)"),
+    "ns-acc": MetricSpec(representation.ns_acc, "nearest-subspace accuracy of encoder features (centred, uncentred)"),
+    "knn-acc": MetricSpec(representation.knn_acc, "k-NN (k=5) accuracy of encoder features"),
+    "linear-probe": MetricSpec(representation.linear_probe, "logistic-regression probe accuracy on encoder features"),
+    "cluster-acc": MetricSpec(representation.cluster_acc, "unsupervised accuracy (best one-to-one matching)"),
+    "nmi": MetricSpec(representation.nmi_metric, "normalised mutual information of clusters and labels"),
+    "feature-rank": MetricSpec(representation.feature_rank_metric, "numerical and effective rank of features"),
+    "rate-reduction": MetricSpec(representation.rate_reduction_metric, "R, Rc, ΔR of normalised features (ε²=0.5)"),
+    "mig": MetricSpec(latent.mig_metric, "mutual information gap against ground-truth factors"),
+    "qmm-score": MetricSpec(latent.qmm_score, "QMM λ1/λ2 score under slant (shear) and width transforms"),
+    "nac": MetricSpec(latent.nac, "normalised absolute covariance of active latent dimensions"),
+    "active-dims": MetricSpec(latent.active_dims, "active latent units (mask, KL > 0.01, or feature rank)"),
 }
 
 
@@ -78,17 +95,29 @@ def evaluate(method: Method, ctx: EvalContext, names: Iterable[str]) -> dict[str
     try:
         with torch.no_grad():
             for name in names:
-                results[name] = _ev.run_metric(METRICS[name], method, ctx)
+                results[name] = _run(METRICS[name], method, ctx)
                 if ctx.progress:
-                    _ev._log(f"{name}: done in {results[name]['seconds']} s")
+                    log(f"{name}: done in {results[name]['seconds']} s")
     finally:
         ctx.clear_method_cache()
         method.train(was_training)
     return results
 
 
+def _run(spec: MetricSpec, method: Method, ctx: EvalContext) -> dict[str, Any]:
+    """Call one metric; ``Skip`` and ``Unsupported`` become ``{"skipped": reason}``."""
+    t0 = time.perf_counter()
+    try:
+        out = spec.fn(method, ctx)
+    except (Skip, Unsupported) as e:
+        out = {"skipped": str(e)}
+    out["seconds"] = round(time.perf_counter() - t0, 2)
+    return out
+
+
 __all__ = [
     "METRICS", "EvalContext", "MetricSpec", "Skip", "check_names", "evaluate",
+    "Backbone", "RawBackbone", "DomainBackbone", "InceptionBackbone", "make_backbone",
     "frechet_distance", "feature_statistics", "kid", "inception_score", "precision_recall",
     "nearest_subspace_accuracy", "class_singular_values", "principal_angles", "feature_rank",
     "effective_rank", "coding_rate", "rate_reduction", "clustering_accuracy", "nmi", "kmeans",

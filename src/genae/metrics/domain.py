@@ -38,6 +38,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..data.transforms import convert_range
 from ..fileio import atomic_write, cache_root
 
 __all__ = ["DamagedCache", "DomainClassifier", "DomainRecipe", "cache_root", "dataset_key",
@@ -108,7 +109,7 @@ def dataset_key(ds: Any) -> str:
 
 
 def _to_unit(x: torch.Tensor) -> torch.Tensor:
-    return x.float() / 255.0 if x.dtype == torch.uint8 else x.float()
+    return convert_range(x, None, "unit")
 
 
 @torch.no_grad()

@@ -1,0 +1,232 @@
+"""``EvalContext``: what the metrics evaluate against, and what they share.
+
+It lazily loads the data splits, the feature backbone (``backbones.py``) and the cached
+real-data statistics; within one ``evaluate`` call it also shares a method's generated samples and
+encodings between metrics (cleared afterwards, so a later call on a further-trained method never
+sees stale samples).
+
+Evaluation never touches the global RNG (the trainer checkpoints it): every draw uses a
+``torch.Generator`` / NumPy generator seeded from ``ctx.seed``.
+"""
+from __future__ import annotations
+
+import io
+import warnings
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+
+from ..errors import ConfigError
+from ..fileio import atomic_write
+from . import frechet
+from .backbones import IMAGE_BACKBONES, Backbone, make_backbone
+from .base import log, quantize, to_unit
+from .domain import DomainRecipe, cache_root, dataset_key
+
+__all__ = ["EvalContext"]
+
+_STATS_KEYS = ("features", "mu", "sigma")
+
+
+def _read_stats(path: Path) -> dict[str, np.ndarray] | None:
+    """The cached real-data statistics at ``path``, or None (with a ``RuntimeWarning`` naming
+    it) when the file is damaged. ``allow_pickle=False``: an object array in a crafted file is
+    refused rather than unpickled."""
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            stats = {k: np.asarray(z[k]) for k in _STATS_KEYS}
+        if any(v.dtype.kind not in "fiu" for v in stats.values()):
+            raise ValueError("non-numeric arrays")
+        return stats
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as e:
+        warnings.warn(f"real-data statistics cache {path} is unusable ({type(e).__name__}: {e}); "
+                      f"recomputing it", RuntimeWarning, stacklevel=3)
+        return None
+
+
+def _write_stats(path: Path, stats: dict[str, np.ndarray]) -> None:
+    """Write ``stats`` to ``path`` atomically (``genae.fileio.atomic_write``)."""
+    buf = io.BytesIO()
+    np.savez(buf, **stats)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write(path, buf.getvalue())
+
+
+@dataclass
+class EvalContext:
+    """What the metrics evaluate against.
+
+    data_cfg: the run's ``DataConfig``. split: the reference split ("test" or "train").
+    n_samples: generated samples for fid/kid/is/precision-recall (and the cap on reconstructed
+        examples). backbone: "domain" (genae's classifier, offline) or "inception"; vector data
+        always uses the raw vectors ("raw"). device: where the method and backbone run.
+    seed: all sampling in evaluation. batch_size: inference batch size.
+    cache_dir: root of genae's cache (default ``$GENAE_CACHE`` or ``~/.cache/genae``).
+    domain_recipe: how the domain classifier is trained (part of its cache key).
+    mig_factors: factor names used by ``mig``; None = all but "shape" (Chen et al. 2018 leave
+        dSprites' shape out).
+    progress: print one line per metric with its duration to stderr.
+    """
+
+    data_cfg: Any
+    split: str = "test"
+    n_samples: int = 10000
+    backbone: str = "domain"
+    device: str = "cpu"
+    seed: int = 0
+    batch_size: int = 500
+    cache_dir: str | None = None
+    domain_recipe: DomainRecipe = field(default_factory=DomainRecipe)
+    mig_factors: tuple[str, ...] | None = None
+    progress: bool = False
+    _data: dict = field(default_factory=dict, init=False, repr=False)
+    _backbones: dict = field(default_factory=dict, init=False, repr=False)
+    _real_stats: dict | None = field(default=None, init=False, repr=False)
+    _per_method: dict = field(default_factory=dict, init=False, repr=False)
+
+    # --- data -----------------------------------------------------------------------------------
+    def dataset(self, split: str | None = None):
+        """The ``ArrayDataset`` of ``split`` (default: the reference split), loaded once."""
+        split = split or self.split
+        if split not in self._data:
+            from ..data import load_dataset  # lazy: metrics must import without the data package
+            self._data[split] = load_dataset(self.data_cfg, split=split)
+        return self._data[split]
+
+    @property
+    def kind(self) -> str:
+        return self.dataset("train").kind
+
+    @property
+    def cache(self) -> Path:
+        return Path(self.cache_dir) if self.cache_dir else cache_root()
+
+    def to_method(self, x: torch.Tensor, method) -> torch.Tensor:
+        """Stored examples (uint8 images / float vectors) -> the method's input range, on its device."""
+        from ..data import to_range
+        return to_range(x.to(self.device), method.input_range)
+
+    # --- backbones ------------------------------------------------------------------------------
+    @property
+    def backbone_name(self) -> str:
+        """The feature backbone's name: ``backbone`` for images, "raw" for vector data."""
+        if self.kind == "vector":
+            return "raw"
+        if self.backbone not in IMAGE_BACKBONES:
+            raise ConfigError(f"unknown backbone {self.backbone!r}; choose 'domain' or 'inception'")
+        return self.backbone
+
+    def get_backbone(self, name: str) -> Backbone:
+        """The backbone ``name``, built (weights loaded, the domain classifier trained or read from
+        its cache) on first use and kept for this context's lifetime."""
+        if name not in self._backbones:
+            self._backbones[name] = make_backbone(name, self.dataset, self.device, self.cache,
+                                                  self.domain_recipe, self.progress)
+        return self._backbones[name]
+
+    @property
+    def feature_backbone(self) -> Backbone:
+        """The backbone of fid/kid/is/precision-recall (``backbone_name``)."""
+        return self.get_backbone(self.backbone_name)
+
+    def classifier(self):
+        """The domain classifier (trained and cached on first use); needs labelled images."""
+        return self.get_backbone("domain").net
+
+    def protocol(self, n_real: int | None, n_fake: int | None) -> dict[str, Any]:
+        """The fields every feature-based number carries."""
+        bb = self.feature_backbone.protocol()
+        return {"backbone": bb["backbone"], "n_real": n_real, "n_fake": n_fake, "split": self.split, **bb}
+
+    def features(self, x: torch.Tensor, with_probs: bool = False):
+        """``(N, C, H, W)`` images (uint8, or float in [0, 1]) or ``(N, D)`` vectors -> backbone
+        features ``(N, F)`` float32 numpy, and class probabilities ``(N, K)`` if ``with_probs``."""
+        return self.feature_backbone.embed(x, self.batch_size, with_probs)
+
+    def real_features(self) -> dict[str, Any]:
+        """Features, mean and covariance of the reference split, cached on disk keyed by the
+        split's contents, the backbone and its weights hash."""
+        if self._real_stats is not None:
+            return self._real_stats
+        ref = self.dataset(self.split)
+        bb = self.feature_backbone
+        path = None
+        if bb.cache_stats:
+            path = self.cache / "stats" / f"{dataset_key(ref)}-{self.split}-{bb.name}-{bb.weights_hash[:12]}.npz"
+        stats = _read_stats(path) if path is not None and path.is_file() else None
+        if stats is None:
+            if self.progress and path is not None:
+                log(f"real-data features of {ref.name} ({self.split}, {bb.name}): computing (cached)")
+            f = self.features(ref.x)
+            mu, sigma = frechet.feature_statistics(f)
+            stats = {"features": f, "mu": mu, "sigma": sigma}
+            if path is not None:
+                _write_stats(path, stats)
+        self._real_stats = stats
+        return stats
+
+    # --- per-method caches (valid within one evaluate() call) -----------------------------------
+    def memo(self, method, key, make: Callable[[], Any]):
+        """``make()``, computed once per method and key until ``clear_method_cache``."""
+        d = self._per_method.setdefault(id(method), {})
+        if key not in d:
+            d[key] = make()
+        return d[key]
+
+    def clear_method_cache(self) -> None:
+        self._per_method.clear()
+
+    def generator(self, offset: int = 0) -> torch.Generator:
+        return torch.Generator().manual_seed(self.seed + offset)
+
+    def samples(self, method) -> torch.Tensor:
+        """``n_samples`` generated examples on the CPU: images quantised to uint8 like the stored
+        real images (as when samples are saved as PNG for FID), vectors raw float32."""
+        def make():
+            g = self.generator()
+            out = []
+            with torch.no_grad():
+                for i in range(0, self.n_samples, self.batch_size):
+                    n = min(self.batch_size, self.n_samples - i)
+                    xb = method.to_unit(method.sample(n, generator=g)).float().cpu()
+                    out.append(quantize(xb) if self.kind == "image" else xb)
+            return torch.cat(out)
+        return self.memo(method, "samples", make)
+
+    def fake_features(self, method):
+        """(features ``(n_samples, F)``, class probabilities ``(n_samples, K)`` or None for raw)."""
+        return self.memo(method, "fake_features",
+                         lambda: self.features(self.samples(method), with_probs=True))
+
+    def batched(self, fn, x: torch.Tensor, method) -> torch.Tensor:
+        """``fn`` over stored examples ``x`` in batches (converted to the method's range, on its
+        device) -> float32 on the CPU."""
+        out = []
+        with torch.no_grad():
+            for i in range(0, len(x), self.batch_size):
+                out.append(fn(self.to_method(x[i:i + self.batch_size], method)).float().cpu())
+        return torch.cat(out)
+
+    def encode(self, method, x: torch.Tensor) -> np.ndarray:
+        """``method.encode`` of stored examples ``x`` in batches -> ``(N, latent)`` float64 (codes
+        flattened per example)."""
+        return self.batched(method.encode, x, method).reshape(len(x), -1).double().numpy()
+
+    def encodings(self, method, split: str | None = None) -> np.ndarray:
+        """``encode`` of a whole split (once per method within an ``evaluate`` call)."""
+        ds = self.dataset(split or self.split)
+        return self.memo(method, ("enc", split or self.split), lambda: self.encode(method, ds.x))
+
+    def reconstructions(self, method) -> tuple[torch.Tensor, torch.Tensor]:
+        """(originals, reconstructions) of the first ``n_samples`` reference examples, both in
+        [0, 1] (images) or raw (vectors), on the CPU."""
+        x = self.dataset(self.split).x[:self.n_samples]
+
+        def make():
+            rec = self.batched(lambda b: method.to_unit(method.reconstruct(b)), x, method)
+            return to_unit(x), rec
+        return self.memo(method, "recon", make)
