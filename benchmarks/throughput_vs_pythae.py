@@ -166,8 +166,11 @@ def main() -> None:
     med = {k: statistics.median(v) for k, v in speeds.items() if v}
     print(f"pythae {med['pythae']:.1f} steps/s | genae (fp32, same numerics) {med['genae']:.1f} steps/s | "
           f"ratio genae/pythae = {med['genae'] / med['pythae']:.2f}x")
-    print(f"plain PyTorch loop {med['plain']:.1f} steps/s | share of it: genae {med['genae'] / med['plain']:.2f}, "
-          f"pythae {med['pythae'] / med['plain']:.2f}")
+    # shares are paired per repeat (each library against the plain loop run right beside it), so
+    # a slow spell of the machine (CPU steal on shared cores) cancels out; median over repeats
+    share = {k: statistics.median(a / b for a, b in zip(speeds[k], speeds["plain"])) for k in ("genae", "pythae")}
+    print(f"plain PyTorch loop {med['plain']:.1f} steps/s | share of it (median of per-repeat ratios): "
+          f"genae {share['genae']:.2f}, pythae {share['pythae']:.2f}")
     if args.bf16:
         print(f"genae with train.amp=bf16 {med['genae-bf16']:.1f} steps/s | "
               f"ratio genae-bf16/pythae = {med['genae-bf16'] / med['pythae']:.2f}x "
