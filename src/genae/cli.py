@@ -52,6 +52,8 @@ def main(argv: list[str] | None = None) -> int:
     except GenaeError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # `genae ... | head`: the reader left; nothing to report
+        return 0
     except OSError as e:  # a read-only folder, a full disk, a path that is a file: one line, no traceback
         where = f" ({e.filename})" if e.filename else ""
         print(f"error: {e.strerror or e}{where}", file=sys.stderr)
@@ -61,6 +63,9 @@ def main(argv: list[str] | None = None) -> int:
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="genae", description="Train, evaluate and compare generative "
                                 "autoencoders and encoder/decoder games.")
+    from . import __version__
+
+    p.add_argument("--version", action="version", version=f"genae {__version__}")
     sub = p.add_subparsers(metavar="COMMAND")
 
     t = sub.add_parser("train", help="train a method on a dataset")
@@ -112,8 +117,11 @@ def _parser() -> argparse.ArgumentParser:
     rp.add_argument("run")
     rp.set_defaults(func=_cmd_report)
 
-    m = sub.add_parser("methods", help="list the registered methods")
+    m = sub.add_parser("methods", help="list the registered methods and what each supports")
     m.set_defaults(func=_cmd_methods)
+
+    mt = sub.add_parser("metrics", help="list the metrics: meaning, what they need, protocol fields")
+    mt.set_defaults(func=_cmd_metrics)
 
     c = sub.add_parser("config", help="print a method's default config as YAML")
     c.add_argument("method")
@@ -151,8 +159,24 @@ def _cmd_train(args) -> int:
 
     cfg = build_config(args.method, args.data, args.data_dir, args.config, args.overrides, args.out)
     run_dir = train(cfg)
-    print(f"run written to {run_dir}")
+    print(_summary(run_dir))
     return 0
+
+
+def _summary(run_dir) -> str:
+    """One line on what was trained (steps, device, parameters, wall time, final losses), then the
+    commands a researcher runs next."""
+    from .runs import read_metrics, read_run_info
+
+    info = read_run_info(run_dir)
+    last = (read_metrics(Path(run_dir) / "metrics.jsonl") or [{}])[-1]
+    losses = ", ".join(f"{k} {v:.4g}" for k, v in last.items() if k.endswith("/loss") and isinstance(v, float))
+    params = ", ".join(f"{k} {v / 1e6:.2f} M" for k, v in info.get("parameters", {}).items())
+    line = (f"{info.get('method', '?')} on {info.get('data', '?')}: {info.get('step', '?')} steps in "
+            f"{info.get('wall_seconds', 0):.1f} s on {info.get('device', '?')}; parameters {params or '?'}"
+            + (f"; final {losses}" if losses else ""))
+    return (f"{line}\nrun written to {run_dir}\nnext: genae eval {run_dir} --metrics recon-mse,fid   "
+            f"genae sample {run_dir} --out samples.png   genae report {run_dir}")
 
 
 def _cmd_resume(args) -> int:
@@ -161,7 +185,7 @@ def _cmd_resume(args) -> int:
     if args.steps is not None and args.steps <= 0:
         raise GenaeError("--steps must be positive")
     run_dir = resume(args.run, steps=args.steps, overrides=args.overrides)
-    print(f"run {run_dir} finished")
+    print(_summary(run_dir))
     return 0
 
 
@@ -332,6 +356,19 @@ def _cmd_methods(args) -> int:
                  for cap, col in zip(CAPABILITIES, cols)]
         print(f"{name:<{width}}  " + "  ".join(cells) + f"  {sample_y or '-'}")
     print("\n" + "; ".join(f"{c}: {d}" for c, d in CAPABILITIES.items()))
+    return 0
+
+
+def _cmd_metrics(args) -> int:
+    """Each metric of ``genae eval --metrics``: its meaning, what it needs, its protocol fields."""
+    from .metrics import METRICS
+
+    width = max(map(len, METRICS))
+    for name, spec in METRICS.items():
+        print(f"{name:<{width}}  {spec.description}")
+        print(f"{'':<{width}}    needs: {', '.join(spec.needs) or 'nothing'}; "
+              f"protocol: {', '.join(spec.protocol)}")
+    print("\nneeds: method capabilities (genae methods) and data (labels, images, factors); a|b = either")
     return 0
 
 

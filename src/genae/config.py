@@ -173,9 +173,64 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
     return loaded
 
 
-def default_config_yaml(method: str) -> str:
-    """The defaults of ``method`` in all three namespaces, as YAML (``genae config METHOD``)."""
-    return RunConfig.from_dict({"method": method}).to_yaml()
+def default_config_yaml(method: str, comments: bool = True) -> str:
+    """The defaults of ``method`` in all three namespaces, as YAML (``genae config METHOD``), each
+    key followed by the comment its dataclass field carries in the source (meaning, the paper's
+    symbol, units): one place documents a key, and the printed YAML still loads as a config."""
+    cfg = RunConfig.from_dict({"method": method})
+    if not comments:
+        return cfg.to_yaml()
+    lines = [f"method: {method}"]
+    for ns, obj in (("model", cfg.model), ("train", cfg.train), ("data", cfg.data)):
+        notes = field_comments(type(obj))
+        lines.append(f"{ns}:")
+        for f in dataclasses.fields(obj):
+            value = yaml.safe_dump(_plain(obj)[f.name], default_flow_style=True, width=1000)
+            value = value.split("\n...")[0].strip()
+            note = notes.get(f.name)
+            lines.append(f"  {f.name}: {value}" + (f"  # {note}" if note else ""))
+    return "\n".join(lines) + "\n"
+
+
+def field_comments(cls: type) -> dict[str, str]:
+    """``{field: note}`` for a config dataclass: the ``# ...`` after the field in the source (joined
+    with comment-only lines that continue it), else the field's ``name: text`` entry in the class
+    docstring (first sentence); empty where neither exists."""
+    import inspect
+    import re
+
+    names = {f.name for f in dataclasses.fields(cls)}
+    out: dict[str, str] = {}
+    try:
+        source = inspect.getsource(cls)
+    except (OSError, TypeError):
+        source = ""
+    last = None
+    for line in source.splitlines():
+        stripped = line.strip()
+        m = re.match(r"\s+(\w+)\s*:", line)
+        if m and m.group(1) in names and not stripped.startswith("#"):
+            last = m.group(1)
+            if "#" in line:
+                out[last] = line.split("#", 1)[1].strip()
+        elif stripped.startswith("#") and last in out:
+            out[last] += " " + stripped.lstrip("#").strip()
+        elif stripped:
+            last = None
+    entries: dict[str, str] = {}
+    key = None
+    for line in (inspect.getdoc(cls) or "").splitlines():
+        m = re.match(r"(\w+): (.*)", line)
+        if m and m.group(1) in names:
+            key = m.group(1)
+            entries[key] = m.group(2)
+        elif key and line.startswith(" ") and line.strip():
+            entries[key] += " " + line.strip()
+        else:
+            key = None
+    for name, text in entries.items():
+        out.setdefault(name, re.split(r"(?<=[a-z)])\. (?=[A-Z])", text, maxsplit=1)[0].rstrip("."))
+    return out
 
 
 # --------------------------------------------------------------------------------------------

@@ -594,6 +594,53 @@ def _flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 
 
 # --------------------------------------------------------------------------------------------
+# What ran: versions, commit, device, wall time, parameters
+# --------------------------------------------------------------------------------------------
+RUN_INFO = "run.json"
+
+
+def write_run_info(run_dir: Path, cfg: RunConfig, method: Method, optimizers: dict, device, step: int,
+                   seconds: float) -> dict[str, Any]:
+    """``RUN/run.json``: genae/torch/Python versions, the git commit of genae's source (when it is a
+    checkout), device, total wall time over every train/resume of the run, and parameter counts
+    per player; the report and the end-of-train summary read it."""
+    import platform
+
+    from . import __version__
+
+    previous = read_run_info(run_dir)
+    info = {"method": cfg.method, "data": cfg.data.name, "step": step, "genae": __version__,
+            "torch": torch.__version__, "python": platform.python_version(), "git_commit": _git_commit(),
+            "device": str(device), "wall_seconds": round(previous.get("wall_seconds", 0.0) + seconds, 1),
+            "parameters": {k: sum(p.numel() for g in o.param_groups for p in g["params"])
+                           for k, o in optimizers.items()},
+            "total_parameters": sum(p.numel() for p in method.parameters())}
+    atomic_write(Path(run_dir) / RUN_INFO, json.dumps(info, indent=2).encode())
+    return info
+
+
+def read_run_info(run_dir: str | Path) -> dict[str, Any]:
+    """``RUN/run.json`` as a dict (empty for a run from before it existed, or a damaged file)."""
+    try:
+        d = json.loads((Path(run_dir) / RUN_INFO).read_text())
+        return d if isinstance(d, dict) else {}
+    except (OSError, ValueError):
+        return {}
+
+
+def _git_commit() -> str | None:
+    """HEAD of the git checkout genae's source lives in, or None (an installed wheel, no git)."""
+    import subprocess
+
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).resolve().parent,
+                             capture_output=True, text=True, timeout=5)
+        return out.stdout.strip() or None if out.returncode == 0 else None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+# --------------------------------------------------------------------------------------------
 # The data a run was trained on
 # --------------------------------------------------------------------------------------------
 DATA_RECORD = "data.json"

@@ -357,6 +357,7 @@ def _fit(run_dir: Path, cfg: RunConfig, method: Method, data, test, device: torc
     t = cfg.train
     if t.threads:  # several runs sharing few cores are much faster without OpenMP oversubscription
         torch.set_num_threads(t.threads)
+    t0 = time.perf_counter()
     state = TrainingState(method, data, t, device)
     amp = (torch.autocast(device.type, dtype=torch.bfloat16 if t.amp == "bf16" else torch.float16)
            if t.amp != "none" else contextlib.nullcontext())
@@ -388,6 +389,9 @@ def _fit(run_dir: Path, cfg: RunConfig, method: Method, data, test, device: torc
             raise
         finally:
             log.close()
+            with contextlib.suppress(OSError):  # a full disk must not hide the error that stopped the run
+                runs.write_run_info(run_dir, cfg, method, state.optimizers, device, state.step,
+                                    time.perf_counter() - t0)
     save_figure(loss_curves(runs.read_metrics(run_dir / "metrics.jsonl")), run_dir / "loss_curves.png")
     return run_dir
 

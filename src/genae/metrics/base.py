@@ -25,10 +25,14 @@ class Skip(Exception):
 
 @dataclass(frozen=True)
 class MetricSpec:
-    """A registry entry: ``fn(method, ctx) -> dict`` and a one-line description."""
+    """A registry entry: ``fn(method, ctx) -> dict``, a one-line description, what it needs (method
+    capabilities such as ``sample``/``encode``, and data: ``labels``, ``images``, ``factors``; "a|b"
+    = either) and the protocol fields every result of it carries (``genae metrics`` lists them)."""
 
     fn: Callable[[Any, Any], dict[str, Any]]
     description: str
+    needs: tuple[str, ...] = ()
+    protocol: tuple[str, ...] = ("split",)
 
 
 def need_labels(ctx, what: str):
