@@ -30,21 +30,23 @@ def train(method: str | RunConfig, data: Any = None, *, labels: Any = None, test
           test_labels: Any = None, steps: int | None = None, model: Mapping[str, Any] | None = None,
           train: Mapping[str, Any] | None = None, data_options: Mapping[str, Any] | None = None,
           out: str | Path | None = None, networks: Mapping[str, torch.nn.Module] | None = None,
-          init_from: str | None = None) -> Path:
+          init_from: str | None = None, callbacks: Iterable = ()) -> Path:
     """Train ``method`` (a name from ``genae.METHODS``, or a resolved ``RunConfig``) and return
     the run directory.
 
     data / labels, test / test_labels: your arrays (see the module docstring) or a dataset name;
     steps: ``train.steps``; model / train / data_options: ``model.*`` / ``train.*`` / ``data.*``
     keys; out: the run directory; networks: sub-network name -> ``nn.Module`` in place of the
-    built one (shapes checked against what the method feeds it); init_from: ``train.init_from``.
+    built one (shapes checked against what the method feeds it); init_from: ``train.init_from``;
+    callbacks: ``fn(event, step, payload)`` called on "config", "log", "images", "checkpoint",
+    "end" (``genae.loggers``).
     """
     from .trainer import train as _train
 
     if isinstance(method, RunConfig):
         if data is not None or model or train or steps is not None:
             raise ConfigError("genae.train(RunConfig): the config already says everything; pass only networks")
-        return _train(method, networks=dict(networks) if networks else None)
+        return _train(method, networks=dict(networks) if networks else None, callbacks=tuple(callbacks))
     tree_train = dict(train or {})
     if steps is not None:
         tree_train["steps"] = steps
@@ -56,7 +58,7 @@ def train(method: str | RunConfig, data: Any = None, *, labels: Any = None, test
     cfg = RunConfig.from_dict({"method": method, "model": dict(model or {}), "train": tree_train,
                                "data": tree_data})
     validate(cfg)
-    return _train(cfg, networks=dict(networks) if networks else None)
+    return _train(cfg, networks=dict(networks) if networks else None, callbacks=tuple(callbacks))
 
 
 def _dataset_name(data: Any, labels: Any, test: Any, test_labels: Any) -> str:

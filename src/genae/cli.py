@@ -252,6 +252,9 @@ def _cmd_eval(args) -> int:
         print(_format_table(results, f"{cfg.method} on {cfg.data.name}, step {step}, reference split "
                                      f"{args.split}"), flush=True)
     try:
+        from .loggers import log_eval
+
+        log_eval(Path(args.run), cfg, step, results)
         path = _write_eval(args.run, cfg, results, step, latest=args.step is None)
     except OSError as e:
         raise GenaeError(f"could not write the results into {args.run} ({e.strerror or e}); they are "

@@ -59,7 +59,8 @@ class TrainConfig:
     nan_check: Literal["update", "interval"] = "update"  # check every update (one host sync each) or,
                                        # without syncs, at log/checkpoint intervals (GPU throughput)
     progress: bool = True              # show a progress bar
-    tensorboard: bool = True           # write TensorBoard events under RUN/tb
+    tensorboard: bool = True           # write TensorBoard events under RUN/tb (scalars, images, config)
+    loggers: tuple[str, ...] = ()      # also log to "mlflow" (RUN/mlruns) and/or "wandb" (offline, RUN/wandb)
     init_from: str | None = None       # "RUN[@STEP][:net1,net2]": start these sub-networks (default:
                                        # every one both share) from another run's checkpoint
     networks: tuple[str, ...] = ()     # sub-networks given from Python (genae.train(networks=...)),
@@ -256,6 +257,9 @@ def validate(cfg: RunConfig) -> None:
                           "skipped if it is checked before it is applied")
     if t.amp == "fp16" and t.device == "cpu":
         raise ConfigError("train.amp=fp16 needs a GPU; on the CPU use train.amp=bf16 or none")
+    from .loggers import check_loggers
+
+    check_loggers(t.loggers)
     check_data_config(cfg.data)
 
 

@@ -23,14 +23,14 @@ import numpy as np
 import random
 import torch
 
-from . import runs
+from . import loggers, runs
 from .config import RunConfig, check_against_data
 from .data import BatchSampler, load_dataset, to_range
 from .errors import DatasetNotFound, GenaeError, Interrupted, NonFiniteLoss
 from .methods import Method, Unsupported, Update
 from .methods.base import Stage
 from .optim import build_schedule
-from .viz.grids import save_grid
+from .viz.grids import make_grid, save_png
 from .viz.plots import loss_curves, save_figure
 
 
@@ -132,7 +132,7 @@ def first_nonfinite(update: Update) -> tuple[str, str, float] | None:
 # --------------------------------------------------------------------------------------------
 # Entry points
 # --------------------------------------------------------------------------------------------
-def train(cfg: RunConfig, networks: dict[str, torch.nn.Module] | None = None) -> Path:
+def train(cfg: RunConfig, networks: dict[str, torch.nn.Module] | None = None, callbacks: Sequence = ()) -> Path:
     """Train a new run described by ``cfg``; returns the run directory. ``networks``: sub-network
     name -> your own ``nn.Module`` in place of the built one (shapes checked; recorded in
     ``train.networks`` so loading the run asks for the same modules)."""
@@ -152,11 +152,11 @@ def train(cfg: RunConfig, networks: dict[str, torch.nn.Module] | None = None) ->
     with lock:
         runs.write_config(run_dir, cfg, data.info)
         runs.write_data_record(run_dir, {"train": data, "test": test})
-        return _fit(run_dir, cfg, method, data, test, device, resume=None)
+        return _fit(run_dir, cfg, method, data, test, device, resume=None, callbacks=callbacks)
 
 
 def resume(run_dir: str | Path, steps: int | None = None, overrides: Sequence[str] = (),
-           networks: dict[str, torch.nn.Module] | None = None) -> Path:
+           networks: dict[str, torch.nn.Module] | None = None, callbacks: Sequence = ()) -> Path:
     """Continue a run from its newest complete checkpoint exactly as if it had never stopped.
 
     The checkpoint's config is the truth. ``steps`` (a new total) and ``overrides``
@@ -193,13 +193,13 @@ def resume(run_dir: str | Path, steps: int | None = None, overrides: Sequence[st
         if changed:
             runs.write_config(run_dir, cfg, info)
         if ckpt is None:
-            return _fit(run_dir, cfg, method, data, test, device, resume=None)
+            return _fit(run_dir, cfg, method, data, test, device, resume=None, callbacks=callbacks)
         weights, state = runs.read_checkpoint(ckpt, device)
         runs.load_weights(method, weights, ckpt)
         if state["step"] >= cfg.train.steps:
             print(f"{run_dir} is already at step {state['step']} of train.steps={cfg.train.steps}; "
                   f"extend it with `genae resume {run_dir} --steps N`", file=sys.stderr)
-        return _fit(run_dir, cfg, method, data, test, device, resume=state)
+        return _fit(run_dir, cfg, method, data, test, device, resume=state, callbacks=callbacks)
 
 
 def _load_test(cfg: RunConfig):
@@ -353,7 +353,7 @@ def train_step(method: Method, state: TrainingState, stage: Stage, params, amp, 
 # The loop
 # --------------------------------------------------------------------------------------------
 def _fit(run_dir: Path, cfg: RunConfig, method: Method, data, test, device: torch.device,
-         resume: dict[str, Any] | None) -> Path:
+         resume: dict[str, Any] | None, callbacks: Sequence = ()) -> Path:
     t = cfg.train
     if t.threads:  # several runs sharing few cores are much faster without OpenMP oversubscription
         torch.set_num_threads(t.threads)
@@ -368,7 +368,11 @@ def _fit(run_dir: Path, cfg: RunConfig, method: Method, data, test, device: torc
         for module in method.children():
             module.compile()
     method.train()
-    log = _Logger(run_dir, t, start=state.step)
+    log = _Logger(run_dir, t, start=state.step,
+                  sinks=loggers.open_sinks(run_dir, cfg, start=state.step, callbacks=callbacks))
+    if resume is None:
+        for sink in log.sinks:
+            sink.config(cfg.to_dict())
     deferred = _DeferredCheck() if t.nan_check == "interval" else None
     stage, params = None, None
 
@@ -411,9 +415,9 @@ def _interval_work(run_dir: Path, cfg: RunConfig, method: Method, state: Trainin
     if images or ckpt or stop.requested:
         _fit_prior(method, data, t)
     if images:
-        _write_images(run_dir, method, fixed, step, t)
+        log.images(step, _write_images(run_dir, method, fixed, step, t))
     if ckpt or stop.requested:
-        runs.write_checkpoint(run_dir, step, method, state.state_dict(), cfg, t.keep_ckpts)
+        log.checkpoint(step, runs.write_checkpoint(run_dir, step, method, state.state_dict(), cfg, t.keep_ckpts))
     if stop.requested and not last:
         raise Interrupted(f"stopped by {stop.requested} at step {step}; checkpoint written; "
                           f"continue with `genae resume {run_dir}`")
@@ -465,10 +469,12 @@ def _fit_prior(method: Method, data, t) -> None:
         method.fit_prior(x, y)
 
 
-def _write_images(run_dir: Path, method: Method, fixed: torch.Tensor | None, step: int, t) -> None:
-    """Sample and reconstruction grids. RNG is forked so that writing images never changes training."""
+def _write_images(run_dir: Path, method: Method, fixed: torch.Tensor | None, step: int, t) -> dict:
+    """Sample and reconstruction grids, written as PNGs and returned as ``{name: (H, W, 3) uint8}``
+    for the loggers. RNG is forked so that writing images never changes training."""
+    grids: dict = {}
     if method.info.kind != "image":
-        return
+        return grids
     with _inference(method):
         gen = torch.Generator(device=method.device).manual_seed(t.seed + 12345)
         n, y, nrow = t.n_samples, None, None
@@ -478,19 +484,22 @@ def _write_images(run_dir: Path, method: Method, fixed: torch.Tensor | None, ste
             n = len(y)
         if method.supports("sample"):
             with contextlib.suppress(Unsupported):  # e.g. CTRL before its prior has seen a class
-                save_grid(method.to_unit(method.sample(n, y=y, generator=gen)),
-                          run_dir / "samples" / f"samples_{step:08d}.png", nrow=nrow)
+                grids["samples"] = make_grid(method.to_unit(method.sample(n, y=y, generator=gen)), nrow=nrow)
+                save_png(grids["samples"], run_dir / "samples" / f"samples_{step:08d}.png")
         if fixed is not None and method.supports("reconstruct"):
             recon = method.reconstruct(fixed)
             pairs = torch.stack([method.to_unit(fixed), method.to_unit(recon)], 1).flatten(0, 1)
-            save_grid(pairs, run_dir / "samples" / f"recon_{step:08d}.png", nrow=16)
+            grids["reconstructions"] = make_grid(pairs, nrow=16)
+            save_png(grids["reconstructions"], run_dir / "samples" / f"recon_{step:08d}.png")
+    return grids
 
 
 class _Logger:
     """Accumulates logged terms as device tensors; syncs with the host only at log intervals."""
 
-    def __init__(self, run_dir: Path, t, start: int):
+    def __init__(self, run_dir: Path, t, start: int, sinks: list):
         self.path = run_dir / "metrics.jsonl"
+        self.sinks = sinks
         _truncate_metrics(self.path, start)  # a resumed run rewrites what came after its checkpoint
         self.acc: dict[str, list[torch.Tensor]] = {}
         self.t0, self.step0 = time.perf_counter(), start
@@ -498,13 +507,6 @@ class _Logger:
         if t.progress:
             from tqdm.auto import tqdm
             self.bar = tqdm(total=t.steps, initial=start, unit="step", dynamic_ncols=True)
-        self.tb = None
-        if t.tensorboard:
-            try:
-                from torch.utils.tensorboard import SummaryWriter
-                self.tb = SummaryWriter(str(run_dir / "tb"), purge_step=start or None)
-            except ImportError:
-                warnings.warn("tensorboard is not installed; skipping TensorBoard events")
         self.last, self.tlast = start, self.t0
 
     def add(self, update: Update) -> None:
@@ -522,10 +524,8 @@ class _Logger:
         self.tlast, self.last = now, step
         with open(self.path, "a") as f:
             f.write(json.dumps(row) + "\n")
-        if self.tb is not None:
-            for k, v in row.items():
-                if k != "step":
-                    self.tb.add_scalar(k, v, step)
+        for sink in self.sinks:
+            sink.scalars(step, {k: v for k, v in row.items() if k != "step"})
         if self.bar is not None:  # the latest losses beside rate and ETA; one redraw per interval
             shown = {k: f"{v:.4g}" for k, v in zip(keys, means) if k.endswith("/loss")}
             self.bar.set_postfix(shown or {k: f"{v:.4g}" for k, v in list(zip(keys, means))[:4]},
@@ -536,11 +536,19 @@ class _Logger:
     def warn(self, msg: str) -> None:
         (self.bar.write if self.bar is not None else print)(msg)
 
+    def images(self, step: int, images: dict) -> None:
+        for sink in self.sinks:
+            sink.images(step, images)
+
+    def checkpoint(self, step: int, path: Path) -> None:
+        for sink in self.sinks:
+            sink.checkpoint(step, path)
+
     def close(self) -> None:
         if self.bar is not None:
             self.bar.close()
-        if self.tb is not None:
-            self.tb.close()
+        for sink in self.sinks:
+            sink.close()
 
 
 def _truncate_metrics(path: Path, step: int) -> None:
