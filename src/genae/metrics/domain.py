@@ -142,6 +142,11 @@ def train_domain_classifier(train: Any, test: Any, recipe: DomainRecipe = Domain
         perm, pos = torch.randperm(n, generator=g), 0
         net.train()
         t0 = time.perf_counter()
+        bar = None
+        if progress:  # the first FID on a dataset trains this once (minutes on a CPU): say so, with an ETA
+            from tqdm.auto import tqdm
+            bar = tqdm(total=recipe.steps, desc=f"training the domain classifier on {train.name} (cached "
+                                               "after this once)", unit="step", dynamic_ncols=True)
         for step in range(recipe.steps):
             if pos + bs > n:
                 perm, pos = torch.randperm(n, generator=g), 0
@@ -153,9 +158,12 @@ def train_domain_classifier(train: Any, test: Any, recipe: DomainRecipe = Domain
             loss.backward()
             opt.step()
             sched.step()
-            if progress and (step + 1) % 200 == 0:
-                print(f"domain classifier: step {step + 1}/{recipe.steps} loss {loss.item():.4f}",
-                      flush=True)
+            if bar is not None and (step + 1) % 50 == 0:  # a host sync only every 50 steps
+                bar.set_postfix(loss=f"{loss.item():.4f}", refresh=False)
+                bar.update(50)
+        if bar is not None:
+            bar.update(recipe.steps - bar.n)
+            bar.close()
         seconds = time.perf_counter() - t0
     net.eval()
     test_acc = accuracy(net, test.x, test.y, device) if test.y is not None else float("nan")

@@ -24,7 +24,7 @@ import torch
 import yaml
 
 from ..data import load_dataset, to_range
-from ..runs import atomic_write, load_run, read_metrics, run_config
+from ..runs import atomic_write, load_run, read_metrics, read_run_info, run_config
 
 __all__ = ["write_report", "render_report"]
 
@@ -35,7 +35,8 @@ body{font-family:system-ui,-apple-system,Segoe UI,Helvetica,Arial,sans-serif;mar
 max-width:1100px;color:#222;padding:0 1em}
 h1{font-size:1.5em;margin-bottom:.2em} h2{font-size:1.15em;margin-top:1.8em;border-bottom:1px solid #ddd}
 .sub{color:#666;margin-top:0} figure{display:inline-block;margin:.5em 1em .5em 0;vertical-align:top}
-figcaption{font-size:.85em;color:#555;text-align:center} img{max-width:100%;image-rendering:pixelated}
+figcaption{font-size:.85em;color:#555;text-align:center;max-width:520px;margin:auto}
+img{max-width:100%;max-height:80vh;image-rendering:pixelated}
 table{border-collapse:collapse;font-size:.9em} td,th{border:1px solid #ddd;padding:.25em .6em;
 text-align:left;vertical-align:top} th{background:#f5f5f5} td.num{text-align:right;font-variant-numeric:tabular-nums}
 .skip{color:#999} pre{background:#f7f7f7;padding:.8em;overflow:auto;font-size:.8em}
@@ -132,17 +133,33 @@ def render_report(run_dir: str | os.PathLike, figures: dict[str, Any] | None = N
         except Exception:  # a malformed config still gets a report
             pass
 
+    info = read_run_info(run)
+    if info:
+        params = ", ".join(f"{html.escape(k)} {v:,}" for k, v in info.get("parameters", {}).items())
+        meta = [("genae", info.get("genae")), ("torch", info.get("torch")), ("python", info.get("python")),
+                ("git commit", (info.get("git_commit") or "—")[:12]), ("device", info.get("device")),
+                ("steps", info.get("step")), ("wall time", f"{info.get('wall_seconds', 0):.1f} s"),
+                ("parameters per player", params or "—"),
+                ("parameters in all", f"{info.get('total_parameters', 0):,}")]
+        cells = "".join(f"<tr><th>{html.escape(k)}</th><td>{v if k == 'parameters per player' else html.escape(str(v))}"
+                        f"</td></tr>" for k, v in meta)
+        parts += ["<h2>Run</h2>", f"<table>{cells}</table>"]
     imgs = []
+    captions = {"samples": "samples from the model: each cell one draw; a row per class where the method "
+                           "samples by class",
+                "recon": "reconstructions: columns alternate input | reconstruction, 8 pairs a row "
+                         "(the first test images, the same at every step)"}
     for kind, title in (("samples", "samples"), ("recon", "reconstructions")):
         found = _latest(run / "samples", kind)
         if found:
             imgs.append(f"<figure><img src='{_png_data_uri(found[0].read_bytes())}' alt='{title}'>"
-                        f"<figcaption>{title}, step {found[1]}</figcaption></figure>")
+                        f"<figcaption>{title} at step {found[1]} — {captions[kind]}</figcaption></figure>")
     if imgs:
         parts += ["<h2>Samples and reconstructions</h2>", *imgs]
     if (run / "loss_curves.png").is_file():
-        parts += ["<h2>Loss curves</h2>", f"<img src='{_png_data_uri((run / 'loss_curves.png').read_bytes())}' "
-                  "alt='loss curves'>"]
+        parts += ["<h2>Loss curves</h2>", f"<figure><img src='{_png_data_uri((run / 'loss_curves.png').read_bytes())}' "
+                  "alt='loss curves'><figcaption>one panel per player: each logged term (mean over the log "
+                  "interval) against the training step</figcaption></figure>"]
     if (run / "eval.json").is_file():
         try:
             results = json.loads((run / "eval.json").read_text())
@@ -151,7 +168,9 @@ def render_report(run_dir: str | os.PathLike, figures: dict[str, Any] | None = N
             # entries carried their own step give the file's)
             metrics = {k: ({"step": results.get("step"), **v} if isinstance(v, dict) else v)
                        for k, v in metrics.items()}
-            parts += ["<h2>Evaluation (eval.json)</h2>", _eval_table(metrics)]
+            parts += ["<h2>Evaluation (eval.json)</h2>", "<p class='sub'>each number with the checkpoint step it "
+                      "was computed on and its protocol (backbone, sample counts, reference split)</p>",
+                      _eval_table(metrics)]
         except json.JSONDecodeError as e:
             parts += ["<h2>Evaluation</h2>", f"<p class='skip'>eval.json unreadable: {html.escape(str(e))}</p>"]
     if figures:
