@@ -1,9 +1,11 @@
 """MaskAAE vs its fixed-mask baseline over the code dimension m on ``synthetic`` data.
 
-Trains one run per (method, m, seed) — ``seed`` is the training seed; every run sees the same
-synthetic data, the config's ``data.seed`` — with ``genae.train(build_config(...))``, evaluates ``fid``
-(raw vectors against the test split), ``active-dims`` (m_A) and ``nac`` with
-``genae.metrics.evaluate``, and writes to ``--out``:
+Runs one ``genae sweep`` (``genae.sweep``) per method variant, in ``--out``/<variant>/: a point per
+code dimension m (``model.latent_dim``, with its ``--set-m`` overrides) × the training seeds — every
+run sees the same synthetic data, the config's ``data.seed``. The sweep trains the runs as parallel
+jobs within the machine's thread budget (``--jobs``, ``--threads``), evaluates ``fid`` (raw vectors
+against the test split), ``active-dims`` (m_A) and ``nac`` on each, and records them in its
+manifest; this script turns the manifests into:
 
     results.json / results.csv   one row per run (and the commands' settings)
     results.md                   per-run table and mean ± std over seeds per (method, m)
@@ -17,8 +19,9 @@ grows with m, as the reference rule's does). ``--baseline wae-gan`` uses the lib
 with the widths and optimizer matched where its config allows (its MLP depth is fixed at 2 and its
 schedule is critic×n then one joint autoencoder update: not an isolating comparison).
 
-A finished run is not trained again (its ``sweep.json`` is reused), so an interrupted sweep
-continues where it stopped; ``--finished-only`` trains nothing and writes the table and figure of
+Rerunning the same command continues an interrupted sweep: finished runs are kept, interrupted
+ones resumed from their checkpoint (a sweep of another grid in the same ``--out`` is refused:
+choose another ``--out``); ``--finished-only`` trains nothing and writes the table and figure of
 the finished runs of the grid (a grid where not every method ran at every m).
 
     python benchmarks/maskaae_sweep.py --quick                        # a few minutes on a CPU
@@ -35,69 +38,73 @@ import statistics
 import time
 from pathlib import Path
 
-import torch
-
-from genae.runs import load_run
-from genae.trainer import train
-from genae.config import build_config
-from genae.metrics import EvalContext, evaluate
+from genae.errors import GenaeError
+from genae.runs import load_run, read_config
+from genae.viz.plots import seed_dots
 from genae.methods.maskaae import reference_lam3_every
+from genae.sweep import SweepSpec, load_sweep_file, override_text, read_manifest, run_sweep
 
 QUICK = dict(n=4, ms="2,4,8,12", seeds="0", steps=400, n_samples=2000,
              set=["model.hidden=64", "model.depth=2", "model.critic_hidden=64", "model.n_critic=2",
                   "model.init_max=2.0", "model.mask_lr=0.01", "model.lam3_every=40", "data.n=5000",
                   "data.dim=32"])
 METRIC_NAMES = ["fid", "active-dims", "nac"]
+# what the wae-gan baseline's config can match of the maskaae overrides
+WAE_GAN_KEYS = ("model.hidden", "model.critic_hidden", "model.n_critic")
 
 
-def run_path(out: Path, variant: str, m: int, seed: int) -> Path:
-    """One run's directory in the sweep's ``--out``; its ``sweep.json`` marks it finished."""
-    return out / "runs" / f"{variant}-m{m:02d}-s{seed}"
-
-
-def run_one(args, variant: str, m: int, seed: int, out: Path) -> dict:
-    run_dir = run_path(out, variant, m, seed)
-    done = run_dir / "sweep.json"
-    if done.is_file():
-        return json.loads(done.read_text())
-    method = "wae-gan" if variant == "wae-gan" else "maskaae"
-    sets = [f"data.latent_dim={args.n}", f"model.latent_dim={m}", f"train.seed={seed}",
-            "train.progress=false", "train.tensorboard=false", f"train.device={args.device}"]
+def variant_spec(args, variant: str, ms: list[int], seeds: list[int]) -> SweepSpec:
+    """The sweep of one variant: a list point per m (``model.latent_dim`` and that m's ``--set-m``
+    overrides) × ``seeds``, evaluated with ``METRIC_NAMES``."""
+    sets = [f"data.latent_dim={args.n}", "train.tensorboard=false", f"train.device={args.device}"]
     if args.steps:
         sets.append(f"train.steps={args.steps}")
-    per_m = args.set_m.get(m, [])
-    if method == "maskaae":
-        sets += list(args.set) + per_m + [f"model.learn_mask={variant == 'maskaae'}"]
-        config_file = args.config
-    else:  # wae-gan: match what its config can match
-        sets += [s for s in args.set + per_m if s.split("=")[0] in ("model.hidden", "model.critic_hidden", "model.n_critic")
-                 or s.startswith(("data.", "train."))] + ["model.optimizer=rmsprop"]
-        config_file = None
-    cfg = build_config(method, "synthetic", config_file=config_file if method == "maskaae" else None,
-                       overrides=sets, out=str(run_dir))
-    if run_dir.exists():  # an unfinished run from an interrupted sweep: start it again
-        import shutil
-        shutil.rmtree(run_dir)
-    t0 = time.perf_counter()
-    train(cfg)
-    t_train = time.perf_counter() - t0
-    model = load_run(run_dir)
-    ctx = EvalContext(cfg.data, n_samples=args.n_samples, seed=seed)
-    t1 = time.perf_counter()
-    res = evaluate(model, ctx, METRIC_NAMES)
-    row = {"method": variant, "m": m, "seed": seed, "n": args.n, "steps": cfg.train.steps,
-           # the clock λ3 ran on (the reference rule's where lam3_every = 0); none without a mask
-           "lam3_every": (cfg.model.lam3_every or reference_lam3_every(m)) if variant == "maskaae" else None,
-           "set_m": per_m,
-           "fid": res["fid"].get("value", math.nan),
-           "m_active": res["active-dims"].get("value", m),
-           "nac": res["nac"].get("value", math.nan),
-           "active": res["active-dims"].get("active"),
-           "mu": [round(v, 4) for v in model.mask().tolist()] if hasattr(model, "mask") else None,
-           "train_s": round(t_train, 1), "eval_s": round(time.perf_counter() - t1, 1),
-           "n_fake": args.n_samples, "run": str(run_dir)}
-    done.write_text(json.dumps(row))
-    return row
+    per_m = {m: args.set_m.get(m, []) for m in ms}
+    if variant == "wae-gan":  # match what its config can match
+        def keep(item):
+            return item.split("=")[0] in WAE_GAN_KEYS or item.startswith(("data.", "train."))
+        method, sets = "wae-gan", sets + [s for s in args.set if keep(s)] + ["model.optimizer=rmsprop"]
+        per_m = {m: [s for s in items if keep(s)] for m, items in per_m.items()}
+    else:
+        base = load_sweep_file(args.config)
+        if base.get("method", "maskaae") != "maskaae":
+            raise SystemExit(f"--config {args.config} is a {base['method']} config, not maskaae")
+        method = "maskaae"
+        sets = base["sets"] + sets + list(args.set) + [f"model.learn_mask={override_text(variant == 'maskaae')}"]
+    points = [{"model.latent_dim": str(m), **dict(item.split("=", 1) for item in per_m[m])} for m in ms]
+    return SweepSpec(method, sets=sets, points=points, seeds=seeds, metrics=METRIC_NAMES,
+                     n_samples=args.n_samples, jobs=args.jobs, threads=args.threads, config=args.config)
+
+
+def sweep_rows(sweep: Path, variant: str, ms: list[int], seeds: list[int]) -> list[dict]:
+    """One row per finished point of ``sweep`` whose m and seed are in the grid asked (none when
+    the sweep does not exist); failed points are named on stdout."""
+    if not (sweep / "manifest.json").is_file():
+        return []
+    rows = []
+    for p in read_manifest(sweep)["points"]:
+        overrides = dict(o.split("=", 1) for o in p["overrides"])
+        m = int(overrides["model.latent_dim"])
+        if m not in ms or p["seed"] not in seeds:
+            continue
+        if p["status"] != "done":
+            print(f"{variant} m={m} seed={p['seed']}: {p['status']} ({p['message']})")
+            continue
+        run = sweep / p["run"]
+        cfg, ev = read_config(run), p["eval"]
+        model = load_run(run)
+        rows.append({
+            "method": variant, "m": m, "seed": p["seed"], "n": cfg["data"]["latent_dim"], "steps": cfg["train"]["steps"],
+            # the clock λ3 ran on (the reference rule's where lam3_every = 0); none without a mask
+            "lam3_every": (cfg["model"]["lam3_every"] or reference_lam3_every(m)) if variant == "maskaae" else None,
+            "set_m": [o for o in p["overrides"] if not o.startswith("model.latent_dim=")],
+            "fid": ev["fid"].get("value", math.nan),
+            "m_active": ev["active-dims"].get("value", m),
+            "nac": ev["nac"].get("value", math.nan),
+            "active": ev["active-dims"].get("active"),
+            "mu": [round(v, 4) for v in model.mask().tolist()] if hasattr(model, "mask") else None,
+            "train_s": p["train_s"], "eval_s": p["eval_s"], "n_fake": ev["fid"].get("n_fake"), "run": str(run)})
+    return rows
 
 
 def summarise(rows: list[dict]) -> list[dict]:
@@ -157,10 +164,8 @@ def plot(summary: list[dict], n: int, path: Path) -> None:
         ms = [s["m"] for s in ss]
         # FID: the median over seeds as the line, every seed as a dot, log scale (FIDs span decades
         # and a collapsed seed would swamp a mean ± std bar)
-        a1.plot(ms, [s["fid_median"] for s in ss], marker="o", color=f"C{i}", label=f"{method} (median)")
-        seeds = [(s["m"], v) for s in ss for v in s["fid_seeds"] if v > 0]
-        if seeds:
-            a1.scatter(*zip(*seeds), s=12, color=f"C{i}", alpha=0.45)
+        seed_dots(a1, [(s["m"], v) for s in ss for v in s["fid_seeds"] if v > 0], method, color=f"C{i}",
+                  center="median")
         a2.errorbar(ms, [s["m_active"][0] for s in ss], yerr=[s["m_active"][1] for s in ss], marker="o",
                     capsize=3, label=method)
     a1.axvline(n, color="gray", ls=":", lw=1)
@@ -210,7 +215,9 @@ def main() -> None:
                    help="an override for the runs at code dimension M only, e.g. 32:model.lam3_every=2000 "
                         "(a λ3 clock or a length per m); repeatable, after --set")
     p.add_argument("--device", default="cpu")
-    p.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    p.add_argument("--jobs", type=int, default=None, help="runs at once (default: what fits the cores)")
+    p.add_argument("--threads", type=int, default=None,
+                   help="torch CPU threads per run (default: the cores shared among the jobs)")
     p.add_argument("--out", default="runs/maskaae-sweep")
     p.add_argument("--finished-only", action="store_true",
                    help="train nothing: tabulate and plot the runs of the grid that have finished")
@@ -221,25 +228,26 @@ def main() -> None:
                 setattr(args, key, QUICK[key])
         args.set = QUICK["set"] + args.set
         args.out = args.out if args.out != "runs/maskaae-sweep" else "runs/maskaae-sweep-quick"
-    args.set_m = parse_set_m(args.set_m, [int(m) for m in args.ms.split(",")])
-    torch.set_num_threads(args.threads)
+    ms, seeds = [int(m) for m in args.ms.split(",")], [int(s) for s in args.seeds.split(",")]
+    args.set_m = parse_set_m(args.set_m, ms)
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
     variants = [args.baseline if v == "baseline" else v for v in args.methods.split(",")]
-    rows = []
     t0 = time.perf_counter()
-    for seed in map(int, args.seeds.split(",")):
-        for m in map(int, args.ms.split(",")):
-            for variant in variants:
-                if args.finished_only and not (run_path(out, variant, m, seed) / "sweep.json").is_file():
-                    continue
-                row = run_one(args, variant, m, seed, out)
-                rows.append(row)
-                print(f"{variant:14s} m={m:3d} seed={seed} fid={row['fid']:.3f} m_A={row['m_active']} "
-                      f"nac={row['nac']:.3f} train {row['train_s']} s", flush=True)
-                write_outputs(rows, args, out)
+    rows: list[dict] = []
+    for variant in variants:  # one sweep each: a later --methods adds a sweep, it never changes one
+        if not args.finished_only:
+            try:
+                run_sweep(variant_spec(args, variant, ms, seeds), out / variant)
+            except GenaeError as e:
+                raise SystemExit(f"{variant}: {e}") from None
+        rows += sweep_rows(out / variant, variant, ms, seeds)
+        rows.sort(key=lambda r: (seeds.index(r["seed"]), ms.index(r["m"]), variants.index(r["method"])))
+        if rows:
+            write_outputs(rows, args, out)
+    for row in rows:
+        print(f"{row['method']:14s} m={row['m']:3d} seed={row['seed']} fid={row['fid']:.3f} m_A={row['m_active']} "
+              f"nac={row['nac']:.3f} train {row['train_s']} s")
     print(f"done in {time.perf_counter() - t0:.0f} s: {out}/results.md, {out}/fid_vs_m.png")
-
 
 if __name__ == "__main__":
     main()

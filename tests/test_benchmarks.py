@@ -91,6 +91,8 @@ def test_ctrl_repro_scores_a_chosen_step_on_another_copy_of_the_data(tmp_path, m
 
 
 def test_maskaae_sweep_per_m_overrides_table_and_resume(tmp_path, monkeypatch):
+    import json
+
     import yaml
     mod = _script("maskaae_sweep")
     out = tmp_path / "sweep"
@@ -106,13 +108,18 @@ def test_maskaae_sweep_per_m_overrides_table_and_resume(tmp_path, monkeypatch):
         assert int(r["steps"]) == cfg["train"]["steps"] and 0 <= int(r["m_active"]) <= m
     assert "| maskaae | 4 | 0 | 16 | 7 |" in (out / "results.md").read_text()
     assert (out / "fid_vs_m.png").stat().st_size > 0
+    # one genae sweep per variant, its runs evaluated with the benchmark's metrics
+    manifest = json.loads((out / "maskaae" / "manifest.json").read_text())
+    assert [p["status"] for p in manifest["points"]] == ["done", "done"]
+    assert manifest["metrics"] == ["fid", "active-dims", "nac"] and manifest["eval"]["n_samples"] == 200
     # a second invocation reuses every finished run instead of training it again
-    stamps = {p: p.stat().st_mtime_ns for p in out.glob("runs/*/config.yaml")}
+    stamps = {p: p.stat().st_mtime_ns for p in out.glob("*/runs/*/*") if p.is_file()}
+    assert len([p for p in stamps if p.name == "config.yaml"]) == 4
     _run(mod, monkeypatch, *args)
-    assert stamps == {p: p.stat().st_mtime_ns for p in out.glob("runs/*/config.yaml")}
+    assert stamps == {p: p.stat().st_mtime_ns for p in out.glob("*/runs/*/*") if p.is_file()}
     # --finished-only over a wider grid: tabulates the finished runs, trains none of m = 6
     _run(mod, monkeypatch, *[a if a != "2,4" else "2,4,6" for a in args], "--finished-only")
-    assert stamps == {p: p.stat().st_mtime_ns for p in out.glob("runs/*/config.yaml")}
+    assert stamps == {p: p.stat().st_mtime_ns for p in out.glob("*/runs/*/*") if p.is_file()}
     assert {int(r["m"]) for r in csv.DictReader((out / "results.csv").open())} == {2, 4}
 
 

@@ -126,14 +126,18 @@ def test_eval_json_and_report(tmp_path):
 
 
 def test_demo_end_to_end(tmp_path):
-    """`genae demo` (LDR-Multi) trains, writes eval.json with ns-acc and the report; here on `fake`
-    data with a tiny network instead of Fashion-MNIST."""
-    out = tmp_path / "demo"
-    sets = ["data.name='fake'", "model.width=4", "model.feature_dim=16", "train.batch_size=40",
-            "train.prior_examples=200"] + fast_train_overrides(3)
-    proc = genae("demo", "--out", out, *[a for s in sets for a in ("--set", s)])
-    assert "ns-acc" in proc.stdout
-    record = yaml.safe_load((out / "eval.json").read_text())
-    assert record["method"] == "ctrl-multi" and 0 <= record["metrics"]["ns-acc"]["value"] <= 1
-    html = (out / "report.html").read_text()
-    assert "class-conditional samples" in html and "feature similarity heatmaps" in html
+    """`genae demo`'s machinery (two runs at a time, one protocol, the comparison page) on `fake`
+    data with tiny networks instead of MNIST and the four full recipes."""
+    from genae.demo import run_demo
+    from genae.metrics.domain import DomainRecipe
+
+    runs = [(m, tiny_overrides(m) + [f"train.steps=4", "train.batch_size=16", "train.sample_every=4"])
+            for m in ("vae", "ae")]
+    page = run_demo(tmp_path / "demo", runs=runs, data="fake", metrics=["recon-mse", "knn-acc", "fid"],
+                    n_samples=64, recipe=DomainRecipe(width=4, feature_dim=16, steps=40, batch_size=32))
+    html = page.read_text()
+    assert "recon-mse" in html and "knn-acc" in html and "vae" in html and "data:image/png;base64," in html
+    for m in ("vae", "ae"):
+        record = yaml.safe_load((tmp_path / "demo" / "runs" / m / "eval.json").read_text())
+        assert record["metrics"]["recon-mse"]["step"] == 4 and 0 <= record["metrics"]["knn-acc"]["value"] <= 1
+    assert "skipped" in yaml.safe_load((tmp_path / "demo" / "runs" / "ae" / "eval.json").read_text())["metrics"]["fid"]

@@ -5,6 +5,7 @@
     genae sample RUN --n N --out FILE.png [--seed S] [--class K]
     genae eval RUN --metrics fid,kid,... [--split test] [--n-samples N] [--backbone domain] [--step S] [--json]
     genae report RUN
+    genae compare RUN|SWEEP ... [--metrics fid,...] [--markdown] [--csv F] [--html F] [--out DIR]
     genae methods | genae config METHOD | genae data list|info|fetch | genae demo
 
 User errors (bad config, missing data, non-finite loss) print one line on stderr and exit non-zero
@@ -21,15 +22,6 @@ from .errors import GenaeError, Interrupted, NonFiniteLoss
 
 DEFAULT_METRICS = "fid,kid,precision-recall,recon-mse,sharpness,knn-acc,cluster-acc,active-dims"
 
-# The demo: LDR-Multi (CTRL) on Fashion-MNIST with the paper's DCGAN pair at a quarter of its width,
-# the paper's batch of 2048 (smaller batches collapse the transcriptions: docs/results.md) and bf16
-# autocast; trains, fits the class subspaces, evaluates ns-acc and writes the report in < 10 min on
-# 2 CPU cores (timings in docs/results.md).
-DEMO_METHOD = "ctrl-multi"
-DEMO_DATA = "fashion-mnist"
-DEMO_OVERRIDES = ["model.width=16", "train.amp='bf16'", "train.steps=600", "train.log_every=25",
-                  "train.sample_every=200", "train.ckpt_every=200"]
-DEMO_METRICS = ["ns-acc"]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -117,6 +109,34 @@ def _parser() -> argparse.ArgumentParser:
     rp.add_argument("run")
     rp.set_defaults(func=_cmd_report)
 
+    # genae sweep (genae.sweep): a grid or list of overrides × seeds, parallel jobs, resumable
+    from .sweep import add_arguments as add_sweep_arguments
+    sw = sub.add_parser("sweep", help="train and evaluate a method over a grid or list of --set "
+                        "overrides × seeds, several jobs at once; rerun to continue")
+    add_sweep_arguments(sw)
+    sw.set_defaults(func=_cmd_sweep)
+
+    # genae compare (genae.compare): one table over runs and sweeps, mean ± std over seeds
+    cp = sub.add_parser("compare", help="compare runs and sweeps: metrics grouped by method and swept "
+                        "values, mean ± std over seeds, each number with its protocol",
+                        description="Rows: a method and one value of each swept config key (keys that "
+                        "differ between runs, except the seed, paths, devices and logging); cells: mean ± "
+                        "sample std (ddof 1) over the seeds, '—' where not evaluated. Each number's "
+                        "protocol (backbone, n_real/n_fake or n, split, step) is a footnote mark; "
+                        "numbers of different protocols are never averaged ('mixed [i,j]').")
+    cp.add_argument("runs", nargs="+", metavar="RUN|SWEEP", help="run directories, sweep directories "
+                    "or folders of runs")
+    cp.add_argument("--metrics", default=None, help="comma-separated metrics or metric.field "
+                    "(default: every metric evaluated)")
+    cp.add_argument("--ignore", default="", metavar="KEYS", help="comma-separated config keys to average "
+                    "over like the seed, e.g. data.seed")
+    cp.add_argument("--markdown", action="store_true", help="print the table as Markdown")
+    cp.add_argument("--csv", metavar="FILE", help="write the table as CSV")
+    cp.add_argument("--html", metavar="FILE", help="write the comparison page (self-contained HTML)")
+    cp.add_argument("--out", metavar="DIR", help="write compare.md, compare.csv, compare_runs.csv, "
+                    "compare.html and the vs_<key>.png plots")
+    cp.set_defaults(func=_cmd_compare)
+
     m = sub.add_parser("methods", help="list the registered methods and what each supports")
     m.set_defaults(func=_cmd_methods)
 
@@ -138,10 +158,14 @@ def _parser() -> argparse.ArgumentParser:
         _data_dir_arg(a)
         a.set_defaults(func=func)
 
-    demo = sub.add_parser("demo", help="LDR-Multi (CTRL) on Fashion-MNIST: train, ns-acc, report (< 10 min on 2 CPU cores)")
+    demo = sub.add_parser("demo", help="VAE, WAE-GAN, MaskAAE and CTRL on MNIST under one protocol, and the "
+                                       "page comparing them (< 10 min on 2 CPU cores)")
     demo.add_argument("--out", default=None, help="run directory (default runs/demo-<time>)")
     _data_dir_arg(demo)
-    demo.add_argument("--set", dest="overrides", action="append", default=[], metavar="NS.KEY=VALUE")
+    demo.add_argument("--set", dest="overrides", action="append", default=[], metavar="NS.KEY=VALUE",
+                      help="override a key in every demo run")
+    demo.add_argument("--jobs", type=int, default=2, help="runs trained at once, one thread each")
+    demo.add_argument("--data", default=None, help="dataset (default: MNIST, else Fashion-MNIST)")
     demo.set_defaults(func=_cmd_demo)
     return p
 
@@ -300,6 +324,12 @@ def _write_eval(run, cfg, results: dict, step: int, latest: bool = True) -> Path
     return path
 
 
+def _cmd_sweep(args) -> int:
+    from .sweep import sweep_command
+
+    return sweep_command(args)
+
+
 def _cmd_report(args) -> int:
     from .runs import read_config
     from .viz.report import write_report
@@ -307,6 +337,13 @@ def _cmd_report(args) -> int:
     read_config(args.run)  # a clear error if RUN is not a run
     print(f"report written to {write_report(args.run)}")
     return 0
+
+
+def _cmd_compare(args) -> int:
+    from .compare import run_compare
+
+    return run_compare(args.runs, metrics=args.metrics, ignore=args.ignore, markdown=args.markdown,
+                       csv_path=args.csv, html_path=args.html, out=args.out)
 
 
 PROTOCOL_KEYS = ("backbone", "backbone_test_acc", "n_real", "n_fake", "split", "seconds")
@@ -415,39 +452,15 @@ def _cmd_data_fetch(args) -> int:
 
 
 def _cmd_demo(args) -> int:
-    """LDR-Multi on Fashion-MNIST: train, evaluate ns-acc (eval.json), write the report.
-
-    Installs Debian's dataset package when Fashion-MNIST is found nowhere else.
-    """
+    """Four methods on MNIST under one protocol and the page that compares them (genae.demo)."""
     import datetime as dt
 
-    from .config import build_config
-    from .data import install_system_dataset, load_dataset
-    from .errors import DatasetNotFound
-    from .metrics import EvalContext, evaluate
-    from .runs import checkpoint_step, open_checkpoint
-    from .trainer import resolve_device, train
-    from .viz.report import write_report
+    from .demo import run_demo
 
     out = args.out or f"runs/demo-{dt.datetime.now():%Y%m%d-%H%M%S}"
-    cfg = build_config(DEMO_METHOD, DEMO_DATA, args.data_dir, None, DEMO_OVERRIDES + args.overrides, out)
-    try:
-        load_dataset(cfg.data, "train")
-    except DatasetNotFound as e:
-        print(f"{e}\ntrying Debian's dataset-fashion-mnist package ...", file=sys.stderr)
-        if not install_system_dataset(DEMO_DATA, cfg.data):
-            raise
-    run_dir = train(cfg)
-    device = str(resolve_device(cfg.train.device))
-    method, _, ckpt = open_checkpoint(run_dir, device=device)
-    ctx = EvalContext(cfg.data, device=device, progress=cfg.train.progress)
-    results = evaluate(method, ctx, DEMO_METRICS)
-    step = checkpoint_step(ckpt)
-    _write_eval(run_dir, cfg, results, step)
-    write_report(run_dir, method)
-    print(_format_table(results, f"{cfg.method} on {cfg.data.name}, step {step}"))
-    print(f"demo run written to {run_dir}: report.html (samples per class, reconstructions, feature "
-          "heatmaps, ns-acc), eval.json, samples/, loss_curves.png, metrics.jsonl, checkpoints/")
+    page = run_demo(out, args.data_dir, args.overrides, jobs=args.jobs, data=args.data)
+    print(f"demo written to {out}: open {page} (table, samples and reconstructions side by side); "
+          f"each run under {out}/runs/ has its own report (genae report RUN)")
     return 0
 
 

@@ -101,7 +101,8 @@ class DomainBackbone(Backbone):
         if progress:
             log(f"domain classifier for {train.name}: loading or training (cached)")
         self.device = device
-        self.net, self.weights_hash = domain.load_or_train_domain(train, test, recipe, device, cache_dir)
+        self.net, self.weights_hash = domain.load_or_train_domain(train, test, recipe, device, cache_dir,
+                                                                  progress=progress)
 
     def _forward(self, x_unit):
         h = self.net.features(x_unit)

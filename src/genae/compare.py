@@ -1,0 +1,595 @@
+"""``genae compare``: one table of evaluated metrics over many runs, grouped by method and swept
+values, mean ± std over seeds, every number with the protocol it was computed under.
+
+Inputs are run directories (``config.yaml`` + ``eval.json``) and folders of runs: a sweep
+(``SWEEP/manifest.json`` listing its points' run directories, and/or ``SWEEP/runs/*/``) or any
+folder whose sub-folders are runs (``runs/``).
+
+Grouping
+    A run's config is flattened to ``ns.key`` entries (``model.latent_dim``, ``train.steps``...).
+    A key is *swept* when it takes two or more values among the runs of one method, or, for the
+    shared ``train.*``/``data.*`` namespaces, among any runs. Keys that never change what is
+    learned (``IGNORED_KEYS``: the seed, paths, devices, logging and progress settings) and the
+    ``--ignore`` keys are never swept. Runs with the same method and the same values of every swept
+    key form one group (a row); ``train.seed`` is what varies inside a group. ``model.*`` keys that
+    differ only between methods are part of each method's recipe, not a sweep.
+
+Cells
+    A column is one number of one metric: ``fid`` (the entry's ``value``), or ``metric.field`` for
+    metrics without a headline value (``precision-recall.recall``) or when asked for by name. A
+    cell is the mean ± sample standard deviation (ddof = 1) over the group's runs that evaluated
+    the metric; a single run shows its value (n = 1, no ±); ``(n=k)`` is appended when fewer runs
+    than the group's have the number. A metric a run never evaluated (or that was skipped as not
+    applicable) is "—", never 0. Non-finite values are left out of the mean and counted.
+
+Protocols
+    A cell's protocol is the values its ``eval.json`` entry holds of the metric's protocol
+    fields (``METRICS[name].protocol``, as ``genae metrics`` lists them: backbone and its weights,
+    n_real/n_fake or n, split...) and of ``step``, the checkpoint evaluated. Protocols are
+    numbered [1], [2]... in footnotes. Numbers of different protocols
+    are never averaged and never share a column unmarked:
+
+    - a column whose cells all share one protocol carries its mark in the header (``fid [1]``);
+    - otherwise every cell carries its own mark (``12.3 ± 0.4 [2]``);
+    - a group whose runs disagree on the protocol of a metric is refused for that cell: it shows
+      ``mixed [1,2]`` and no number, with a note saying which seeds used which protocol.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import statistics
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+from .errors import GenaeError
+from .runs import CONFIG, _flatten, read_config
+
+__all__ = ["Comparison", "Group", "Cell", "RunRecord", "compare", "collect_runs", "format_table",
+           "csv_text", "runs_csv_text", "format_value", "run_compare", "write_outputs", "IGNORED_KEYS",
+           "protocol_fields"]
+
+SEED_KEY = "train.seed"
+# Config keys that never change what a run learns or how it is measured; they differ between runs
+# of one experiment (paths, devices, logging) and must not split groups.
+IGNORED_KEYS = frozenset({
+    SEED_KEY, "train.out_dir", "train.device", "train.threads", "train.log_every", "train.sample_every",
+    "train.ckpt_every", "train.keep_ckpts", "train.n_samples", "train.progress", "train.tensorboard",
+    "train.nan_check", "train.init_from", "train.networks", "train.loggers", "data.root", "data.download",
+})
+MISSING = "—"
+
+
+# --------------------------------------------------------------------------------------------
+# Data
+# --------------------------------------------------------------------------------------------
+@dataclass
+class RunRecord:
+    """One run directory as read: ``config`` is the flat config (``ns.key`` -> value, without
+    ``method`` and ``data_info``); ``metrics`` the ``eval.json`` entries, each with its ``step``."""
+
+    path: Path
+    name: str
+    method: str
+    seed: Any
+    config: dict[str, Any]
+    metrics: dict[str, dict[str, Any]]
+    eval_step: int | None = None
+
+    def number(self, column: str) -> tuple[float | None, tuple | None]:
+        """``(value, protocol)`` of ``column`` (``metric`` or ``metric.field``); ``(None, None)``
+        when the run has no such number (not evaluated, skipped, or not a number)."""
+        metric, _, fld = column.partition(".")
+        entry = self.metrics.get(metric)
+        if not isinstance(entry, dict) or "skipped" in entry:
+            return None, None
+        v = entry.get(fld or "value")
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
+            return None, None
+        return float(v), protocol_of(entry, metric)
+
+
+@dataclass
+class Cell:
+    """One metric of one group. ``values``/``seeds``/``names``/``run_protocols``: per run that has
+    the number, in the group's run order; ``protocols``: their distinct protocols (more than one:
+    refused)."""
+
+    values: list[float] = field(default_factory=list)
+    seeds: list[Any] = field(default_factory=list)
+    names: list[str] = field(default_factory=list)
+    protocols: list[tuple] = field(default_factory=list)
+    run_protocols: list[tuple] = field(default_factory=list)
+
+    @property
+    def mixed(self) -> bool:
+        return len(self.protocols) > 1
+
+    @property
+    def finite(self) -> list[float]:
+        return [v for v in self.values if math.isfinite(v)]
+
+    @property
+    def n(self) -> int:
+        return len(self.finite)
+
+    @property
+    def mean(self) -> float | None:
+        """Mean of the finite values; None when refused (mixed protocols) or empty."""
+        return statistics.fmean(self.finite) if self.finite and not self.mixed else None
+
+    @property
+    def std(self) -> float | None:
+        """Sample standard deviation (ddof = 1); None with fewer than two finite values."""
+        return statistics.stdev(self.finite) if self.n > 1 and not self.mixed else None
+
+    @property
+    def protocol(self) -> tuple | None:
+        return self.protocols[0] if len(self.protocols) == 1 else None
+
+
+@dataclass
+class Group:
+    """A row: one method and one value of every swept key (``values``: key -> value, absent keys
+    missing), over its runs (one per seed)."""
+
+    method: str
+    values: dict[str, Any]
+    runs: list[RunRecord]
+    cells: dict[str, Cell] = field(default_factory=dict)
+
+    @property
+    def seeds(self) -> list[Any]:
+        return [r.seed for r in self.runs]
+
+    def value_text(self, key: str) -> str:
+        """The group's value of swept ``key`` as shown (``—`` where its method has no such key)."""
+        return format_value(self.values[key]) if key in self.values else MISSING
+
+    def label(self, keys: Sequence[str] | None = None) -> str:
+        keys = list(self.values) if keys is None else keys
+        parts = [f"{k}={format_value(self.values[k])}" for k in keys if k in self.values]
+        return self.method + (" " + " ".join(parts) if parts else "")
+
+
+@dataclass
+class Comparison:
+    """Everything the table, CSV, plots and page are drawn from.
+
+    ``swept``: the swept keys (row labels after the method); ``columns``: ``metric`` or
+    ``metric.field``; ``protocols``: every distinct protocol, index i is footnote [i+1];
+    ``notes``: refusals and warnings to print under the table."""
+
+    runs: list[RunRecord]
+    swept: list[str]
+    columns: list[str]
+    groups: list[Group]
+    protocols: list[tuple] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    def tag(self, protocol: tuple) -> int:
+        """The footnote number of ``protocol`` (1-based)."""
+        return self.protocols.index(protocol) + 1
+
+    def column_protocols(self, column: str) -> list[tuple]:
+        """The distinct protocols of a column's numbers, in table order."""
+        seen: list[tuple] = []
+        for g in self.groups:
+            for p in g.cells[column].protocols:
+                if p not in seen:
+                    seen.append(p)
+        return seen
+
+    def header(self, column: str) -> str:
+        """The column title, with the protocol mark when the whole column shares one."""
+        ps = self.column_protocols(column)
+        return f"{column} [{self.tag(ps[0])}]" if len(ps) == 1 else column
+
+    def cell_text(self, group: Group, column: str) -> str:
+        """``mean ± std`` (n ≥ 2), the value (n = 1), ``—`` (no number) or ``mixed [i,j]``, with
+        the cell's protocol mark when its column holds several protocols."""
+        c = group.cells[column]
+        if c.mixed:
+            return "mixed [" + ",".join(str(self.tag(p)) for p in c.protocols) + "]"
+        if not c.values:
+            return MISSING
+        text = format_mean_std(c.mean, c.std) if c.n else "nan"
+        extra = []
+        if c.n != len(group.runs):
+            extra.append(f"n={c.n}")
+        if len(c.values) > c.n:
+            extra.append(f"{len(c.values) - c.n} non-finite")
+        if extra:
+            text += f" ({', '.join(extra)})"
+        if len(self.column_protocols(column)) > 1:
+            text += f" [{self.tag(c.protocol)}]"
+        return text
+
+    def footnotes(self) -> list[str]:
+        return [f"[{i + 1}] {protocol_text(p)}" for i, p in enumerate(self.protocols)]
+
+
+# --------------------------------------------------------------------------------------------
+# Reading runs
+# --------------------------------------------------------------------------------------------
+def collect_runs(paths: Iterable[str | Path], notes: list[str] | None = None) -> list[RunRecord]:
+    """The runs named by ``paths`` (run directories, sweeps, folders of runs), each once.
+
+    A sweep's ``manifest.json`` (``genae sweep``) lists its points' run directories
+    (``points[*].run``, relative to the sweep); its ``runs/*/`` are read too, so a sweep still
+    running is compared as far as it has got (points without a run, and failed ones, are noted).
+    Raises ``GenaeError`` for a path that is none of these."""
+    notes = notes if notes is not None else []
+    dirs: list[Path] = []
+    for p in map(Path, paths):
+        if (p / CONFIG).is_file():
+            dirs.append(p)
+            continue
+        if not p.is_dir():
+            raise GenaeError(f"{p} does not exist" if not p.exists() else f"{p} is a file, not a run "
+                             "or sweep directory")
+        found = _manifest_runs(p, notes) + sorted(q.parent for q in (p / "runs").glob(f"*/{CONFIG}"))
+        found += sorted(q.parent for q in p.glob(f"*/{CONFIG}"))
+        if not found:
+            raise GenaeError(f"{p} is neither a run ({CONFIG} missing) nor a sweep or folder of runs "
+                             f"(no {p}/runs/*/{CONFIG} or {p}/*/{CONFIG})")
+        dirs += found
+    unique: dict[Path, Path] = {}
+    for d in dirs:
+        unique.setdefault(d.resolve(), d)
+    runs = [_read_run(d, notes) for d in unique.values()]
+    names = [r.path.name for r in runs]
+    for r in runs:  # two sweeps' runs may share a point name: then say which sweep
+        if names.count(r.path.name) > 1:
+            holder = r.path.parent.parent if r.path.parent.name == "runs" else r.path.parent
+            r.name = f"{holder.name}/{r.path.name}"
+    return runs
+
+
+def _manifest_runs(sweep: Path, notes: list[str]) -> list[Path]:
+    path = sweep / "manifest.json"
+    if not path.is_file():
+        return []
+    try:
+        manifest = json.loads(path.read_text())
+    except (OSError, ValueError, UnicodeDecodeError) as e:
+        notes.append(f"{path} unreadable ({type(e).__name__}); its runs/ folder was read instead")
+        return []
+    points = manifest.get("points") if isinstance(manifest, dict) else None
+    out, pending = [], 0
+    for point in points if isinstance(points, list) else []:
+        if not isinstance(point, dict) or not isinstance(point.get("run"), str):
+            continue
+        d = sweep / point["run"]  # relative to the sweep (an absolute path stays as it is)
+        if (d / CONFIG).is_file():
+            out.append(d)
+        else:
+            pending += 1
+        if point.get("status") == "failed":
+            notes.append(f"{sweep}: point {point.get('name', point['run'])} failed: {point.get('message')}")
+    if pending:
+        notes.append(f"{sweep}: {pending} point(s) of the manifest have no run yet")
+    return out
+
+
+def _read_run(path: Path, notes: list[str]) -> RunRecord:
+    cfg = read_config(path)
+    cfg.pop("data_info", None)
+    method = str(cfg.pop("method", "?"))
+    flat = _flatten(cfg)
+    metrics: dict[str, dict] = {}
+    step = None
+    ev = path / "eval.json"
+    if ev.is_file():
+        try:
+            record = json.loads(ev.read_text())
+            step = record.get("step")
+            # entries written before each carried its own step take the file's
+            metrics = {k: {"step": step, **v} if isinstance(v, dict) else {"value": v, "step": step}
+                       for k, v in (record.get("metrics") or {}).items()}
+        except (OSError, ValueError, UnicodeDecodeError, AttributeError) as e:
+            notes.append(f"{path}/eval.json unreadable ({type(e).__name__}): its metrics show as {MISSING}")
+    else:
+        notes.append(f"{path} has no eval.json (run `genae eval {path}`): its metrics show as {MISSING}")
+    return RunRecord(path=path, name=path.name, method=method, seed=flat.get(SEED_KEY), config=flat,
+                     metrics=metrics, eval_step=step)
+
+
+# --------------------------------------------------------------------------------------------
+# Grouping and aggregation
+# --------------------------------------------------------------------------------------------
+def swept_keys(runs: Sequence[RunRecord], ignore: Iterable[str] = ()) -> list[str]:
+    """The config keys that define the rows (see the module docstring), in config order."""
+    skip = IGNORED_KEYS | set(ignore)
+    keys: list[str] = []
+    for r in runs:
+        keys += [k for k in r.config if k not in keys and k not in skip]
+
+    by_method: dict[str, list[RunRecord]] = {}
+    for r in runs:
+        by_method.setdefault(r.method, []).append(r)
+
+    def differ(k, rs):
+        return len({_canon(r.config[k]) for r in rs if k in r.config}) > 1
+
+    return [k for k in keys if (k.startswith(("train.", "data.")) and differ(k, runs))
+            or any(differ(k, rs) for rs in by_method.values())]
+
+
+def compare(paths: Iterable[str | Path], metrics: Sequence[str] | None = None,
+            ignore: Iterable[str] = ()) -> Comparison:
+    """Read ``paths`` and build the comparison of ``metrics`` (names or ``metric.field``; default:
+    every metric any run evaluated, each with its headline number(s)). ``ignore``: config keys
+    to aggregate over like the seed."""
+    notes: list[str] = []
+    runs = collect_runs(paths, notes)
+    ignore = list(ignore)
+    unknown = [k for k in ignore if not any(k in r.config for r in runs)]
+    if unknown:
+        raise GenaeError(f"--ignore {', '.join(unknown)}: no run has such a config key "
+                         "(keys look like model.beta, train.steps, data.seed)")
+    keys = swept_keys(runs, ignore)
+    columns = _columns(runs, metrics, notes)
+
+    groups: dict[tuple, Group] = {}
+    for r in runs:
+        values = {k: r.config[k] for k in keys if k in r.config}
+        gid = (r.method, tuple((k, _canon(v)) for k, v in values.items()))
+        groups.setdefault(gid, Group(r.method, values, [])).runs.append(r)
+    ordered = sorted(groups.values(), key=lambda g: (g.method, [_sort_key(g.values.get(k, None)) for k in keys]))
+    cmp = Comparison(runs=runs, swept=keys, columns=columns, groups=ordered, notes=notes)
+    for g in ordered:
+        g.runs.sort(key=lambda r: _sort_key(r.seed))
+        seeds = [_canon(s) for s in g.seeds]
+        if len(set(seeds)) < len(seeds):
+            notes.append(f"{g.label()}: several runs share a seed ({', '.join(r.name for r in g.runs)}); "
+                         "each counts as one sample")
+        for col in columns:
+            cell = Cell()
+            for r in g.runs:
+                v, p = r.number(col)
+                if v is None:
+                    continue
+                cell.values.append(v)
+                cell.seeds.append(r.seed)
+                cell.names.append(r.name)
+                cell.run_protocols.append(p)
+                if p not in cell.protocols:
+                    cell.protocols.append(p)
+            g.cells[col] = cell
+    # footnote numbers in reading order: column by column, top to bottom
+    for col in columns:
+        cmp.protocols += [p for p in cmp.column_protocols(col) if p not in cmp.protocols]
+        for g in ordered:
+            cell = g.cells[col]
+            if cell.mixed:
+                by = "; ".join(f"[{cmp.tag(p)}] " + ", ".join(f"{n} (seed {s})" for n, s, q in
+                                                            zip(cell.names, cell.seeds, cell.run_protocols) if q == p)
+                               for p in cell.protocols)
+                notes.append(f"{g.label()}: {col} not averaged, its runs were evaluated under different "
+                             f"protocols: {by}; re-evaluate them alike")
+    return cmp
+
+
+def _columns(runs: Sequence[RunRecord], metrics: Sequence[str] | None, notes: list[str]) -> list[str]:
+    """``metric`` for entries with a ``value``, else one ``metric.field`` per numeric result field."""
+    from .metrics import METRICS
+
+    present: list[str] = []
+    for r in runs:
+        present += [m for m in r.metrics if m not in present]
+    if metrics is None:
+        order = {name: i for i, name in enumerate(METRICS)}
+        names = sorted(present, key=lambda m: (order.get(m, len(order)), m))
+    else:
+        names = list(metrics)
+        unknown = [n for n in names if n.partition(".")[0] not in METRICS and n.partition(".")[0] not in present]
+        if unknown:
+            raise GenaeError(f"unknown metric {', '.join(unknown)}; valid: {', '.join(METRICS)} "
+                             "(or metric.field, e.g. precision-recall.recall)")
+    cols: list[str] = []
+    for name in names:
+        if "." in name:
+            cols.append(name)
+            continue
+        entries = [r.metrics[name] for r in runs
+                   if isinstance(r.metrics.get(name), dict) and "skipped" not in r.metrics[name]]
+        if not entries or any("value" in e for e in entries):
+            cols.append(name)
+            if not entries:
+                notes.append(f"{name}: no run has a number for it (not evaluated, or skipped as not "
+                             "applicable)")
+            continue
+        fields: list[str] = []
+        for e in entries:
+            fields += [k for k, v in e.items() if k not in protocol_fields(name) and k not in fields
+                       and k != "seconds" and isinstance(v, float)]
+        cols += [f"{name}.{f}" for f in fields] or [name]
+    return cols
+
+
+# --------------------------------------------------------------------------------------------
+# Formatting
+# --------------------------------------------------------------------------------------------
+def protocol_fields(metric: str) -> tuple[str, ...]:
+    """The fields of a ``metric`` entry that say how its number was computed: the registry's
+    (``METRICS[metric].protocol``; for a name not registered, every registered metric's), then
+    ``step``."""
+    from .metrics import METRICS
+
+    spec = METRICS.get(metric)
+    fields = spec.protocol if spec else tuple(dict.fromkeys(f for s in METRICS.values() for f in s.protocol))
+    return (*fields, "step")
+
+
+def protocol_of(entry: dict[str, Any], metric: str) -> tuple:
+    """The protocol of one ``eval.json`` entry of ``metric``: ``((field, value), ...)`` in
+    ``protocol_fields`` order, values made hashable."""
+    return tuple((k, _canon(entry[k])) for k in protocol_fields(metric) if k in entry)
+
+
+def protocol_text(p: tuple) -> str:
+    """``backbone=domain, n_fake=10000, ...``; a weights hash shortened to 12 hex digits."""
+    def show(k, v):
+        v = json.loads(v)
+        return v[:12] if k == "backbone_weights" and isinstance(v, str) else format_value(v)
+    return ", ".join(f"{k}={show(k, v)}" for k, v in p) or "(no protocol fields)"
+
+
+def format_number(v: float) -> str:
+    """4 significant digits, trailing zeros kept (``0.1670``, ``379.3``); integers as such
+    (``5``); scientific notation for very small or large magnitudes."""
+    if not math.isfinite(v):
+        return str(v)
+    if v != 0 and (abs(v) < 1e-3 or abs(v) >= 1e6):
+        return f"{v:.3e}"
+    return str(int(v)) if v == int(v) else f"{v:#.4g}"
+
+
+def format_mean_std(mean: float, std: float | None) -> str:
+    """``mean ± std`` with std to 2 significant digits and the mean to the same decimal place
+    (``12.31 ± 0.52``); the mean alone when ``std`` is None (one seed)."""
+    if std is None or not math.isfinite(std):
+        return format_number(mean)
+    if std == 0:
+        return f"{format_number(mean)} ± 0"
+    decimals = max(0, 1 - math.floor(math.log10(std)))
+    if decimals > 6 or abs(mean) >= 1e6:
+        return f"{format_number(mean)} ± {std:.2g}"
+    return f"{mean:.{decimals}f} ± {std:.{decimals}f}"
+
+
+def format_table(cmp: Comparison, markdown: bool = False) -> str:
+    """The table (aligned text, or a Markdown pipe table), then protocol footnotes and notes."""
+    head = ["method", *cmp.swept, "n", "seeds", *map(cmp.header, cmp.columns)]
+    rows = [[g.method, *map(g.value_text, cmp.swept),
+             str(len(g.runs)), ",".join(map(str, g.seeds)), *[cmp.cell_text(g, c) for c in cmp.columns]]
+            for g in cmp.groups]
+    if markdown:
+        esc = lambda s: s.replace("|", "\\|")  # noqa: E731
+        lines = ["| " + " | ".join(map(esc, head)) + " |", "|" + "---|" * len(head)]
+        lines += ["| " + " | ".join(map(esc, r)) + " |" for r in rows]
+        foot = [f"- {f}" for f in cmp.footnotes()] + [f"- note: {n}" for n in cmp.notes]
+        return "\n".join(lines + ([""] + foot if foot else [])) + "\n"
+    widths = [max(len(x) for x in col) for col in zip(head, *rows)]
+    numeric = [i >= len(head) - len(cmp.columns) for i in range(len(head))]
+    fmt = lambda r: "  ".join(x.rjust(w) if num else x.ljust(w)  # noqa: E731
+                              for x, w, num in zip(r, widths, numeric)).rstrip()
+    lines = [fmt(head), fmt(["-" * w for w in widths])] + [fmt(r) for r in rows]
+    lines += [""] + cmp.footnotes() if cmp.protocols else []
+    lines += [f"note: {n}" for n in cmp.notes]
+    return "\n".join(lines) + "\n"
+
+
+def csv_text(cmp: Comparison) -> str:
+    """The table as CSV: one row per group; per column its mean, std (empty for n < 2), n and
+    protocol (footnote text; ``mixed: ...`` and an empty mean when refused)."""
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    head = ["method", *cmp.swept, "n", "seeds"]
+    for c in cmp.columns:
+        head += [c, f"{c} std", f"{c} n", f"{c} protocol"]
+    w.writerow(head)
+    for g in cmp.groups:
+        row = [g.method, *[_csv_value(g.values.get(k)) for k in cmp.swept], len(g.runs),
+               " ".join(map(str, g.seeds))]
+        for c in cmp.columns:
+            cell = g.cells[c]
+            proto = ("mixed: " + "; ".join(protocol_text(p) for p in cell.protocols) if cell.mixed
+                     else protocol_text(cell.protocol) if cell.protocol else "")
+            row += [_csv_value(cell.mean), _csv_value(cell.std), cell.n if cell.values else 0, proto]
+        w.writerow(row)
+    return buf.getvalue()
+
+
+def runs_csv_text(cmp: Comparison) -> str:
+    """Every number before aggregation: one row per (run, column) that has one."""
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    w.writerow(["run", "path", "method", *cmp.swept, "seed", "metric", "value", "protocol"])
+    for g in cmp.groups:
+        for r in g.runs:
+            for c in cmp.columns:
+                v, p = r.number(c)
+                if v is not None:
+                    w.writerow([r.name, str(r.path), r.method, *[_csv_value(g.values.get(k)) for k in cmp.swept],
+                                r.seed, c, repr(v), protocol_text(p)])
+    return buf.getvalue()
+
+
+def write_outputs(cmp: Comparison, out: str | Path) -> list[Path]:
+    """Write ``compare.md``, ``compare.csv``, ``compare_runs.csv``, one ``vs_<key>.png`` per
+    numeric swept key and ``compare.html`` (which embeds those plots) into ``out``; returns the
+    paths written."""
+    from .fileio import atomic_write
+    from .viz.compare_page import plot_pngs, render_page
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    pngs = plot_pngs(cmp)
+    files = {"compare.md": format_table(cmp, markdown=True).encode("utf-8"),
+             "compare.csv": csv_text(cmp).encode("utf-8"),
+             "compare_runs.csv": runs_csv_text(cmp).encode("utf-8"),
+             **{f"vs_{key}.png": png for key, png in pngs.items()},
+             "compare.html": render_page(cmp, pngs).encode("utf-8")}
+    for name, data in files.items():
+        atomic_write(out / name, data)
+    return [out / name for name in files]
+
+
+def run_compare(paths: Sequence[str], metrics: str | None = None, ignore: str = "", markdown: bool = False,
+                csv_path: str | None = None, html_path: str | None = None, out: str | None = None) -> int:
+    """``genae compare``: print the table (text or Markdown) on stdout, write the files asked for
+    and name them on stderr (so ``--markdown > table.md`` stays a clean table)."""
+    import sys
+
+    from .fileio import atomic_write
+
+    split = lambda s: [x.strip() for x in (s or "").split(",") if x.strip()]  # noqa: E731
+    cmp = compare(paths, metrics=split(metrics) or None, ignore=split(ignore))
+    print(format_table(cmp, markdown=markdown), end="", flush=True)
+    written = []
+    if csv_path:
+        atomic_write(Path(csv_path), csv_text(cmp).encode("utf-8"))
+        written.append(csv_path)
+    if html_path:
+        from .viz.compare_page import render_page
+
+        atomic_write(Path(html_path), render_page(cmp).encode("utf-8"))
+        written.append(html_path)
+    if out:
+        written += map(str, write_outputs(cmp, out))
+    if written:
+        print("written: " + ", ".join(map(str, written)), file=sys.stderr)
+    return 0
+
+
+def _canon(v: Any) -> str:
+    """A hashable, order-stable form of a config or protocol value."""
+    return json.dumps(v, sort_keys=True, default=str)
+
+
+def _sort_key(v: Any) -> tuple:
+    if v is None:
+        return (0, 0.0, "")
+    if isinstance(v, (int, float)) and not isinstance(v, bool):
+        return (1, float(v), "")
+    return (2, 0.0, _canon(v))
+
+
+def format_value(v: Any) -> str:
+    if isinstance(v, float):
+        return f"{v:g}"
+    if isinstance(v, (list, tuple)):
+        return ",".join(map(format_value, v))
+    return "null" if v is None else str(v)
+
+
+def _csv_value(v: Any) -> str:
+    if v is None:
+        return ""
+    return repr(v) if isinstance(v, float) else format_value(v)
+
