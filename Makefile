@@ -11,6 +11,11 @@ $(BIN)/genae: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q "$(TORCH)"
+	$(BIN)/python -m pip install -q -e .
+	touch $@
+
+# the test extras (pytest, and MLflow/W&B so each logger is tested against the real package)
+$(VENV)/.test-deps: $(BIN)/genae pyproject.toml
 	$(BIN)/python -m pip install -q -e ".[test]"
 	touch $@
 
@@ -20,7 +25,7 @@ demo: setup
 	$(BIN)/genae demo
 
 # pytest exits 5 when it collected no test: that is a failure here, as is any other non-zero code.
-test: setup
+test: $(VENV)/.test-deps
 	$(BIN)/python -m pytest -q
 
 bench: setup
