@@ -11,9 +11,9 @@ The recipes are CPU-sized versions of each method's defaults (smaller networks, 
 so that every method's samples are recognisable digits within the budget (timings and the table
 in docs/results.md). CTRL is not among them: its transcriptions need the paper's batch of 2048
 and ~600 iterations of its DCGAN pair, about ten minutes on one CPU thread by itself (the
-``genae train ctrl-multi`` configs in ``configs/`` run it). The FID backbone is genae's domain classifier with a shortened recipe
-(``DEMO_RECIPE``), trained once and cached; its numbers compare the four methods with each other,
-not with the FIDs of papers or of the default recipe.
+``genae train ctrl-multi`` configs in ``configs/`` run it). The FID backbone is genae's domain classifier with ``genae eval``'s default recipe,
+trained once and cached; its numbers compare the methods with each other (and with other genae
+runs scored the same way), not with the Inception FIDs of papers.
 """
 from __future__ import annotations
 
@@ -28,22 +28,23 @@ from .errors import DatasetNotFound, GenaeError
 
 #: (method, --set overrides). One protocol: same data, batch-independent evaluation, same seed.
 DEMO_RUNS: list[tuple[str, list[str]]] = [
-    ("vae", ["model.hidden=256", "train.steps=3000", "train.batch_size=64"]),
-    ("wae-gan", ["model.hidden=256", "model.critic_hidden=128", "model.n_critic=2", "train.steps=1500",
+    ("vae", ["model.hidden=256", "train.steps=6000", "train.batch_size=64"]),
+    ("wae-gan", ["model.hidden=256", "model.critic_hidden=128", "model.n_critic=2", "train.steps=3000",
                  "train.batch_size=64"]),
-    ("maskaae", ["model.hidden=256", "model.depth=2", "model.critic_hidden=128", "train.steps=1200",
+    ("maskaae", ["model.hidden=256", "model.depth=2", "model.critic_hidden=128", "train.steps=2400",
                  "train.batch_size=64"]),
-    ("aae", ["model.hidden=256", "model.disc_hidden=256", "train.steps=3000", "train.batch_size=64"]),
+    ("aae", ["model.hidden=256", "model.disc_hidden=256", "train.steps=6000", "train.batch_size=64"]),
 ]
 DEMO_METRICS = ["fid", "recon-mse", "knn-acc", "cluster-acc", "active-dims"]
-DEMO_SAMPLES = 2000
+DEMO_SAMPLES = 5000
 
 
 def demo_recipe():
-    """The shortened domain-classifier recipe of the demo's FID (cached after the first demo)."""
+    """The domain-classifier recipe of the demo's FID: genae eval's default (trained once, about a
+    minute on two cores, and cached), so the demo's FIDs compare with any later ``genae eval``'s."""
     from .metrics.domain import DomainRecipe
 
-    return DomainRecipe(steps=600)
+    return DomainRecipe()
 
 
 def run_demo(out: str | Path, data_dir: str | None = None, overrides: Sequence[str] = (),
