@@ -190,7 +190,7 @@ class EvalContext:
             g = self.generator()
             out = []
             with torch.no_grad():
-                for i in range(0, self.n_samples, self.batch_size):
+                for i in self._steps(range(0, self.n_samples, self.batch_size), "sampling"):
                     n = min(self.batch_size, self.n_samples - i)
                     xb = method.to_unit(method.sample(n, generator=g)).float().cpu()
                     out.append(quantize(xb) if self.kind == "image" else xb)
@@ -207,9 +207,18 @@ class EvalContext:
         device) -> float32 on the CPU."""
         out = []
         with torch.no_grad():
-            for i in range(0, len(x), self.batch_size):
+            for i in self._steps(range(0, len(x), self.batch_size), getattr(fn, "__name__", "batches")):
                 out.append(fn(self.to_method(x[i:i + self.batch_size], method)).float().cpu())
         return torch.cat(out)
+
+    def _steps(self, batches: range, what: str):
+        """``batches``, with a progress bar (rate, ETA) when ``progress`` is on and the loop is long
+        enough to take more than a few seconds (over 20 batches)."""
+        if not self.progress or len(batches) <= 20:
+            return batches
+        from tqdm.auto import tqdm
+
+        return tqdm(batches, desc=f"[genae eval] {what}", unit="batch", leave=False, dynamic_ncols=True)
 
     def encode(self, method, x: torch.Tensor) -> np.ndarray:
         """``method.encode`` of stored examples ``x`` in batches -> ``(N, latent)`` float64 (codes
