@@ -20,6 +20,12 @@ TINY = {
     "ctrl-multi": dict(arch="mlp", width=32, feature_dim=8, r=2, r_unlabelled=4),
     "ctrl-binary": dict(arch="mlp", width=32, feature_dim=8, r=2, r_unlabelled=4),
     "ctrl-ce": dict(arch="mlp", width=32, feature_dim=8, r=2, r_unlabelled=4),
+    "wgan-gp": dict(latent_dim=4, hidden=8, depth=1, n_critic=2),
+    "wgan-sn": dict(latent_dim=4, hidden=8, depth=1, n_critic=2),
+    "dcgan": dict(latent_dim=4, hidden=8, depth=1),
+    "infogan": dict(noise_dim=4, n_categories=3, hidden=8, depth=1, q_hidden=8),
+    "infogan-qmm": dict(noise_dim=4, n_categories=3, hidden=8, depth=1, q_hidden=8, q_std="learned"),
+    "vae-gan": dict(latent_dim=4, hidden=8, depth=1),
 }
 
 _CTRL = ("ctrl-multi", "ctrl-binary", "ctrl-ce")

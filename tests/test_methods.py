@@ -197,6 +197,7 @@ def test_save_load_gives_identical_samples(tmp_path, name):
             assert torch.equal(sa, sb)
         except Unsupported:
             pass
-        assert torch.equal(a.reconstruct(x), b.reconstruct(x))
+        if a.supports("reconstruct"):  # GANs have no encoder
+            assert torch.equal(a.reconstruct(x), b.reconstruct(x))
     for (k, va), (_, vb) in zip(a.state_dict().items(), b.state_dict().items()):
         assert torch.equal(va, vb), k

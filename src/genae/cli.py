@@ -199,8 +199,14 @@ def _summary(run_dir) -> str:
     line = (f"{info.get('method', '?')} on {info.get('data', '?')}: {info.get('step', '?')} steps in "
             f"{info.get('wall_seconds', 0):.1f} s on {info.get('device', '?')}; parameters {params or '?'}"
             + (f"; final {losses}" if losses else ""))
-    return (f"{line}\nrun written to {run_dir}\nnext: genae eval {run_dir} --metrics recon-mse,fid   "
-            f"genae sample {run_dir} --out samples.png   genae report {run_dir}")
+    from .methods import METHODS, method_capabilities
+
+    caps = method_capabilities(info["method"])[0] if info.get("method") in METHODS else frozenset()
+    metrics = ",".join([m for m, cap in (("fid", "sample"), ("recon-mse", "reconstruct")) if cap in caps]
+                       or ["recon-mse"])
+    sample = f"   genae sample {run_dir} --out samples.png" if "sample" in caps else ""
+    return (f"{line}\nrun written to {run_dir}\nnext: genae eval {run_dir} --metrics {metrics}{sample}"
+            f"   genae report {run_dir}")
 
 
 def _cmd_resume(args) -> int:

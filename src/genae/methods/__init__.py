@@ -46,6 +46,10 @@ from .vae import VAE  # noqa: E402
 from .wae import WAEGAN  # noqa: E402
 from .ctrl import CTRL  # noqa: E402
 from .maskaae import MaskAAE  # noqa: E402
+from .wgan import WGAN  # noqa: E402
+from .dcgan import DCGAN  # noqa: E402
+from .infogan import InfoGAN  # noqa: E402
+from .vaegan import VAEGAN  # noqa: E402
 
 # CTRL's recipe (reference code): batch 2048, lr decayed linearly to 0, 32×32 inputs (MNIST's 28×28
 # padded); the labelled games need every class in every batch.
@@ -68,6 +72,17 @@ METHODS: dict[str, MethodSpec] = {
                               {"objective": "binary"}, _CTRL_TRAIN, _CTRL_DATA),
     "ctrl-ce": MethodSpec(CTRL, "CTRL closed-loop cross-entropy ablation (Dai et al. 2022, appendix A.8)",
                           {"objective": "ce"}, _CTRL_LABELLED, _CTRL_DATA),
+    "wgan-gp": MethodSpec(WGAN, "WGAN-GP (Gulrajani et al. 2017): Wasserstein GAN, gradient penalty on the critic",
+                          {"lipschitz": "gp"}),
+    "wgan-sn": MethodSpec(WGAN, "WGAN with a spectrally normalised critic (Miyato et al. 2018; QMM's WGAN baseline)",
+                          {"lipschitz": "sn", "latent_dim": 8, "n_critic": 1, "lr": 2e-4, "betas": (0.5, 0.999)}),
+    "dcgan": MethodSpec(DCGAN, "DCGAN (Radford et al. 2016): non-saturating GAN, BatchNorm conv networks"),
+    "infogan": MethodSpec(InfoGAN, "InfoGAN (Chen et al. 2016): GAN + MI bound of a categorical and 2 continuous "
+                          "codes, Q on D's trunk; the paper's MNIST setting (62 noise dims)"),
+    "infogan-qmm": MethodSpec(InfoGAN, "InfoGAN in the QMM paper's MNIST setting: 10-way code, "
+                              "2 continuous, 8 noise dims", {"noise_dim": 8}),
+    "vae-gan": MethodSpec(VAEGAN, "VAE-GAN (Larsen et al. 2016): VAE with a reconstruction in the discriminator's "
+                          "features, per-player losses"),
 }
 
 

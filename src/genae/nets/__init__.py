@@ -42,18 +42,18 @@ from torch import nn
 from ..errors import ConfigError
 from .batchnorm import recalibrate_batchnorm
 from .dcgan import (CONV_SIZES, DCGAN32Decoder, DCGAN32Encoder, DCGANDecoder, DCGANEncoder, conv_plan,
-                    dcgan32_decoder, dcgan32_encoder)
+                    dcgan32_decoder, dcgan32_encoder, dcgan_init)
 from .heads import Builder, L2Normalize, on_sphere
 from .mlp import ACTIVATIONS, MLP, MLPDecoder, MLPEncoder, activation, mlp_decoder, mlp_encoder, vector_mlp
 from .resnet import (SNGAN_PLANS, DownBlock, OptimizedDownBlock, ResNetDecoder, ResNetEncoder, UpBlock,
-                     sngan_discriminator, sngan_generator)
+                     sngan_discriminator, sngan_generator, spectral_normalize)
 
 __all__ = ["ACTIVATIONS", "CONV_SIZES", "CTRL_ARCHS", "CTRL_DEFAULT_WIDTH", "DEFAULT_WIDTH", "NETS",
            "PRESETS", "ROLES", "SNGAN_PLANS", "DCGAN32Decoder", "DCGAN32Encoder", "DCGANDecoder",
            "DCGANEncoder", "DownBlock", "L2Normalize", "MLP", "MLPDecoder", "MLPEncoder",
            "OptimizedDownBlock", "Preset", "ResNetDecoder", "ResNetEncoder", "UpBlock", "activation",
            "build_ctrl_nets", "build_decoder", "build_discriminator", "build_encoder", "build_preset",
-           "ctrl_arch_accepts", "recalibrate_batchnorm"]
+           "ctrl_arch_accepts", "dcgan_init", "recalibrate_batchnorm", "spectral_normalize"]
 
 # --- generic factories (model.net) ---------------------------------------------------------------
 
@@ -84,18 +84,21 @@ def build_decoder(kind: str, latent: int, shape: Sequence[int], width: int | Non
 
 
 def build_discriminator(kind: str, shape: Sequence[int], width: int | None = None, depth: int = 2,
-                        out_dim: int = 1, batchnorm: bool = True) -> nn.Module:
+                        out_dim: int = 1, batchnorm: bool = True, spectral_norm: bool = False) -> nn.Module:
     """``(B, *shape) -> (B, out_dim)`` logits of family ``kind``; ``forward(x, return_features=True)``
     gives ``(logits, features)`` with features ``(B, net.n_features)``.
 
     "mlp": ``depth`` hidden layers of ``width`` LeakyReLU(0.2) units (BatchNorm1d after each when
     ``batchnorm``); "conv": the DCGAN discriminator (BatchNorm after all but the first convolution
-    when ``batchnorm``; a WGAN-GP critic takes ``batchnorm=False``).
+    when ``batchnorm``; a WGAN-GP critic takes ``batchnorm=False``). ``spectral_norm``: spectral
+    normalisation (Miyato et al. 2018) on every convolution and linear layer (``spectral_normalize``).
     """
     width = _check(kind, shape, width, depth)
     if kind == "mlp":
-        return MLPEncoder(shape, out_dim, (width,) * depth, act="lrelu", batchnorm=batchnorm)
-    return DCGANEncoder(shape, out_dim, base=width, batchnorm=batchnorm)
+        net = MLPEncoder(shape, out_dim, (width,) * depth, act="lrelu", batchnorm=batchnorm)
+    else:
+        net = DCGANEncoder(shape, out_dim, base=width, batchnorm=batchnorm)
+    return spectral_normalize(net) if spectral_norm else net
 
 
 def _check(kind: str, shape: Sequence[int], width: int | None, depth: int) -> int:

@@ -46,7 +46,7 @@ from .heads import L2Normalize
 from .mlp import activation
 
 __all__ = ["CONV_SIZES", "DCGAN32Decoder", "DCGAN32Encoder", "DCGANDecoder", "DCGANEncoder", "conv_plan",
-           "dcgan32_decoder", "dcgan32_encoder", "dcgan_decoder", "dcgan_encoder"]
+           "dcgan32_decoder", "dcgan32_encoder", "dcgan_decoder", "dcgan_encoder", "dcgan_init"]
 
 # image side -> (side of the smallest feature map, number of stride-2 layers)
 CONV_SIZES: dict[int, tuple[int, int]] = {28: (7, 2), 32: (4, 3), 64: (4, 4)}
@@ -129,7 +129,7 @@ class DCGAN32Decoder(nn.Module):
             nn.ConvTranspose2d(2 * w, w, 4, 2, 1, bias=False), nn.BatchNorm2d(w), nn.ReLU(),
             nn.ConvTranspose2d(w, channels, 4, 2, 1, bias=False), nn.Tanh(),
         )
-        _dcgan_init(self)
+        dcgan_init(self)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         return self.net(z.view(z.shape[0], -1, 1, 1))
@@ -147,19 +147,22 @@ class DCGAN32Encoder(nn.Module):
             nn.Conv2d(2 * w, 4 * w, 4, 2, 1, bias=False), nn.BatchNorm2d(4 * w), nn.LeakyReLU(0.2),
             nn.Conv2d(4 * w, out_dim, 4, 1, 0, bias=False), nn.Flatten(), L2Normalize(),
         )
-        _dcgan_init(self)
+        dcgan_init(self)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
 
 
-def _dcgan_init(module: nn.Module) -> None:
+def dcgan_init(module: nn.Module) -> nn.Module:
+    """DCGAN initialisation (Radford et al. 2016), in place: convolution, transposed-convolution and
+    linear weights N(0, 0.02), BatchNorm scales N(1, 0.02) and shifts 0 (biases keep PyTorch's)."""
     for m in module.modules():
-        if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):
+        if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
             nn.init.normal_(m.weight, 0.0, 0.02)
-        elif isinstance(m, nn.BatchNorm2d):
+        elif isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d)):
             nn.init.normal_(m.weight, 1.0, 0.02)
             nn.init.zeros_(m.bias)
+    return module
 
 
 # --- role builders: (shape, dim, width, ...) -> nn.Module ------------------------------------------

@@ -79,12 +79,20 @@ from torch.nn.utils.parametrizations import spectral_norm as _spectral_norm
 from .mlp import activation
 
 __all__ = ["SNGAN_PLANS", "DownBlock", "OptimizedDownBlock", "ResNetDecoder", "ResNetEncoder", "UpBlock",
-           "sn", "sngan_discriminator", "sngan_generator"]
+           "sn", "sngan_discriminator", "sngan_generator", "spectral_normalize"]
 
 
 def sn(module: nn.Module, enabled: bool = True) -> nn.Module:
     """``module`` with spectral normalisation on its ``weight`` (unchanged when ``enabled`` is False)."""
     return _spectral_norm(module) if enabled else module
+
+
+def spectral_normalize(module: nn.Module) -> nn.Module:
+    """``module`` (in place) with spectral normalisation on every convolution and linear layer."""
+    for m in list(module.modules()):
+        if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
+            sn(m)
+    return module
 
 
 def _conv(in_ch: int, out_ch: int, k: int, gain: float, spectral: bool = False) -> nn.Module:
