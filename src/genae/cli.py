@@ -14,6 +14,7 @@ without a traceback; exit codes: 2 usage/config/data, 3 non-finite loss, 130 int
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 from pathlib import Path
@@ -261,7 +262,7 @@ def _cmd_sample(args) -> int:
 
 def _cmd_eval(args) -> int:
     from .metrics import EvalContext, check_names, evaluate
-    from .runs import checkpoint_step, open_checkpoint
+    from .runs import check_data_record, checkpoint_step, jsonable, open_checkpoint, write_eval
     from .trainer import resolve_device
 
     names = check_names([n.strip() for n in args.metrics.split(",") if n.strip()])
@@ -270,13 +271,15 @@ def _cmd_eval(args) -> int:
     device = str(resolve_device(args.device, "--device"))
     method, cfg, ckpt = open_checkpoint(args.run, device=device, step=args.step)
     step = checkpoint_step(ckpt)
-    _check_eval_data(args.run, cfg, args.split)
     ctx = EvalContext(cfg.data, split=args.split, n_samples=args.n_samples, backbone=args.backbone,
                       device=device, seed=args.seed, progress=not args.json)
+    with contextlib.suppress(GenaeError):  # a missing split is reported by the metrics that need it
+        # the split evaluated on, loaded once (the context keeps it for the metrics)
+        check_data_record(Path(args.run), {args.split: ctx.dataset(args.split)})
     results = evaluate(method, ctx, names)
     # print before writing: a failed write (read-only folder, full disk) must not lose the numbers
     if args.json:
-        print(json.dumps({k: {**v, "step": step} for k, v in results.items()}, default=_jsonable),
+        print(json.dumps({k: {**v, "step": step} for k, v in results.items()}, default=jsonable),
               flush=True)
     else:
         print(_format_table(results, f"{cfg.method} on {cfg.data.name}, step {step}, reference split "
@@ -285,49 +288,13 @@ def _cmd_eval(args) -> int:
         from .loggers import log_eval
 
         log_eval(Path(args.run), cfg, step, results)
-        path = _write_eval(args.run, cfg, results, step, latest=args.step is None)
+        path = write_eval(args.run, cfg, results, step, latest=args.step is None)
     except OSError as e:
         raise GenaeError(f"could not write the results into {args.run} ({e.strerror or e}); they are "
                          "printed above") from None
     if not args.json:
         print(f"written to {path}")
     return 0
-
-
-def _check_eval_data(run, cfg, split: str) -> None:
-    """Warn when the split evaluated on differs from the one the run recorded (``RUN/data.json``)."""
-    from .data import load_dataset
-    from .runs import check_data_record
-
-    try:
-        check_data_record(Path(run), {split: load_dataset(cfg.data, split)})
-    except GenaeError:
-        pass  # a missing split is reported by the metrics that need it
-
-
-def _write_eval(run, cfg, results: dict, step: int, latest: bool = True) -> Path:
-    """Merge ``results`` (computed on checkpoint ``step``) into ``RUN/eval.json`` (when ``step`` is
-    the newest checkpoint) or ``RUN/eval-step-SSSSSSSS.json`` (an earlier one), atomically.
-
-    Every entry carries the step it was computed on, and an entry of another step is dropped
-    rather than kept beside the new ones: a file never mixes numbers of different weights.
-    """
-    from .runs import atomic_write, checkpoint_name
-
-    path = Path(run) / ("eval.json" if latest else f"eval-{checkpoint_name(step)}.json")
-    kept = {}
-    if path.is_file():
-        try:
-            previous = json.loads(path.read_text())
-            file_step = previous.get("step")
-            kept = {k: v for k, v in previous.get("metrics", {}).items()
-                    if isinstance(v, dict) and v.get("step", file_step) == step}
-        except (ValueError, AttributeError, UnicodeDecodeError):
-            print(f"warning: {path} was unreadable; it is replaced", file=sys.stderr)
-    record = {"run": str(run), "method": cfg.method, "data": cfg.data.name, "step": step,
-              "metrics": {**kept, **{k: {**v, "step": step} for k, v in results.items()}}}
-    atomic_write(path, json.dumps(record, indent=2, default=_jsonable).encode())
-    return path
 
 
 def _cmd_sweep(args) -> int:
@@ -372,16 +339,6 @@ def _format_table(results: dict, title: str) -> str:
 
 def _short(v) -> str:
     return f"{v:.4g}" if isinstance(v, float) else str(v)
-
-
-def _jsonable(v):
-    import numpy as np
-
-    if isinstance(v, np.generic):
-        return v.item()
-    if isinstance(v, np.ndarray):
-        return v.tolist()
-    return str(v)
 
 
 def _cmd_methods(args) -> int:

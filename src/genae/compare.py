@@ -46,7 +46,8 @@ from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 from .errors import GenaeError
-from .runs import CONFIG, _flatten, read_config
+from .config import flatten_config
+from .runs import CONFIG, read_config
 
 __all__ = ["Comparison", "Group", "Cell", "RunRecord", "compare", "collect_runs", "format_table",
            "csv_text", "runs_csv_text", "format_value", "run_compare", "write_outputs", "IGNORED_KEYS",
@@ -279,7 +280,7 @@ def _read_run(path: Path, notes: list[str]) -> RunRecord:
     cfg = read_config(path)
     cfg.pop("data_info", None)
     method = str(cfg.pop("method", "?"))
-    flat = _flatten(cfg)
+    flat = flatten_config(cfg)
     metrics: dict[str, dict] = {}
     step = None
     ev = path / "eval.json"

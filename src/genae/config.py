@@ -355,6 +355,19 @@ def _type_name(annotation: Any) -> str:
     return str(annotation).replace("typing.", "")
 
 
+def flatten_config(tree: dict[str, Any]) -> dict[str, Any]:
+    """A config dict's namespaces flattened: ``{"model": {"lr": 1}, "method": "vae"}`` ->
+    ``{"model.lr": 1, "method": "vae"}``. One level only: a key's own mapping value (e.g.
+    ``train.grad_clip`` per player) stays whole, so every ``ns.key`` is a key ``--set`` accepts."""
+    out: dict[str, Any] = {}
+    for ns, v in tree.items():
+        if isinstance(v, dict):
+            out.update({f"{ns}.{k}": x for k, x in v.items()})
+        else:
+            out[ns] = v
+    return out
+
+
 def _plain(obj: Any) -> dict[str, Any]:
     """Dataclass -> dict of YAML-friendly values (tuples become lists)."""
     def conv(v: Any) -> Any:

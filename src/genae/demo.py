@@ -133,9 +133,8 @@ def _evaluate(out: Path, methods: list[str], metrics: Sequence[str], n_samples: 
     """Every run under one protocol: same metrics, backbone (the demo recipe), sample counts, seed."""
     import torch
 
-    from .cli import _write_eval
     from .metrics import EvalContext, evaluate
-    from .runs import checkpoint_step, open_checkpoint
+    from .runs import checkpoint_step, open_checkpoint, write_eval
 
     for method in methods:
         t = time.perf_counter()
@@ -143,5 +142,5 @@ def _evaluate(out: Path, methods: list[str], metrics: Sequence[str], n_samples: 
         ctx = EvalContext(cfg.data, n_samples=n_samples, domain_recipe=recipe, progress=True)
         with torch.no_grad():
             results = evaluate(model, ctx, list(metrics))
-        _write_eval(out / "runs" / method, cfg, results, checkpoint_step(ckpt))
+        write_eval(out / "runs" / method, cfg, results, checkpoint_step(ckpt))
         print(f"[demo] {method}: evaluated in {time.perf_counter() - t:.0f} s", flush=True)

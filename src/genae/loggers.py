@@ -58,15 +58,12 @@ class Sink:
     def close(self) -> None: ...
 
 
-def _flat(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    """``{"model": {"lr": 1}}`` -> ``{"model.lr": 1}`` (lists/None as strings, for hparams/params)."""
-    out: dict[str, Any] = {}
-    for k, v in tree.items():
-        if isinstance(v, dict):
-            out.update(_flat(v, f"{prefix}{k}."))
-        else:
-            out[f"{prefix}{k}"] = v if isinstance(v, (int, float, str, bool)) else str(v)
-    return out
+def _flat(cfg: dict[str, Any]) -> dict[str, Any]:
+    """``flatten_config`` with every value a scalar (lists, mappings, None as strings), as
+    hparams/params/W&B config want."""
+    from .config import flatten_config
+
+    return {k: v if isinstance(v, (int, float, str, bool)) else str(v) for k, v in flatten_config(cfg).items()}
 
 
 def _ids(run_dir: Path) -> dict[str, str]:

@@ -44,7 +44,7 @@ from safetensors.torch import load as load_tensors, save as save_tensors
 
 from . import state_io
 from .fileio import atomic_write, fsync_dir, sha256_file, write_synced
-from .config import RunConfig
+from .config import RunConfig, flatten_config
 from .errors import ConfigError, GenaeError
 from .methods import METHODS, DataInfo, Method
 
@@ -512,7 +512,7 @@ def build_method(cfg: RunConfig, info: DataInfo, networks: dict[str, torch.nn.Mo
     except (OverflowError, MemoryError, RuntimeError, TypeError) as e:
         if isinstance(e, TypeError) and "Overflow" not in str(e):
             raise  # a bug, not a size: keep the traceback
-        sizes = {k: v for k, v in _flatten({"model": cfg.to_dict()["model"]}).items()
+        sizes = {k: v for k, v in flatten_config({"model": cfg.to_dict()["model"]}).items()
                  if isinstance(v, int) and not isinstance(v, bool)}
         big = max(sizes, key=sizes.get) if sizes else "model.*"
         first = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
@@ -560,8 +560,8 @@ def resume_config(run_dir: str | Path, ckpt: Path | None, steps: int | None = No
     except ConfigError as e:
         raise ConfigError(f"{run_dir / CONFIG}: {e}") from None
     validate(new_cfg)
-    old = _flatten({**old_cfg.to_dict(), "data_info": truth.get("data_info")})
-    new = _flatten({**new_cfg.to_dict(), "data_info": tree.get("data_info")})
+    old = flatten_config({**old_cfg.to_dict(), "data_info": truth.get("data_info")})
+    new = flatten_config({**new_cfg.to_dict(), "data_info": tree.get("data_info")})
     changed = {k: (old.get(k), new.get(k)) for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)}
     fixed = [k for k in changed if not resumable(k)]
     if fixed:
@@ -583,14 +583,41 @@ def _yaml_mapping(path: Path) -> dict[str, Any]:
     return d
 
 
-def _flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    out = {}
-    for k, v in tree.items():
-        if isinstance(v, dict) and not (prefix and prefix.count(".") >= 1):
-            out.update(_flatten(v, f"{prefix}{k}."))
-        else:
-            out[f"{prefix}{k}"] = v
-    return out
+# --------------------------------------------------------------------------------------------
+# Evaluation records
+# --------------------------------------------------------------------------------------------
+def write_eval(run, cfg: RunConfig, results: dict, step: int, latest: bool = True) -> Path:
+    """Merge ``results`` (computed on checkpoint ``step``) into ``RUN/eval.json`` (when ``step`` is
+    the newest checkpoint) or ``RUN/eval-step-SSSSSSSS.json`` (an earlier one), atomically.
+
+    Every entry carries the step it was computed on, and an entry of another step is dropped
+    rather than kept beside the new ones: a file never mixes numbers of different weights.
+    """
+    path = Path(run) / ("eval.json" if latest else f"eval-{checkpoint_name(step)}.json")
+    kept = {}
+    if path.is_file():
+        try:
+            previous = json.loads(path.read_text())
+            file_step = previous.get("step")
+            kept = {k: v for k, v in previous.get("metrics", {}).items()
+                    if isinstance(v, dict) and v.get("step", file_step) == step}
+        except (ValueError, AttributeError, UnicodeDecodeError):
+            print(f"warning: {path} was unreadable; it is replaced", file=sys.stderr)
+    record = {"run": str(run), "method": cfg.method, "data": cfg.data.name, "step": step,
+              "metrics": {**kept, **{k: {**v, "step": step} for k, v in results.items()}}}
+    atomic_write(path, json.dumps(record, indent=2, default=jsonable).encode())
+    return path
+
+
+def jsonable(v):
+    """``json.dumps``'s ``default``: NumPy scalars and arrays as numbers and lists, else ``str``."""
+    import numpy as np
+
+    if isinstance(v, np.generic):
+        return v.item()
+    if isinstance(v, np.ndarray):
+        return v.tolist()
+    return str(v)
 
 
 # --------------------------------------------------------------------------------------------

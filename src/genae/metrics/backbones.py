@@ -48,7 +48,7 @@ class Backbone:
 
     def _forward(self, x_unit: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         """One batch in [0, 1] (or raw vectors) on ``device`` -> (features, logits or None)."""
-        raise NotImplementedError
+        raise NotImplementedError(f"{type(self).__name__} must define _forward (each backbone does)")
 
     @torch.no_grad()
     def features_and_probs(self, x: torch.Tensor, probs: bool = True):
