@@ -17,8 +17,6 @@ runs scored the same way), not with the Inception FIDs of papers.
 """
 from __future__ import annotations
 
-import os
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -102,16 +100,16 @@ def _demo_data(data_dir: str | None) -> str:
 def _run_parallel(commands: list[tuple[str, list[str]]], jobs: int, logs: Path) -> None:
     """Run ``genae`` commands ``jobs`` at a time (one compute thread each: 2 × 1 on two cores);
     each one's output goes to ``logs/<name>.log``; a failure is a ``GenaeError`` naming its log."""
+    from .sweep import spawn_genae
+
     logs.mkdir(parents=True, exist_ok=True)
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
     pending, running = list(commands), []
     while pending or running:
         while pending and len(running) < jobs:
             name, cmd = pending.pop(0)
             log = open(logs / f"{name}.log", "w")
             print(f"[demo] {name}: started", flush=True)
-            running.append((name, subprocess.Popen([sys.executable, "-m", "genae", *cmd], env=env,
-                                                   stdout=log, stderr=subprocess.STDOUT), log, time.perf_counter()))
+            running.append((name, spawn_genae(cmd, 1, log), log, time.perf_counter()))
         time.sleep(0.2)
         for item in list(running):
             name, proc, log, t = item

@@ -413,6 +413,16 @@ def _check_design(out: Path, spec: SweepSpec) -> dict[str, Any] | None:
     return old
 
 
+def spawn_genae(args: list[str], threads: int, log) -> subprocess.Popen:
+    """``python -m genae ARGS`` as a child limited to ``threads`` compute threads (OpenMP/MKL),
+    importing this very genae (wherever it was imported from), output into the open file ``log``."""
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads),
+           "PYTHONPATH": os.pathsep.join(filter(None, [str(Path(__file__).resolve().parents[1]),
+                                                      os.environ.get("PYTHONPATH")]))}
+    return subprocess.Popen([sys.executable, "-m", "genae", *args], stdout=log, stderr=subprocess.STDOUT,
+                            stdin=subprocess.DEVNULL, env=env)
+
+
 @dataclass
 class _Job:
     point: dict[str, Any]
@@ -583,16 +593,11 @@ class _Sweep:
     def _start(self, job: _Job, phase: str) -> None:
         point = job.point
         args = self._command(point, phase)
-        env = {**os.environ, "OMP_NUM_THREADS": str(self.threads), "MKL_NUM_THREADS": str(self.threads),
-               # the children import this very genae, wherever it was imported from
-               "PYTHONPATH": os.pathsep.join(filter(None, [str(Path(__file__).resolve().parents[1]),
-                                                          os.environ.get("PYTHONPATH")]))}
         log_path = self.out / point["log"]
         with open(log_path, "a") as f:
             f.write(f"\n[{_dt.datetime.now():%Y-%m-%d %H:%M:%S}] $ genae {shlex.join(args)}\n")
             job.log_offset = f.tell()
-            job.proc = subprocess.Popen([sys.executable, "-m", "genae", *args], stdout=f,
-                                        stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env)
+            job.proc = spawn_genae(args, self.threads, f)
         job.phase, job.started = phase, time.monotonic()
         what = {"train": "train", "resume": f"resume from step {point['step']}" if point["step"] else "restart",
                 "eval": f"eval {','.join(self._to_evaluate(point))}"}[phase]
