@@ -44,7 +44,7 @@ from safetensors.torch import load as load_tensors, save as save_tensors
 
 from . import state_io
 from .fileio import atomic_write, fsync_dir, sha256_file, write_synced
-from .config import RunConfig, flatten_config
+from .config import RunConfig, flatten_config, load_yaml
 from .errors import ConfigError, GenaeError
 from .methods import METHODS, DataInfo, Method
 
@@ -117,7 +117,7 @@ def read_config(run_dir: str | Path) -> dict[str, Any]:
     path = Path(run_dir) / CONFIG
     if not path.is_file():
         raise GenaeError(f"{run_dir} is not a genae run: {path} is missing")
-    d = _yaml_mapping(path)
+    d = load_yaml(path)
     if not isinstance(d.get("data_info"), dict):
         raise GenaeError(f"{path} is damaged: it has no data_info section")
     return d
@@ -359,7 +359,7 @@ def checkpoint_config(run_dir: str | Path, ckpt: Path) -> tuple[RunConfig, DataI
     """The config a checkpoint was written with (the run's, for a checkpoint that has none)."""
     if not (Path(ckpt) / CONFIG).is_file():
         return run_config(run_dir)
-    d = _yaml_mapping(Path(ckpt) / CONFIG)
+    d = load_yaml(Path(ckpt) / CONFIG)
     try:
         info = DataInfo.from_dict(d.pop("data_info"))
         return RunConfig.from_dict(d), info
@@ -547,7 +547,7 @@ def resume_config(run_dir: str | Path, ckpt: Path | None, steps: int | None = No
 
     run_dir = Path(run_dir)
     edited = read_config(run_dir)
-    truth = _yaml_mapping(ckpt / CONFIG) if ckpt is not None else edited
+    truth = load_yaml(ckpt / CONFIG) if ckpt is not None else edited
     tree = {k: dict(v) if isinstance(v, dict) else v for k, v in edited.items()}
     for item in overrides:
         ns, key, value = parse_override(item)
@@ -571,16 +571,6 @@ def resume_config(run_dir: str | Path, ckpt: Path | None, steps: int | None = No
                           f"only {', '.join(RESUMABLE_KEYS)} and learning rates (model.*lr) can. "
                           f"Undo the edit in {run_dir / CONFIG}, or start a new run with --out")
     return new_cfg, DataInfo.from_dict(truth["data_info"]), changed
-
-
-def _yaml_mapping(path: Path) -> dict[str, Any]:
-    try:
-        d = yaml.safe_load(path.read_text())
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as e:
-        raise GenaeError(f"{path} cannot be read ({type(e).__name__})") from None
-    if not isinstance(d, dict):
-        raise GenaeError(f"{path} is not a genae config (a mapping)")
-    return d
 
 
 # --------------------------------------------------------------------------------------------
