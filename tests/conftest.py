@@ -26,6 +26,8 @@ TINY = {
     "infogan": dict(noise_dim=4, n_categories=3, hidden=8, depth=1, q_hidden=8),
     "infogan-qmm": dict(noise_dim=4, n_categories=3, hidden=8, depth=1, q_hidden=8, q_std="learned"),
     "vae-gan": dict(latent_dim=4, hidden=8, depth=1),
+    "dmwgan": dict(n_generators=3, latent_dim=4, hidden=8, width_divisor=2, depth=1, encoder_hidden=8,
+                   n_critic=2),
 }
 
 _CTRL = ("ctrl-multi", "ctrl-binary", "ctrl-ce")

@@ -50,6 +50,7 @@ from .wgan import WGAN  # noqa: E402
 from .dcgan import DCGAN  # noqa: E402
 from .infogan import InfoGAN  # noqa: E402
 from .vaegan import VAEGAN  # noqa: E402
+from .dmwgan import DMWGAN  # noqa: E402
 
 # CTRL's recipe (reference code): batch 2048, lr decayed linearly to 0, 32×32 inputs (MNIST's 28×28
 # padded); the labelled games need every class in every batch.
@@ -81,6 +82,8 @@ METHODS: dict[str, MethodSpec] = {
                           "codes, Q on D's trunk; the paper's MNIST setting (62 noise dims)"),
     "infogan-qmm": MethodSpec(InfoGAN, "InfoGAN in the QMM paper's MNIST setting: 10-way code, "
                               "2 continuous, 8 noise dims", {"noise_dim": 8}),
+    "dmwgan": MethodSpec(DMWGAN, "DMWGAN (Khayatkhoei et al. 2018): A generators with a learned prior and an "
+                         "index encoder, WGAN with a one-sided gradient penalty"),
     "vae-gan": MethodSpec(VAEGAN, "VAE-GAN (Larsen et al. 2016): VAE with a reconstruction in the discriminator's "
                           "features, per-player losses"),
 }

@@ -5,7 +5,7 @@ from .elbo import (LIKELIHOODS, bernoulli_nll, gaussian_kl, gaussian_nll,
                    gaussian_nll_optimal_variance, reconstruction_nll, reparameterize)
 from .gan import (gradient_penalty, js_discriminator_loss, ns_generator_loss, wgan_critic_loss,
                   wgan_generator_loss, wgan_gp_critic_loss)
-from .information import categorical_mi_bound, uniform_gaussian_mi_bound
+from .information import categorical_mi_bound, learned_prior_loss, uniform_gaussian_mi_bound
 from .rate_reduction import (class_compression, coding_rate, ctrl_binary_objective,
                              ctrl_multi_objective, delta_r, pair_delta_r)
 
@@ -13,4 +13,4 @@ __all__ = ["LIKELIHOODS", "bernoulli_nll", "gaussian_kl", "gaussian_nll", "gauss
            "gradient_penalty", "js_discriminator_loss", "ns_generator_loss", "reconstruction_nll",
            "reparameterize", "wgan_critic_loss", "wgan_generator_loss", "wgan_gp_critic_loss",
            "class_compression", "coding_rate", "ctrl_binary_objective", "ctrl_multi_objective",
-           "delta_r", "pair_delta_r", "categorical_mi_bound", "uniform_gaussian_mi_bound"]
+           "delta_r", "pair_delta_r", "categorical_mi_bound", "learned_prior_loss", "uniform_gaussian_mi_bound"]

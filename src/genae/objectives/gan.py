@@ -18,8 +18,10 @@ Critic = Callable[[torch.Tensor], torch.Tensor]
 
 
 def gradient_penalty(critic: Critic, real: torch.Tensor, fake: torch.Tensor,
-                     generator: torch.Generator | None = None) -> torch.Tensor:
-    """WGAN-GP penalty (Gulrajani et al. 2017): E[(‖∇_x̂ D(x̂)‖₂ − 1)²] at random interpolates.
+                     generator: torch.Generator | None = None, one_sided: bool = False) -> torch.Tensor:
+    """WGAN-GP penalty (Gulrajani et al. 2017): E[(‖∇_x̂ D(x̂)‖₂ − 1)²] at random interpolates;
+    ``one_sided``: E[max(0, ‖∇_x̂ D(x̂)‖₂ − 1)²], penalising only gradients steeper than 1 (the
+    variant of Gulrajani et al.'s appendix that DMWGAN's reference code trains with).
 
     real, fake: ``(B, ...)`` of the same shape; both are detached, so the penalty is a function of
     the critic's parameters only. x̂ = α·real + (1 − α)·fake with α ~ U[0, 1] per example, drawn
@@ -32,7 +34,8 @@ def gradient_penalty(critic: Critic, real: torch.Tensor, fake: torch.Tensor,
     out = critic(x_hat)
     (grad,) = torch.autograd.grad(out.sum(), x_hat, create_graph=True)
     norm = torch.linalg.vector_norm(grad.flatten(1), dim=1)
-    return (norm - 1.0).pow(2).mean()
+    excess = (norm - 1.0).clamp_min(0.0) if one_sided else norm - 1.0
+    return excess.pow(2).mean()
 
 
 def wgan_critic_loss(d_real: torch.Tensor, d_fake: torch.Tensor) -> torch.Tensor:
@@ -41,7 +44,7 @@ def wgan_critic_loss(d_real: torch.Tensor, d_fake: torch.Tensor) -> torch.Tensor
 
 
 def wgan_gp_critic_loss(critic: Critic, real: torch.Tensor, fake: torch.Tensor, gp_weight: float = 10.0,
-                        generator: torch.Generator | None = None
+                        generator: torch.Generator | None = None, one_sided: bool = False
                         ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """The loss of one WGAN-GP critic update (Gulrajani et al. 2017, Algorithm 1, lines
     4–8; line 9, the critic's Adam step, is the trainer's):
@@ -49,8 +52,9 @@ def wgan_gp_critic_loss(critic: Critic, real: torch.Tensor, fake: torch.Tensor, 
         L = E[D(fake)] − E[D(real)] + λ · E[(‖∇_x̂ D(x̂)‖₂ − 1)²],   x̂ = α·real + (1 − α)·fake,
 
     λ = ``gp_weight`` (10 in the paper), α ~ U[0, 1] per example from ``generator`` (None: the
-    global RNG). ``critic`` maps ``(B, ...)`` to ``(B,)`` or ``(B, 1)``; ``real`` and ``fake`` are
-    ``(B, ...)`` of one shape and are detached, so ``L`` reaches the critic's parameters only.
+    global RNG); ``one_sided`` penalises only ‖∇‖ > 1 (``gradient_penalty``). ``critic`` maps
+    ``(B, ...)`` to ``(B,)`` or ``(B, 1)``; ``real`` and ``fake`` are ``(B, ...)`` of one shape
+    and are detached, so ``L`` reaches the critic's parameters only.
     Order of work (and of RNG draws): D(real), D(fake), then α and the penalty. Every term is a
     batch mean; the returned ``L`` is a scalar. The caller repeats this ``n_critic`` times, with a
     critic step (and fresh ``real``/``fake`` samples as its game has it) between.
@@ -60,7 +64,7 @@ def wgan_gp_critic_loss(critic: Critic, real: torch.Tensor, fake: torch.Tensor, 
     """
     real, fake = real.detach(), fake.detach()
     w = wgan_critic_loss(critic(real), critic(fake))
-    gp = gradient_penalty(critic, real, fake, generator)
+    gp = gradient_penalty(critic, real, fake, generator, one_sided)
     loss = w + gp_weight * gp
     return loss, {"wasserstein": -w.detach(), "gp": gp.detach(), "loss": loss.detach()}
 

@@ -17,7 +17,7 @@ import torch.nn.functional as F
 
 from .elbo import gaussian_nll
 
-__all__ = ["categorical_mi_bound", "uniform_gaussian_mi_bound"]
+__all__ = ["categorical_mi_bound", "learned_prior_loss", "uniform_gaussian_mi_bound"]
 
 
 def categorical_mi_bound(logits: torch.Tensor, codes: torch.Tensor) -> torch.Tensor:
@@ -39,3 +39,23 @@ def uniform_gaussian_mi_bound(mean: torch.Tensor, codes: torch.Tensor, sigma: fl
     """
     d = codes.shape[1]
     return d * math.log(high - low) - gaussian_nll(mean, codes, sigma)
+
+
+def learned_prior_loss(posterior: torch.Tensor, prior_logits: torch.Tensor, entropy_weight: float
+                       ) -> tuple[torch.Tensor, torch.Tensor]:
+    """DMWGAN's loss of a learned prior r = softmax(ζ) over A generators (Khayatkhoei et al. 2018,
+    section 4; reference code ``tf_dmgan.py``): the cross-entropy from the encoder's posterior on
+    real data to r, minus an entropy bonus that keeps r near uniform early in training,
+
+        L(ζ) = (1/A)·E_x[−Σ_i Q(i|x)·log r_i] − w·H(r),
+
+    posterior: ``(B, A)`` Q(i|x) on real examples (a constant for ζ: pass it detached);
+    prior_logits: ``(A,)`` ζ; entropy_weight: w (the caller anneals it). The 1/A is the reference
+    code's mean over both the batch and the A entries (it scales the cross-entropy against w).
+    Minimising the first term alone moves r to the average posterior E_x[Q(·|x)], so generators
+    the encoder assigns real data to gain prior mass. Returns ``(L, H(r))``, both scalars.
+    """
+    log_r = F.log_softmax(prior_logits, dim=0)
+    entropy = -(log_r.exp() * log_r).sum()
+    cross = -(posterior * log_r).sum(1).mean() / prior_logits.shape[0]
+    return cross - entropy_weight * entropy, entropy
