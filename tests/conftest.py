@@ -26,6 +26,13 @@ TINY = {
     "infogan": dict(noise_dim=4, n_categories=3, hidden=8, depth=1, q_hidden=8),
     "infogan-qmm": dict(noise_dim=4, n_categories=3, hidden=8, depth=1, q_hidden=8, q_std="learned"),
     "vae-gan": dict(latent_dim=4, hidden=8, depth=1),
+    "q-wgan": dict(num_biases=3, latent_dim=4, hidden=8, fc_hidden=16, depth=1),
+    "q-wgan-noreg": dict(num_biases=3, latent_dim=4, hidden=8, fc_hidden=16, depth=1),
+    "wgan-qmm": dict(latent_dim=4, hidden=8, fc_hidden=16, depth=1),
+    "q-beta-vae": dict(num_biases=3, latent_dim=4, hidden=8, fc_hidden=16, depth=1, em_repeats=2),
+    "q-beta-vae-noreg": dict(num_biases=3, latent_dim=4, hidden=8, fc_hidden=16, depth=1, em_repeats=2),
+    "beta-vae-qmm": dict(latent_dim=4, hidden=8, fc_hidden=16, depth=1),
+    "lsr-gan": dict(latent_dim=4, hidden=8, depth=1, d_base=8, vae_steps=1),
     "dmwgan": dict(n_generators=3, latent_dim=4, hidden=8, width_divisor=2, depth=1, encoder_hidden=8,
                    n_critic=2),
 }
@@ -41,7 +48,10 @@ NETS.update({name: {"mlp": (dict(arch="mlp"), (1, 28, 28)), "conv": (dict(arch="
              for name in _CTRL})
 
 # Extra overrides a method needs on vector data (e.g. no Bernoulli likelihood for real vectors).
-TINY_VECTOR = {"vae": dict(likelihood="gaussian"), "beta-vae": dict(likelihood="gaussian")}
+TINY_VECTOR = {"vae": dict(likelihood="gaussian"), "beta-vae": dict(likelihood="gaussian"),
+               **{n: dict(likelihood="gaussian", net="mlp") for n in ("q-beta-vae", "q-beta-vae-noreg", "beta-vae-qmm")},
+               # methods whose default networks are their paper's convolutional ones
+               **{n: dict(net="mlp") for n in ("q-wgan", "q-wgan-noreg", "wgan-qmm", "lsr-gan")}}
 # Methods that do not take vector data: the ConfigError they must raise at construction.
 VECTOR_UNSUPPORTED = {name: "needs images" for name in _CTRL}
 

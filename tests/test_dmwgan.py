@@ -166,6 +166,7 @@ def test_inversion_picks_the_generator_of_a_dmwgan_sample():
     y = torch.tensor([0, 1, 2, 1])
     with torch.no_grad():
         x = m.sample(4, y=y, generator=torch.Generator().manual_seed(3))
-    fit = invert_multi(m.generator_fns(), x, 3, steps=300, restarts=4)
+    man = m.manifolds()
+    fit = invert_multi([man.generator(i) for i in range(man.count)], x, man.dim, steps=300, restarts=4)
     assert torch.equal(fit.index, y)
     assert fit.error.max() < 1e-2

@@ -131,6 +131,17 @@ def _exercise(method, capability: str, x: torch.Tensor, y: torch.Tensor | None):
     elif capability == "figures":
         figs = method.figures(x, y)
         assert isinstance(figs, dict) and figs
+    elif capability == "manifolds":
+        m = method.manifolds()
+        assert m.count >= 1 and m.prior in ("normal", "uniform")
+        z = torch.randn(n, m.dim)
+        for i in (0, m.count - 1):
+            out = m.generator(i)(z)
+            assert out.shape == x.shape and torch.isfinite(out).all()
+        if m.layers:  # explicit biases reproduce manifold i
+            i = m.count - 1
+            biases = [layer.biases[i].expand(n, -1) for layer in m.layers]
+            torch.testing.assert_close(m.render(z, biases=biases), m.generator(i)(z))
     else:
         raise AssertionError(f"the contract test does not know {capability!r}")
 
@@ -180,7 +191,7 @@ def test_vector_data(name):
     for update in method.train_step(batch, 0):
         assert all(torch.isfinite(l) for l in update.losses.values())
     with pytest.raises(Exception, match="model.net"):
-        _build(name, info, net="conv", **TINY_VECTOR.get(name, {}))
+        _build(name, info, **{**TINY_VECTOR.get(name, {}), "net": "conv"})
 
 
 @pytest.mark.parametrize("name", list(METHODS))

@@ -2,7 +2,8 @@
 
 Re-exports (imported lazily so that ``genae --help`` does not pay for importing torch):
 ``METHODS``, ``DATASETS``, ``METRICS``, and the Python API of ``genae.api``: ``train`` (a method on
-your own data and networks, or a ``RunConfig``), ``resume``, ``load_run``, ``evaluate``.
+your own data and networks, or a ``RunConfig``), ``resume``, ``load_run``, ``evaluate``; and
+``derive_manifold`` (QMM eq. 3, ``genae.manifold.derive``).
 """
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ _EXPORTS = {
     "resume": ("genae.api", "resume"),
     "load_run": ("genae.api", "load_run"),
     "evaluate": ("genae.api", "evaluate"),
+    "derive_manifold": ("genae.manifold", "derive"),
 }
 __all__ = list(_EXPORTS)
 

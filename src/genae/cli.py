@@ -89,6 +89,35 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--device", default="cpu")
     s.set_defaults(func=_cmd_sample)
 
+    mf = sub.add_parser("manifold", help="derive the manifold of an unseen image (QMM eq. 3) and write it "
+                                         "beside the learned manifolds")
+    mf.add_argument("run")
+    mf.add_argument("--image", required=True, help="an image file (PNG, JPEG, ...); converted to the run's "
+                                                  "channels and size")
+    mf.add_argument("--out", required=True, help="PNG file")
+    mf.add_argument("--mu", type=float, default=0.05, help="weight μ of the tangential penalty (eq. 3)")
+    mf.add_argument("--steps", type=int, default=500, help="Adam steps of the inversion and of eq. 3")
+    mf.add_argument("--restarts", type=int, default=4, help="random starts of the inversion")
+    mf.add_argument("--seed", type=int, default=0)
+    mf.add_argument("--device", default="cpu")
+    mf.set_defaults(func=_cmd_manifold)
+
+    im = sub.add_parser("imagine", help="per input, its reconstruction and renderings of samples z ~ q(z|x) "
+                                       "(LSR-GAN's imaginations)")
+    im.add_argument("run")
+    im.add_argument("--out", required=True, help="PNG file")
+    im.add_argument("--split", default="test", choices=["test", "train"], help="where the inputs come from")
+    im.add_argument("--n", type=int, default=8, help="inputs (the first n of the split)")
+    im.add_argument("--draws", type=int, default=6, help="samples of q(z|x) per input")
+    im.add_argument("--images", nargs="+", default=None, metavar="FILE",
+                    help="your own image files instead of the split")
+    im.add_argument("--renderer", default=None, choices=["vae", "lsr"],
+                    help="lsr-gan: render with the stage-1 VAE decoder or the LSR generator (default: lsr "
+                         "once stage 2 has started)")
+    im.add_argument("--seed", type=int, default=0)
+    im.add_argument("--device", default="cpu")
+    im.set_defaults(func=_cmd_imagine)
+
     e = sub.add_parser("eval", help="evaluate a run's latest checkpoint (writes RUN/eval.json), or with "
                                     "--step a kept earlier one")
     e.add_argument("run")
@@ -104,6 +133,9 @@ def _parser() -> argparse.ArgumentParser:
                    help="evaluate the kept checkpoint of this step instead of the latest "
                         "(writes RUN/eval-step-SSSSSSSS.json, leaving eval.json to the latest)")
     e.add_argument("--json", action="store_true", help="print exactly one JSON object on stdout")
+    e.add_argument("--renderer", default=None, metavar="vae|lsr|vae,lsr",
+                   help="lsr-gan: decode with the stage-1 VAE decoder, the LSR generator, or both (each "
+                        "metric then appears as NAME@vae and NAME@lsr)")
     e.set_defaults(func=_cmd_eval)
 
     rp = sub.add_parser("report", help="write RUN/report.html (self-contained, viewable offline)")
@@ -220,6 +252,78 @@ def _cmd_resume(args) -> int:
     return 0
 
 
+def _cmd_manifold(args) -> int:
+    from .manifold import derive, manifold_grid
+    from .runs import load_run
+    from .trainer import resolve_device
+    from .viz.grids import save_png
+
+    out = Path(args.out)
+    if out.is_dir() or not out.parent.is_dir():
+        raise GenaeError(f"--out {out}: give a PNG file name in an existing folder")
+    device = str(resolve_device(args.device, "--device"))
+    method = load_run(args.run, device=device)
+    if method.info.kind != "image":
+        raise GenaeError(f"genae manifold needs a run on images; {args.run} was trained on {method.info.kind} data")
+    if not method.supports("manifolds"):
+        raise GenaeError(f"{type(method).__name__} has no generator manifolds to derive from "
+                         "(see `genae methods`, column manifolds)")
+    from .data import to_range
+    from .data.transforms import convert_range
+    from .viz.grids import load_image
+
+    try:
+        image = load_image(args.image, method.info.shape)
+    except ValueError as e:
+        raise GenaeError(f"--image {e}") from None
+    # as the trainer converts stored uint8 images
+    x = to_range(convert_range(image, "unit", "uint8"), method.input_range).to(device)
+    d = derive(method, x, mu=args.mu, steps=args.steps, restarts=args.restarts, seed=args.seed)
+    save_png(manifold_grid(method, x, d, seed=args.seed), out)
+    what = "a derived manifold (new biases, eq. 3)" if d.derived else "the best learned manifold (inversion)"
+    print(f"{out}: row 1 the image and its regeneration (MSE {d.error[0].item():.4g} per pixel), row 2 "
+          f"{what}, then the {method.manifolds().count} learned manifold(s) at the same codes")
+    return 0
+
+
+def _cmd_imagine(args) -> int:
+    import torch
+
+    from .data import load_dataset, to_range
+    from .data.transforms import convert_range
+    from .imagine import imagination_grid
+    from .runs import open_checkpoint
+    from .trainer import resolve_device
+    from .viz.grids import load_image, save_png
+
+    out = Path(args.out)
+    if out.is_dir() or not out.parent.is_dir():
+        raise GenaeError(f"--out {out}: give a PNG file name in an existing folder")
+    if args.n <= 0 or args.draws <= 0:
+        raise GenaeError("--n and --draws must be positive")
+    device = str(resolve_device(args.device, "--device"))
+    method, cfg, _ = open_checkpoint(args.run, device=device)
+    if method.info.kind != "image":
+        raise GenaeError(f"genae imagine needs a run on images; {args.run} was trained on {method.info.kind} data")
+    if not (method.supports("posterior_sample") and method.supports("decode")):
+        raise GenaeError(f"{type(method).__name__} has no stochastic encoder q(z|x) and decoder to imagine with")
+    if args.renderer is not None:
+        if not hasattr(method, "renderer"):
+            raise GenaeError(f"--renderer: {type(method).__name__} has one decoder; only lsr-gan has two renderers")
+        method.renderer = args.renderer
+    if args.images:
+        try:
+            x = torch.cat([load_image(f, method.info.shape) for f in args.images])
+        except ValueError as e:
+            raise GenaeError(f"--images {e}") from None
+        x = to_range(convert_range(x, "unit", "uint8"), method.input_range)   # as the trainer converts
+    else:
+        x = to_range(load_dataset(cfg.data, args.split).x[:args.n], method.input_range)
+    save_png(imagination_grid(method, x.to(device), args.draws, args.seed), out)
+    print(f"{out}: {len(x)} rows: input, reconstruction from μ(x), {args.draws} renderings of z ~ q(z|x)")
+    return 0
+
+
 def _cmd_sample(args) -> int:
     import torch
 
@@ -260,8 +364,32 @@ def _cmd_sample(args) -> int:
     return 0
 
 
+def _evaluate_renderers(method, ctx, names, renderer: str | None) -> dict:
+    """``evaluate`` once, or once per renderer of ``--renderer`` (lsr-gan's two decoders): with one
+    renderer the names stay, with several each result is keyed NAME@RENDERER."""
+    from .metrics import evaluate
+
+    if renderer is None:
+        return evaluate(method, ctx, names)
+    chosen = [r.strip() for r in renderer.split(",") if r.strip()]
+    if not hasattr(method, "renderer"):
+        raise GenaeError(f"--renderer: {type(method).__name__} has one decoder; only lsr-gan has two renderers")
+    bad = [r for r in chosen if r not in ("vae", "lsr")]
+    if bad or not chosen:
+        raise GenaeError(f"--renderer {renderer!r}: choose vae, lsr or vae,lsr")
+    saved, results = method.renderer, {}
+    try:
+        for r in chosen:
+            method.renderer = r
+            for name, res in evaluate(method, ctx, names).items():
+                results[name if len(chosen) == 1 else f"{name}@{r}"] = {**res, "renderer": r}
+    finally:
+        method.renderer = saved
+    return results
+
+
 def _cmd_eval(args) -> int:
-    from .metrics import EvalContext, check_names, evaluate
+    from .metrics import EvalContext, check_names
     from .runs import check_data_record, checkpoint_step, jsonable, open_checkpoint, write_eval
     from .trainer import resolve_device
 
@@ -276,7 +404,7 @@ def _cmd_eval(args) -> int:
     with contextlib.suppress(GenaeError):  # a missing split is reported by the metrics that need it
         # the split evaluated on, loaded once (the context keeps it for the metrics)
         check_data_record(Path(args.run), {args.split: ctx.dataset(args.split)})
-    results = evaluate(method, ctx, names)
+    results = _evaluate_renderers(method, ctx, names, args.renderer)
     # print before writing: a failed write (read-only folder, full disk) must not lose the numbers
     if args.json:
         print(json.dumps({k: {**v, "step": step} for k, v in results.items()}, default=jsonable),

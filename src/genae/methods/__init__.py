@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
-from .base import Batch, DataInfo, Method, Unsupported, Update
+from .base import Batch, DataInfo, Manifolds, Method, Unsupported, Update
 
 
 @dataclass(frozen=True)
@@ -51,6 +51,9 @@ from .dcgan import DCGAN  # noqa: E402
 from .infogan import InfoGAN  # noqa: E402
 from .vaegan import VAEGAN  # noqa: E402
 from .dmwgan import DMWGAN  # noqa: E402
+from .qwgan import QWGAN  # noqa: E402
+from .qbetavae import QBetaVAE  # noqa: E402
+from .lsrgan import LSRGAN  # noqa: E402
 
 # CTRL's recipe (reference code): batch 2048, lr decayed linearly to 0, 32×32 inputs (MNIST's 28×28
 # padded); the labelled games need every class in every batch.
@@ -84,6 +87,17 @@ METHODS: dict[str, MethodSpec] = {
                               "2 continuous, 8 noise dims", {"noise_dim": 8}),
     "dmwgan": MethodSpec(DMWGAN, "DMWGAN (Khayatkhoei et al. 2018): A generators with a learned prior and an "
                          "index encoder, WGAN with a one-sided gradient penalty"),
+    "q-wgan": MethodSpec(QWGAN, "Q-WGAN (QMM): multi-bias generator with the bias-aligning regulariser, "
+                         "spectrally normalised critic"),
+    "q-wgan-noreg": MethodSpec(QWGAN, "Q-WGAN's ablation without the regulariser (λ = 0)", {"reg_weight": 0.0}),
+    "wgan-qmm": MethodSpec(QWGAN, "QMM's WGAN baseline on Q-WGAN's networks: one bias set (A = 1), λ = 0",
+                           {"num_biases": 1, "reg_weight": 0.0}),
+    "q-beta-vae": MethodSpec(QBetaVAE, "Q-β-VAE (QMM): multi-decoder β-VAE trained by EM, bias-aligning regulariser"),
+    "q-beta-vae-noreg": MethodSpec(QBetaVAE, "Q-β-VAE's ablation without the regulariser (λ = 0)", {"reg_weight": 0.0}),
+    "beta-vae-qmm": MethodSpec(QBetaVAE, "QMM's β-VAE baseline on Q-β-VAE's networks: one decoder (A = 1), λ = 0",
+                               {"num_biases": 1, "reg_weight": 0.0, "em_repeats": 1}),
+    "lsr-gan": MethodSpec(LSRGAN, "LSR-GAN: a VAE, then a GAN generator from its decoder rendering q(z|x) "
+                          "(λ·−log q(z|G(z)), encoder frozen)", train_defaults={"batch_size": 32}),
     "vae-gan": MethodSpec(VAEGAN, "VAE-GAN (Larsen et al. 2016): VAE with a reconstruction in the discriminator's "
                           "features, per-player losses"),
 }
@@ -99,5 +113,5 @@ def method_capabilities(name: str) -> tuple[frozenset[str], str | None]:
     return frozenset(cls.capabilities), cls.sample_y
 
 
-__all__ = ["METHODS", "MethodSpec", "Method", "Update", "Batch", "DataInfo", "Unsupported",
+__all__ = ["METHODS", "MethodSpec", "Manifolds", "Method", "Update", "Batch", "DataInfo", "Unsupported",
            "method_capabilities"]

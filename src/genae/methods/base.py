@@ -40,7 +40,7 @@ from ..data.core import Batch, DataInfo  # re-exported: methods and their users 
 from ..data.transforms import convert_range
 from ..errors import ConfigError
 
-__all__ = ["Batch", "CAPABILITIES", "DataInfo", "Method", "Posterior", "SAMPLE_Y", "Stage", "Unsupported",
+__all__ = ["Batch", "CAPABILITIES", "DataInfo", "Manifolds", "Method", "Posterior", "SAMPLE_Y", "Stage", "Unsupported",
            "Update", "check_config"]
 
 
@@ -61,6 +61,7 @@ CAPABILITIES: dict[str, str] = {
     "active_dims": "the code dimensions the method switches on",
     "fit_prior": "fits a sampling prior on encoded training data",
     "figures": "extra report figures",
+    "manifolds": "the learned generators as functions of z (encoding by optimisation, QMM eq. 3)",
 }
 
 #: What ``y`` in ``sample(n, y=...)`` can fix (``Method.sample_y``); None = nothing (refused).
@@ -123,6 +124,35 @@ class Posterior:
         if self.logits is None:
             raise Unsupported("this posterior has no categorical code")
         return self.logits.softmax(1)
+
+
+@dataclass
+class Manifolds:
+    """A method's learned manifolds as functions of their code (``Method.manifolds()``).
+
+    dim: the dimension of z; count: how many manifolds (1 for a single-generator GAN; A for
+    DMWGAN's generators or QMM's bias sets); render(z, index=None, biases=None): ``(N, dim)`` codes
+    -> ``(N, *shape)`` in the method's ``input_range``, on manifold ``index`` ``(N,)`` (None: the
+    only one) or, for multi-bias generators, with explicit per-layer ``biases``; layers: the
+    multi-bias layers (``nets.multibias.MultiBiasLinear``) whose biases define a manifold (empty
+    when new manifolds cannot be derived, QMM eq. 3); prior: "normal" or "uniform" z.
+    """
+
+    dim: int
+    count: int
+    render: typing.Callable[..., torch.Tensor]
+    layers: list = field(default_factory=list)
+    prior: str = "normal"
+
+    def generator(self, i: int) -> typing.Callable[[torch.Tensor], torch.Tensor]:
+        """Manifold ``i`` as a function ``(N, dim) -> (N, *shape)``."""
+        return lambda z: self.render(z, torch.full((len(z),), i, dtype=torch.long, device=z.device))
+
+    @classmethod
+    def single(cls, net: typing.Callable[[torch.Tensor], torch.Tensor], dim: int, prior: str = "normal"
+               ) -> "Manifolds":
+        """The one manifold of a single-generator model ``net``: ``(N, dim) -> (N, *shape)``."""
+        return cls(dim, 1, lambda z, index=None, biases=None: net(z), prior=prior)
 
 
 @dataclass
@@ -345,6 +375,10 @@ class Method(nn.Module):
         buffers so checkpoints carry it. Called only when the method declares ``fit_prior``.
         """
         raise self._unsupported("fit_prior")
+
+    def manifolds(self) -> Manifolds:
+        """The learned generators as functions of z (see :class:`Manifolds`)."""
+        raise self._unsupported("manifolds")
 
     def figures(self, x: torch.Tensor, y: torch.Tensor | None) -> dict[str, Any]:
         """Extra figures for the run report: name -> matplotlib Figure or ``(H, W, C)`` uint8 array.

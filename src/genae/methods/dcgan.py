@@ -33,7 +33,7 @@ import torch
 from ..nets import build_decoder, build_discriminator, dcgan_init
 from ..objectives import js_discriminator_loss, ns_generator_loss
 from ..optim import build_optimizer
-from .base import Batch, DataInfo, Method, Update, check_config
+from .base import Batch, DataInfo, Manifolds, Method, Update, check_config
 
 
 @dataclass
@@ -49,7 +49,7 @@ class DCGANConfig:
 
 class DCGAN(Method):
     Config = DCGANConfig
-    capabilities = frozenset({"sample"})
+    capabilities = frozenset({"sample", "manifolds"})
 
     def __init__(self, cfg: DCGANConfig, info: DataInfo):
         super().__init__(cfg, info)
@@ -83,6 +83,10 @@ class DCGAN(Method):
         """G(z), z ~ U[−1, 1]^latent (unconditional: a ``y`` is refused)."""
         self.reject_y(y)
         return self.generator(self._noise(n, generator))
+
+    def manifolds(self) -> Manifolds:
+        """G as the one manifold, z ~ U[−1, 1]^latent."""
+        return Manifolds.single(self.generator, self.cfg.latent_dim, "uniform")
 
     # --- private helpers ----------------------------------------------------------------------
     def _noise(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:

@@ -49,7 +49,7 @@ Networks and deviations
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator, Literal
+from typing import Any, Iterator, Literal
 
 import torch
 import torch.nn.functional as F
@@ -59,7 +59,7 @@ from ..errors import ConfigError
 from ..nets import DEFAULT_WIDTH, MLP, build_decoder, build_discriminator
 from ..objectives import learned_prior_loss, wgan_generator_loss, wgan_gp_critic_loss
 from ..optim import build_optimizer
-from .base import Batch, DataInfo, Method, Unsupported, Update, check_config
+from .base import Batch, DataInfo, Manifolds, Method, Unsupported, Update, check_config
 
 
 @dataclass
@@ -88,7 +88,7 @@ class DMWGANConfig:
 
 class DMWGAN(Method):
     Config = DMWGANConfig
-    capabilities = frozenset({"sample", "cluster", "figures"})
+    capabilities = frozenset({"sample", "cluster", "figures", "manifolds"})
     sample_y = "generator"
 
     def __init__(self, cfg: DMWGANConfig, info: DataInfo):
@@ -171,10 +171,10 @@ class DMWGAN(Method):
         """``(B, A)`` Q(i|x): the encoder's probability that generator i made ``x``."""
         return self.encoder(self.critic(x, return_features=True)[1]).softmax(1)
 
-    def generator_fns(self) -> list[Callable[[torch.Tensor], torch.Tensor]]:
-        """One callable ``(N, latent_dim) -> (N, *shape)`` per generator, for
-        ``genae.inversion.invert_multi`` (encoding by optimisation picks the best generator)."""
-        return list(self.generators)
+    def manifolds(self) -> Manifolds:
+        """The A generators, z ~ U[−1, 1] (``genae.inversion.invert_multi`` picks the best one)."""
+        return Manifolds(self.cfg.latent_dim, self.cfg.n_generators, lambda z, index=None, biases=None:
+                         self._generate(z, index), prior="uniform")
 
     def figures(self, x: torch.Tensor, y: torch.Tensor | None) -> dict[str, Any]:
         """One row per generator (10 columns, the same z down each column), rows in order of

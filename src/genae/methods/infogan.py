@@ -41,7 +41,7 @@ from ..nets import MLP, build_decoder, build_discriminator
 from ..objectives import (categorical_mi_bound, js_discriminator_loss, ns_generator_loss,
                           uniform_gaussian_mi_bound)
 from ..optim import build_optimizer
-from .base import Batch, DataInfo, Method, Unsupported, Update, check_config
+from .base import Batch, DataInfo, Manifolds, Method, Unsupported, Update, check_config
 
 
 @dataclass
@@ -64,7 +64,7 @@ class InfoGANConfig:
 
 class InfoGAN(Method):
     Config = InfoGANConfig
-    capabilities = frozenset({"sample", "cluster", "figures"})
+    capabilities = frozenset({"sample", "cluster", "figures", "manifolds"})
     sample_y = "code"
 
     def __init__(self, cfg: InfoGANConfig, info: DataInfo):
@@ -123,6 +123,18 @@ class InfoGAN(Method):
         """``(B, K)`` softmax of Q's categorical logits: p(c_cat | x)."""
         _, feat = self.discriminator(x, return_features=True)
         return self.q_head(feat)[:, : self.cfg.n_categories].softmax(1)
+
+    def manifolds(self) -> Manifolds:
+        """One manifold per value k of the categorical code, a function of w = [z, c_cont]
+        (noise_dim + n_continuous dimensions, uniform on [−1, 1]): G([z, one-hot(k), c_cont])."""
+        c = self.cfg
+
+        def render(w: torch.Tensor, index: torch.Tensor | None = None, biases=None) -> torch.Tensor:
+            index = torch.zeros(len(w), dtype=torch.long, device=w.device) if index is None else index
+            onehot = F.one_hot(index, c.n_categories).to(w.dtype)
+            return self.generator(torch.cat([w[:, :c.noise_dim], onehot, w[:, c.noise_dim:]], dim=1))
+
+        return Manifolds(c.noise_dim + c.n_continuous, c.n_categories, render, prior="uniform")
 
     def figures(self, x: torch.Tensor, y: torch.Tensor | None) -> dict[str, Any]:
         """Grids in the style of the paper's Figure 2, one row per value of c_cat: (a) 10 columns,

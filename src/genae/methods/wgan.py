@@ -45,7 +45,7 @@ import torch
 from ..nets import build_decoder, build_discriminator
 from ..objectives import wgan_critic_loss, wgan_generator_loss, wgan_gp_critic_loss
 from ..optim import build_optimizer
-from .base import Batch, DataInfo, Method, Update, check_config
+from .base import Batch, DataInfo, Manifolds, Method, Update, check_config
 
 
 @dataclass
@@ -64,7 +64,7 @@ class WGANConfig:
 
 class WGAN(Method):
     Config = WGANConfig
-    capabilities = frozenset({"sample"})
+    capabilities = frozenset({"sample", "manifolds"})
 
     def __init__(self, cfg: WGANConfig, info: DataInfo):
         super().__init__(cfg, info)
@@ -104,3 +104,7 @@ class WGAN(Method):
         """G(z), z ~ N(0, I) (unconditional: a ``y`` is refused)."""
         self.reject_y(y)
         return self.generator(self.prior_noise(n, self.cfg.latent_dim, generator))
+
+    def manifolds(self) -> Manifolds:
+        """G as the one manifold, z ~ N(0, I)."""
+        return Manifolds.single(self.generator, self.cfg.latent_dim)

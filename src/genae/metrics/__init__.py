@@ -19,6 +19,7 @@ Layering (each layer imports only the ones above it):
   statistics, and the samples/encodings shared by the metrics of one ``evaluate`` call.
 - metric groups, ``fn(method, ctx) -> dict``: ``generative.py`` (fid, kid, is, precision-recall),
   ``reconstruction.py`` (recon-mse, sharpness, recon-class-acc, decode-variance),
+  ``imagination.py`` (fid-seeded, imagine-mse, imagine-class-acc, sharpness-sp: renderings of z ~ q(z|x)),
   ``representation.py`` (ns-acc, knn-acc, linear-probe, cluster-acc, nmi, feature-rank,
   rate-reduction), ``latent.py`` (mig, qmm-score, nac, active-dims).
 
@@ -35,7 +36,7 @@ from typing import Any, Iterable
 
 from ..errors import ConfigError
 from ..methods.base import Method, Unsupported
-from . import generative, latent, reconstruction, representation
+from . import generative, imagination, latent, reconstruction, representation
 from .backbones import Backbone, DomainBackbone, InceptionBackbone, RawBackbone, make_backbone
 from .base import MetricSpec, Skip, log
 from .clustering import clustering_accuracy, kmeans, knn_accuracy, linear_probe_accuracy, nmi
@@ -66,6 +67,16 @@ METRICS: dict[str, MetricSpec] = {
                                   ("reconstruct", "labels", "images"), ("classifier", "backbone_test_acc", "n", "split")),
     "decode-variance": MetricSpec(reconstruction.decode_variance, "pixel variance of decodings of z ~ q(z|x)",
                                   ("posterior_sample", "decode", "images"), ("n_images", "n_draws", "split")),
+    "fid-seeded": MetricSpec(imagination.fid_seeded, "FID of test-seeded images: renderings of z ~ q(z|x) of the "
+                             "reference split", ("posterior_sample", "decode"), _BACKBONE),
+    "imagine-mse": MetricSpec(imagination.imagine_mse, "MSE between inputs and their imaginations (z ~ q(z|x))",
+                              ("posterior_sample", "decode"), ("n", "split")),
+    "imagine-class-acc": MetricSpec(imagination.imagine_class_acc, "domain-classifier accuracy of imaginations "
+                                    "(absolute, relative)", ("posterior_sample", "decode", "labels", "images"),
+                                    ("classifier", "backbone_test_acc", "n", "split")),
+    "sharpness-sp": MetricSpec(imagination.sharpness_sp, "San Pedro & Siersdorfer luminance-normalised sharpness "
+                               "of imaginations, reconstructions, real images", ("posterior_sample", "decode", "images"),
+                               ("n", "split")),
     "ns-acc": MetricSpec(representation.ns_acc, "nearest-subspace accuracy of encoder features (centred, uncentred)",
                          ("encode", "labels"), _CODES),
     "knn-acc": MetricSpec(representation.knn_acc, "k-NN (k=5) accuracy of encoder features",
@@ -83,7 +94,7 @@ METRICS: dict[str, MetricSpec] = {
     "mig": MetricSpec(latent.mig_metric, "mutual information gap against ground-truth factors",
                       ("posterior_sample|encode", "factors"), ("codes", "n_bins", "n", "split")),
     "qmm-score": MetricSpec(latent.qmm_score, "QMM λ1/λ2 score under slant (shear) and width transforms",
-                            ("encode", "images"), ("n_images", "strengths", "split")),
+                            ("encode|manifolds", "images"), ("n_images", "strengths", "split")),
     "nac": MetricSpec(latent.nac, "normalised absolute covariance of active latent dimensions",
                       ("encode",), ("n", "split")),
     "active-dims": MetricSpec(latent.active_dims, "active latent units (mask, KL > 0.01, or feature rank)",

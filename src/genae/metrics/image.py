@@ -11,7 +11,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-__all__ = ["luminance", "sharpness_per_image", "sharpness", "affine_transform", "shear", "hscale"]
+__all__ = ["luminance", "sharpness_per_image", "sharpness", "sharpness_sp_per_image", "SHARPNESS_SP_NOTE",
+           "affine_transform", "shear", "hscale"]
 
 # ITU-R BT.601 luma weights (R, G, B).
 BT601 = (0.299, 0.587, 0.114)
@@ -52,6 +53,36 @@ def sharpness_per_image(images: Any) -> np.ndarray:
 def sharpness(images: Any) -> float:
     """Mean over images of ``sharpness_per_image`` (see there for the normalisation)."""
     return float(sharpness_per_image(images).mean())
+
+
+SHARPNESS_SP_EPS = 1.0 / 255.0
+SHARPNESS_SP_NOTE = ("San Pedro & Siersdorfer (2009, §3.1.2): mean over pixels of |Laplacian| / (local mean "
+                     "luminance + 1/255); HSL lightness (max+min)/2 in [0,1]; 3x3 Laplacian and 3x3 local mean, "
+                     "'valid' borders; mean over images")
+
+
+def sharpness_sp_per_image(images: Any) -> np.ndarray:
+    """Luminance-normalised sharpness of San Pedro & Siersdorfer (2009, §3.1.2), the measure
+    LSR-GAN reports, per image ``(N,)`` float64 (higher = sharper).
+
+    Their Sh = Σ_{x,y} L(x, y) / μ_xy, with L the Laplacian ∂²I/∂x² + ∂²I/∂y² of the luminance I
+    (the L of HSL) and μ_xy the average luminance around (x, y). Our reading, stated with every
+    number: I = HSL lightness (max + min)/2 of pixels in [0, 1] (a grey image is its own I);
+    L = the 3×3 kernel [[0,1,0],[1,−4,1],[0,1,0]]; μ_xy = the mean of the same 3×3 window; both
+    with 'valid' borders; |L| rather than L (the signed sum of a Laplacian telescopes to border
+    terms); ε = 1/255 added to μ_xy (one grey level: black backgrounds give 0/ε = 0, not 0/0); the
+    mean over pixels instead of the sum, so images of different sizes compare. The plain variance
+    of the Laplacian stays ``sharpness_per_image``.
+    """
+    x = torch.as_tensor(images).detach().to("cpu", torch.float64)
+    if x.ndim == 4 and x.shape[1] == 3:
+        y = 0.5 * (x.max(dim=1).values + x.min(dim=1).values)
+    else:
+        y = luminance(x)
+    y = y[:, None]
+    lap = F.conv2d(y, torch.tensor(LAPLACIAN, dtype=torch.float64).view(1, 1, 3, 3))
+    mean = F.avg_pool2d(y, 3, stride=1)
+    return (lap.abs() / (mean + SHARPNESS_SP_EPS)).flatten(1).mean(1).numpy()
 
 
 def affine_transform(images: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:

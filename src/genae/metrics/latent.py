@@ -15,7 +15,7 @@ from . import disentangle, image, subspace
 from .base import Skip, need_images, quantize, to_unit
 from .context import EvalContext
 
-__all__ = ["QMM_SHEAR", "QMM_WIDTH", "active_dims", "mig_metric", "nac", "qmm_score"]
+__all__ = ["QMM_INVERSION", "QMM_SHEAR", "QMM_WIDTH", "active_dims", "mig_metric", "nac", "qmm_score"]
 
 
 def mig_metric(method, ctx: EvalContext) -> dict[str, Any]:
@@ -112,21 +112,57 @@ QMM_SHEAR = np.linspace(-0.4, 0.4, 11)   # x' = x + s·y; ±0.4 ≈ ±22° of sl
 QMM_WIDTH = np.linspace(0.7, 1.3, 11)    # horizontal scale factor about the centre
 
 
+QMM_INVERSION = {"steps": 200, "restarts": 2, "lr": 0.1}  # encoding by optimisation for generators
+
+
 def qmm_score(method, ctx: EvalContext, n_images: int = 500) -> dict[str, Any]:
     """QMM transform score: λ1/λ2 of the PCA of per-image-centred codes of 500 reference images
     under 11 strengths of shear (slant) and horizontal scaling (width). Strength ranges are our
-    choice (the paper does not give them): shear s ∈ [-0.4, 0.4], width ×[0.7, 1.3]."""
+    choice (the paper does not give them): shear s ∈ [-0.4, 0.4], width ×[0.7, 1.3].
+
+    Codes: ``encode`` where the method has an encoder; otherwise encoding by optimisation
+    (``genae.inversion``, ``QMM_INVERSION`` settings) on the method's learned manifolds: each
+    source image's manifold is the best fit of its untransformed version (the middle strength),
+    and all 11 strengths of that image are inverted on that one manifold (so the codes measure
+    motion within a manifold, not jumps between them)."""
     need_images(ctx, "qmm-score")
+    if not method.supports("encode") and not method.supports("manifolds"):
+        raise Skip(f"qmm-score needs an encoder or generator manifolds; {type(method).__name__} has neither")
     x = to_unit(ctx.dataset(ctx.split).x[:n_images])
     out: dict[str, Any] = {}
+    how = "encode"
     for name, fn, strengths in (("slant", image.shear, QMM_SHEAR), ("width", image.hscale, QMM_WIDTH)):
-        codes = []
-        with torch.no_grad():
-            for s in strengths:
-                xt = quantize(fn(x, float(s)))
-                codes.append(ctx.encode(method, xt))
+        xs = [quantize(fn(x, float(s))) for s in strengths]
+        if method.supports("encode"):
+            with torch.no_grad():
+                codes = [ctx.encode(method, xt) for xt in xs]
+        else:
+            codes, how = _inverted_codes(method, ctx, xs, len(xs) // 2), "inversion"
         r = disentangle.transform_score(np.stack(codes, axis=1))
         out[name] = r["score"]
-    return {**out, "value": out["slant"], "n_images": len(x), "strengths": len(QMM_SHEAR),
+    extra = ({"codes": "inversion", "inversion": dict(QMM_INVERSION),
+              "manifold": "best fit of the untransformed image"} if how == "inversion" else {})
+    return {**out, "value": out["slant"], **extra, "n_images": len(x), "strengths": len(QMM_SHEAR),
             "shear_range": [float(QMM_SHEAR[0]), float(QMM_SHEAR[-1])],
             "width_range": [float(QMM_WIDTH[0]), float(QMM_WIDTH[-1])], "split": ctx.split}
+
+
+def _inverted_codes(method, ctx: EvalContext, xs: list[torch.Tensor], identity: int) -> list[np.ndarray]:
+    """Codes ``(N, dim)`` per strength by encoding with optimisation (see ``qmm_score``)."""
+    from ..inversion import invert, invert_multi
+
+    man = method.manifolds()
+    gens = [man.generator(i) for i in range(man.count)]
+    bs, kw = ctx.batch_size, QMM_INVERSION
+    index = torch.cat([invert_multi(gens, ctx.to_method(xs[identity][i:i + bs], method), man.dim, **kw).index.cpu()
+                       if man.count > 1 else torch.zeros(len(xs[identity][i:i + bs]), dtype=torch.long)
+                       for i in range(0, len(xs[identity]), bs)])
+    codes = []
+    for xt in xs:
+        parts = []
+        for i in range(0, len(xt), bs):
+            xb = ctx.to_method(xt[i:i + bs], method)
+            idx = index[i:i + bs].to(xb.device).repeat(kw["restarts"])   # invert stacks restarts × batch
+            parts.append(invert(lambda z, idx=idx: man.render(z, idx), xb, man.dim, **kw).z.double().cpu())
+        codes.append(torch.cat(parts).numpy())
+    return codes

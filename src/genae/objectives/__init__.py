@@ -2,10 +2,11 @@
 likelihood terms sum over data/latent dimensions and are returned per example (the caller takes the
 batch mean); GAN terms are batch means."""
 from .elbo import (LIKELIHOODS, bernoulli_nll, gaussian_kl, gaussian_nll,
-                   gaussian_nll_optimal_variance, reconstruction_nll, reparameterize)
+                   gaussian_nll_optimal_variance, lsr_latent_nll, reconstruction_nll, reparameterize)
 from .gan import (gradient_penalty, js_discriminator_loss, ns_generator_loss, wgan_critic_loss,
                   wgan_generator_loss, wgan_gp_critic_loss)
 from .information import categorical_mi_bound, learned_prior_loss, uniform_gaussian_mi_bound
+from .qmm import bias_alignment, em_responsibilities, tangential_offset
 from .rate_reduction import (class_compression, coding_rate, ctrl_binary_objective,
                              ctrl_multi_objective, delta_r, pair_delta_r)
 
@@ -13,4 +14,5 @@ __all__ = ["LIKELIHOODS", "bernoulli_nll", "gaussian_kl", "gaussian_nll", "gauss
            "gradient_penalty", "js_discriminator_loss", "ns_generator_loss", "reconstruction_nll",
            "reparameterize", "wgan_critic_loss", "wgan_generator_loss", "wgan_gp_critic_loss",
            "class_compression", "coding_rate", "ctrl_binary_objective", "ctrl_multi_objective",
-           "delta_r", "pair_delta_r", "categorical_mi_bound", "learned_prior_loss", "uniform_gaussian_mi_bound"]
+           "delta_r", "pair_delta_r", "categorical_mi_bound", "learned_prior_loss", "uniform_gaussian_mi_bound",
+           "bias_alignment", "em_responsibilities", "tangential_offset", "lsr_latent_nll"]

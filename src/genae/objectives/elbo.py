@@ -12,7 +12,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-__all__ = ["LIKELIHOODS", "bernoulli_nll", "gaussian_kl", "gaussian_nll",
+__all__ = ["LIKELIHOODS", "bernoulli_nll", "gaussian_kl", "gaussian_nll", "lsr_latent_nll",
            "gaussian_nll_optimal_variance", "reconstruction_nll", "reparameterize"]
 
 LIKELIHOODS = ("bernoulli", "gaussian", "gaussian-optimal")
@@ -87,3 +87,16 @@ def reconstruction_nll(kind: str, out: torch.Tensor, x: torch.Tensor,
 def reparameterize(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
     """z = mu + exp(½ logvar) · ε, ε ~ N(0, I) from the global RNG; same shape as ``mu``."""
     return torch.addcmul(mu, (0.5 * logvar).exp(), torch.randn_like(mu))
+
+
+def lsr_latent_nll(z: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor,
+                   reduction: str = "sum") -> torch.Tensor:
+    """LSR-GAN's latent term −log q(z|x) of a diagonal Gaussian q = N(mu, diag exp(logvar)), per
+    example ``(B,)``: ½ [(z − mu)² e^(−logvar) + logvar + log 2π] summed over the latent dimensions
+    (``reduction="sum"``, the paper's −log q) or averaged over them (``"mean"``, the reference
+    code's, so that its λ is the paper's λ divided by the latent size). z, mu, logvar: ``(B, d)``.
+    """
+    if reduction not in ("sum", "mean"):
+        raise ValueError(f"lsr_latent_nll: reduction must be 'sum' or 'mean', got {reduction!r}")
+    per_dim = 0.5 * ((z - mu).pow(2) * torch.exp(-logvar) + logvar + math.log(2 * math.pi))
+    return per_dim.sum(1) if reduction == "sum" else per_dim.mean(1)

@@ -7,7 +7,7 @@ from typing import Sequence
 import numpy as np
 from matplotlib.figure import Figure
 
-__all__ = ["heatmaps", "signed_heatmap", "threshold_bars"]
+__all__ = ["bias_scatter", "heatmaps", "signed_heatmap", "threshold_bars"]
 
 
 def heatmaps(panels: Sequence[tuple[np.ndarray, str]], boundaries: Sequence[int] = (),
@@ -52,4 +52,27 @@ def threshold_bars(values: np.ndarray, threshold: float, title: str, xlabel: str
     ax.set_ylim(*ylim)
     ax.set_xlabel(xlabel)
     ax.set_title(title)
+    return fig
+
+
+def bias_scatter(panels: Sequence[tuple[str, np.ndarray, np.ndarray]]) -> Figure:
+    """Per multi-bias layer (one row each), two scatter plots of its A biases in their own 2-D PCA
+    coordinates: the biases a^(i) ``(A, out)`` and their tangential components Uᵀa^(i) ``(A, in)``
+    (QMM Fig. H.4), each point numbered by its index i; titles give tr Cov (1/A) of each set."""
+    fig = Figure(figsize=(8.0, 3.6 * len(panels)))
+    axes = fig.subplots(len(panels), 2, squeeze=False)
+    for row, (title, biases, tangential) in zip(axes, panels):
+        for ax, (what, pts) in zip(row, (("biases a", biases), ("tangential Uᵀa", tangential))):
+            pts = np.asarray(pts, dtype=np.float64)
+            centred = pts - pts.mean(0, keepdims=True)
+            trace = float((centred ** 2).sum(1).mean())
+            _, _, vt = np.linalg.svd(centred, full_matrices=False)
+            xy = centred @ vt[:2].T if vt.shape[0] >= 2 else np.c_[centred @ vt[:1].T, np.zeros(len(pts))]
+            ax.scatter(xy[:, 0], xy[:, 1], s=18)
+            for i, (u, v) in enumerate(xy):
+                ax.annotate(str(i), (u, v), fontsize=7)
+            ax.set_title(f"{title}: {what} (tr Cov {trace:.3g})", fontsize=9)
+            ax.set_xlabel("PC 1")
+            ax.set_ylabel("PC 2")
+    fig.tight_layout()
     return fig

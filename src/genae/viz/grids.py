@@ -45,3 +45,25 @@ def save_png(array: np.ndarray, path: str | Path) -> Path:
 def save_grid(images: torch.Tensor, path: str | Path, nrow: int | None = None) -> Path:
     """``make_grid`` then ``save_png``."""
     return save_png(make_grid(images, nrow), path)
+
+
+def load_image(path: str | Path, shape: tuple[int, ...]) -> torch.Tensor:
+    """An image file (anything Pillow reads: PNG, JPEG, ...) as ``(1, C, H, W)`` floats in [0, 1]
+    for data of ``shape`` ``(C, H, W)``: converted to grey (C = 1) or RGB (C = 3) and resized to
+    H×W (bilinear) when its size differs. Raises ``ValueError`` naming the file if it cannot be
+    read."""
+    from PIL import Image, UnidentifiedImageError
+
+    c, h, w = shape
+    if c not in (1, 3):
+        raise ValueError(f"load_image: data with {c} channels; only grey (1) or RGB (3) images are read")
+    try:
+        with Image.open(path) as im:
+            im = im.convert("L" if c == 1 else "RGB")
+            if im.size != (w, h):
+                im = im.resize((w, h), Image.BILINEAR)
+            arr = np.asarray(im, dtype=np.float32) / 255.0
+    except (OSError, UnidentifiedImageError) as e:
+        raise ValueError(f"{path}: not a readable image ({e})") from None
+    x = torch.from_numpy(arr)
+    return (x[None] if c == 1 else x.permute(2, 0, 1))[None].contiguous()

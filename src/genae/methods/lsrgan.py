@@ -1,0 +1,185 @@
+"""LSR-GAN, the latent space renderer ("Imagining the Latent Space of a Variational Auto-Encoder";
+notes in docs/methods.md): a VAE is trained, its encoder frozen, and a GAN generator initialised from the VAE's decoder is fine-tuned so that what it
+draws for z is what the encoder maps back to z.
+
+Two stages (``Method.stages``; the trainer enters each at its boundary, also on resume):
+
+1. ``vae`` (``vae_steps`` steps; player "vae" = encoder + decoder): the VAE with the Gaussian
+   likelihood whose one shared variance is set to its maximum-likelihood value, i.e. the batch's
+   (N/2)·(log MSE + 1 + log 2π) over its N scalars (paper appendix A; the reference code calls it
+   "BCE"), plus β·KL(q(z|x) ‖ N(0, I)) summed over the batch and the latent dimensions.
+2. ``gan`` (the rest of ``train.steps``; players "discriminator" and "generator"; encoder and decoder
+   frozen, in eval mode with their BatchNorm statistics fixed): on entering it the generator is
+   initialised with the decoder's weights (once: a resume inside stage 2 keeps the fine-tuned
+   generator; the decoder itself stays in the checkpoint as the VAE's renderer). Per step, z ~ N(0, I):
+       discriminator: −E[log D(x)] − E[log(1 − D(G(z)))]          (patch logits, all averaged)
+       generator:     −E[log D(G(z))] + λ·E_z[−log q(z | G(z))]     (non-saturating; the latent term
+                      through the frozen encoder, ``objectives.lsr_latent_nll``)
+   ``latent_reduction``: "sum" (default; the paper's −log q, summed over the latent dimensions) or
+   "mean" (the reference code's average over them: its λ is the paper's λ / latent size).
+
+Defaults: Adam lr 2e-4, β = (0.5, 0.999) for every player, batch 32 (the recipe's ``train``
+default), latent 128, β = 1, λ = 1. Networks: ``net="resnet"`` is Table 3 (``nets.lsr``: ResNet
+encoder and decoder for 28×28 or 32×32 images and the 3 × 2 × 2 patch discriminator); "conv" is
+genae's DCGAN encoder/decoder with the patch discriminator, "mlp" the MLP family with an MLP
+discriminator (vector data). Images use ``input_range="tanh"`` (tanh decoder).
+
+Inference: ``renderer`` chooses what decodes a code: "lsr" (the generator; the default once stage 2
+has started) or "vae" (the stage-1 decoder). ``encode`` gives μ(x); ``genae.imagine.imagine(method, x, draws)``
+renders ``draws`` samples of q(z|x) per input (the paper's imaginations, Figs. 1–3). With ``vae_steps = 0``
+the recipe starts at stage 2: initialise the encoder and decoder from a VAE run of the same networks
+with ``train.init_from=RUN:encoder,decoder``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Iterator, Literal
+
+import torch
+
+from ..errors import ConfigError
+from ..nets import build_decoder, build_discriminator, build_encoder
+from ..nets.lsr import LSRDecoder, LSREncoder, PatchDiscriminator
+from ..objectives import (gaussian_kl, gaussian_nll_optimal_variance, js_discriminator_loss,
+                          lsr_latent_nll, ns_generator_loss, reparameterize)
+from ..optim import build_optimizer
+from .base import Batch, DataInfo, Method, Posterior, Stage, Update, check_config
+
+
+@dataclass
+class LSRGANConfig:
+    net: Literal["resnet", "conv", "mlp"] = "resnet"
+    latent_dim: int = 128
+    hidden: int = 0                   # conv base channels / MLP units (net conv or mlp); 0 = family default
+    depth: int = 2                    # hidden layers of the MLP networks
+    d_base: int = 64                  # channels of the patch discriminator's first convolution
+    beta: float = 1.0                 # β of stage 1's KL term
+    lam: float = 1.0                  # λ of the latent term in stage 2
+    latent_reduction: Literal["sum", "mean"] = "sum"   # −log q(z|G(z)) over latent dims: paper / reference code
+    vae_steps: int = 10000            # length of stage 1; 0 = start at stage 2 (train.init_from a VAE run)
+    lr: float = 2e-4
+    betas: tuple[float, float] = (0.5, 0.999)
+    optimizer: Literal["adam", "adamw", "rmsprop", "sgd"] = "adam"
+
+
+class LSRGAN(Method):
+    Config = LSRGANConfig
+    capabilities = frozenset({"encode", "decode", "reconstruct", "sample", "posterior", "posterior_sample",
+                              "figures"})
+
+    def __init__(self, cfg: LSRGANConfig, info: DataInfo):
+        super().__init__(cfg, info)
+        check_config(cfg, positive=("latent_dim", "depth", "d_base", "lr"),
+                     nonnegative=("hidden", "beta", "lam", "vae_steps"))
+        image = len(info.shape) == 3
+        self.input_range = "tanh" if image else "raw"
+        if not image:
+            self.capabilities = type(self).capabilities - {"figures"}
+            if cfg.net != "mlp":
+                raise ConfigError(f"model.net={cfg.net!r} needs images; use model.net=mlp for vector data")
+        if cfg.net == "resnet":
+            try:
+                self.encoder = LSREncoder(info.shape, cfg.latent_dim)
+                self.decoder = LSRDecoder(cfg.latent_dim, info.shape)
+                self.generator = LSRDecoder(cfg.latent_dim, info.shape)
+            except ValueError as e:
+                raise ConfigError(f"model.net=resnet: {e}; use model.net=conv or resize with data.image_size=32") from None
+        else:
+            width, out_act = cfg.hidden or None, ("tanh" if image else None)
+            self.encoder = build_encoder(cfg.net, info.shape, 2 * cfg.latent_dim, width, cfg.depth)
+            self.decoder = build_decoder(cfg.net, cfg.latent_dim, info.shape, width, out_act, cfg.depth)
+            self.generator = build_decoder(cfg.net, cfg.latent_dim, info.shape, width, out_act, cfg.depth)
+        if cfg.net == "mlp":
+            self.discriminator = build_discriminator("mlp", info.shape, cfg.hidden or None, cfg.depth)
+        else:
+            try:
+                self.discriminator = PatchDiscriminator(info.shape, cfg.d_base)
+            except ValueError as e:
+                raise ConfigError(f"model.net={cfg.net}: {e}") from None
+        # 1 once the generator has been initialised from the decoder (stage 2 entered); saved with
+        # the weights, so a resume inside stage 2 does not copy the decoder again
+        self.register_buffer("generator_ready", torch.zeros((), dtype=torch.uint8))
+        self.renderer: Literal["auto", "lsr", "vae"] = "auto"
+
+    # --- the recipe ---------------------------------------------------------------------------
+    def stages(self) -> tuple[Stage, ...]:
+        gan = Stage("gan", ("generator", "discriminator"), None, frozen=("encoder", "decoder"))
+        return ((Stage("vae", ("vae",), self.cfg.vae_steps), gan) if self.cfg.vae_steps else (gan,))
+
+    def enter_stage(self, stage: Stage | None) -> None:
+        super().enter_stage(stage)
+        if stage is not None and stage.name == "gan" and not int(self.generator_ready):
+            with torch.no_grad():
+                self.generator.load_state_dict(self.decoder.state_dict())
+                self.generator_ready.fill_(1)
+
+    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        c = self.cfg
+        vae = [*self.encoder.parameters(), *self.decoder.parameters()]
+        return {"vae": build_optimizer(c.optimizer, vae, c.lr, c.betas),
+                "generator": build_optimizer(c.optimizer, self.generator.parameters(), c.lr, c.betas),
+                "discriminator": build_optimizer(c.optimizer, self.discriminator.parameters(), c.lr, c.betas)}
+
+    def train_step(self, batch: Batch, step: int) -> Iterator[Update]:
+        if self.stage == "gan":
+            yield from self._gan_step(batch.x)
+        else:                      # stage 1 (also a bare call outside the trainer)
+            yield from self._vae_step(batch.x)
+
+    def _vae_step(self, x: torch.Tensor) -> Iterator[Update]:
+        mu, logvar = self.encoder(x).chunk(2, dim=1)
+        out = self.decoder(reparameterize(mu, logvar))
+        recon = gaussian_nll_optimal_variance(out, x)          # (N/2)(log MSE + 1 + log 2π), batch total
+        kl = gaussian_kl(mu, logvar).sum()                      # summed over the batch and latent dims
+        loss = recon + self.cfg.beta * kl
+        yield Update({"vae": loss}, {"vae/recon": recon.detach(), "vae/kl": kl.detach(), "vae/loss": loss.detach(),
+                                     "vae/mse": (out - x).pow(2).mean().detach()})
+
+    def _gan_step(self, x: torch.Tensor) -> Iterator[Update]:
+        c = self.cfg
+        z = self.prior_noise(x.shape[0], c.latent_dim)
+        fake = self.generator(z)
+        d_loss = js_discriminator_loss(self.discriminator(x), self.discriminator(fake.detach()))
+        yield Update({"discriminator": d_loss}, {"discriminator/loss": d_loss.detach()})
+
+        adv = ns_generator_loss(self.discriminator(fake))
+        mu, logvar = self.encoder(fake).chunk(2, dim=1)        # the frozen encoder: gradient reaches G only
+        latent = lsr_latent_nll(z, mu, logvar, c.latent_reduction).mean()
+        loss = adv + c.lam * latent
+        yield Update({"generator": loss}, {"generator/adv": adv.detach(), "generator/latent_nll": latent.detach(),
+                                           "generator/loss": loss.detach()})
+
+    # --- inference API ------------------------------------------------------------------------
+    def render(self, z: torch.Tensor) -> torch.Tensor:
+        """``(B, latent)`` -> images by the chosen ``renderer`` (see the module docstring)."""
+        which = self.renderer
+        if which == "auto":
+            which = "lsr" if int(self.generator_ready) else "vae"
+        if which not in ("lsr", "vae"):
+            raise ValueError(f"renderer must be 'auto', 'lsr' or 'vae', got {self.renderer!r}")
+        return (self.generator if which == "lsr" else self.decoder)(z)
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        """μ(x), ``(B, latent_dim)``."""
+        return self.encoder(x)[:, : self.cfg.latent_dim]
+
+    def posterior(self, x: torch.Tensor) -> Posterior:
+        mu, logvar = self.encoder(x).chunk(2, dim=1)
+        return Posterior(mean=mu, logvar=logvar)
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        return self.render(z)
+
+    def sample(self, n: int, y: torch.Tensor | None = None,
+               generator: torch.Generator | None = None) -> torch.Tensor:
+        """Renderings of z ~ N(0, I) (prior-seeded images); unconditional."""
+        self.reject_y(y)
+        return self.render(self.prior_noise(n, self.cfg.latent_dim, generator))
+
+    def figures(self, x: torch.Tensor, y: torch.Tensor | None) -> dict[str, Any]:
+        """Imaginations (the paper's Figs. 1–3; ``genae.imagine``): per input (a row), the input,
+        the VAE decoder's reconstruction of μ(x), then 6 renderings of z ~ q(z|x)."""
+        from ..imagine import imagination_grid
+
+        return {"imaginations (per row: input, VAE reconstruction, 6 renderings of z ~ q(z|x))":
+                imagination_grid(self, x[:8], 6)}

@@ -1,0 +1,175 @@
+"""LSR-GAN: the latent term against torch.distributions for both reductions; through stage 2 the
+encoder's weights and BatchNorm buffers stay bit-identical; at the start of stage 2 the generator is
+the stage-1 decoder (once: not again on resume); resume inside stage 2 and across the boundary
+equals the uninterrupted run; Table 3's networks; the renderers and imaginations."""
+from __future__ import annotations
+
+import math
+import shutil
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from conftest import fast_train_overrides, tiny_overrides
+from genae import runs
+from genae.config import build_config
+from genae.imagine import imagine
+from genae.methods import METHODS, Batch, DataInfo
+from genae.nets.lsr import LSRDecoder, LSREncoder, PatchDiscriminator
+from genae.objectives import lsr_latent_nll
+from genae.trainer import resume, train
+
+STEPS, VAE_STEPS = 6, 3
+
+
+@pytest.mark.parametrize("reduction", ["sum", "mean"])
+def test_latent_nll_matches_torch_distributions(reduction):
+    g = torch.Generator().manual_seed(0)
+    z, mu, logvar = (torch.randn(5, 7, generator=g, dtype=torch.float64) for _ in range(3))
+    ref = -torch.distributions.Normal(mu, (0.5 * logvar).exp()).log_prob(z)
+    want = ref.sum(1) if reduction == "sum" else ref.mean(1)
+    torch.testing.assert_close(lsr_latent_nll(z, mu, logvar, reduction), want)
+    # the paper's λ equals the reference code's λ times the latent size
+    torch.testing.assert_close(lsr_latent_nll(z, mu, logvar, "sum"), 7 * lsr_latent_nll(z, mu, logvar, "mean"))
+
+
+def test_table3_network_shapes():
+    for shape in ((3, 32, 32), (1, 28, 28)):
+        enc, dec = LSREncoder(shape, 128), LSRDecoder(128, shape)
+        x = torch.rand(4, *shape) * 2 - 1
+        assert enc(x).shape == (4, 256) and dec(torch.randn(4, 128)).shape == (4, *shape)
+    for side in (28, 32, 64):
+        assert PatchDiscriminator((3, side, side)).eval()(torch.randn(2, 3, side, side)).shape == (2, 3, 2, 2)
+    with pytest.raises(ValueError, match="28×28 or 32×32"):
+        LSREncoder((3, 64, 64))
+
+
+def _run(tmp_path, name, **extra):
+    sets = tiny_overrides("lsr-gan") + [f"model.vae_steps={VAE_STEPS}"] + fast_train_overrides(STEPS, **extra)
+    return train(build_config("lsr-gan", "fake", overrides=sets, out=str(tmp_path / name)))
+
+
+def _weights(run, step):
+    return load_file(str(run / "checkpoints" / runs.checkpoint_name(step) / "model.safetensors"))
+
+
+def test_stage_two_keeps_the_encoder_and_decoder_and_starts_from_the_decoder(tmp_path):
+    run = _run(tmp_path, "r", ckpt_every=1, keep_ckpts=100)
+    boundary, last = _weights(run, VAE_STEPS), _weights(run, STEPS)
+    frozen = [k for k in boundary if k.startswith(("encoder.", "decoder."))]
+    assert any("running_mean" in k for k in frozen)                # BatchNorm buffers are checked too
+    for k in frozen:
+        assert torch.equal(boundary[k], last[k]), k
+    assert int(boundary["generator_ready"]) == 0 and int(last["generator_ready"]) == 1
+    # stage 2 moved the generator and the discriminator
+    assert any(not torch.equal(boundary[k], last[k]) for k in boundary if k.startswith("generator."))
+    assert any(not torch.equal(boundary[k], last[k]) for k in boundary if k.startswith("discriminator."))
+
+
+def test_generator_is_initialised_from_the_decoder_once():
+    spec = METHODS["lsr-gan"]
+    torch.manual_seed(0)
+    m = spec.build(spec.config(**{**tiny_overrides_dict(), "net": "conv"}), DataInfo((1, 28, 28), 10, "image"))
+    gan = m.stages()[1]
+    assert any(not torch.equal(a, b) for a, b in zip(m.generator.state_dict().values(),
+                                                      m.decoder.state_dict().values()))
+    m.enter_stage(gan)
+    for (k, a), b in zip(m.generator.state_dict().items(), m.decoder.state_dict().values()):
+        assert torch.equal(a, b), k
+    assert not m.encoder.training and not m.decoder.training            # frozen in eval mode
+    with torch.no_grad():
+        next(m.generator.parameters()).add_(1.0)
+    m.enter_stage(gan)                                                   # a resume: no second copy
+    assert not torch.equal(next(m.generator.parameters()), next(m.decoder.parameters()))
+
+
+def tiny_overrides_dict():
+    from conftest import TINY
+
+    return dict(TINY["lsr-gan"])
+
+
+@pytest.mark.parametrize("cut_at", [2, 4])     # before the boundary (3) and inside stage 2
+def test_resume_across_the_boundary_and_inside_stage_two_equals_the_uninterrupted_run(tmp_path, cut_at):
+    full = _run(tmp_path, "full", ckpt_every=1, keep_ckpts=100)
+    cut = _run(tmp_path, "cut", ckpt_every=1, keep_ckpts=100)
+    for ckpt in runs.checkpoint_dirs(cut):
+        if runs.checkpoint_step(ckpt) > cut_at:
+            shutil.rmtree(ckpt)
+    resume(cut)
+    a, b = _weights(full, STEPS), _weights(cut, STEPS)
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_renderers_and_imaginations(tmp_path):
+    run = _run(tmp_path, "r")
+    m = runs.load_run(run)
+    x = torch.rand(3, 1, 28, 28) * 2 - 1
+    with torch.no_grad():
+        assert m.render(torch.zeros(2, 4)).shape == (2, 1, 28, 28)
+        lsr = m.decode(torch.zeros(2, 4))
+        m.renderer = "vae"
+        vae = m.decode(torch.zeros(2, 4))
+        assert not torch.equal(lsr, vae)
+        torch.testing.assert_close(vae, m.decoder(torch.zeros(2, 4)))
+        m.renderer = "lsr"
+        im = imagine(m, x, 5, torch.Generator().manual_seed(0))
+        assert im.shape == (3, 5, 1, 28, 28)
+        im2 = imagine(m, x, 5, torch.Generator().manual_seed(0))
+        assert torch.equal(im, im2)
+        figs = m.figures(x, None)
+        assert len(figs) == 1
+
+
+def test_latent_term_reaches_only_the_generator():
+    spec = METHODS["lsr-gan"]
+    torch.manual_seed(0)
+    m = spec.build(spec.config(**{**tiny_overrides_dict(), "net": "conv"}), DataInfo((1, 28, 28), 10, "image"))
+    m.enter_stage(m.stages()[1])
+    x = torch.rand(8, 1, 28, 28) * 2 - 1
+    updates = m.train_step(Batch(x), 0)
+    next(updates)
+    g_update = next(updates)
+    loss = g_update.losses["generator"]
+    loss.backward()
+    assert all(p.grad is None for p in m.encoder.parameters())        # frozen: no gradient at all
+    assert all(p.grad is None for p in m.decoder.parameters())
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in m.generator.parameters())
+    assert math.isfinite(g_update.logs["generator/latent_nll"].item())
+
+
+def test_imagine_command_layout(tmp_path):
+    import numpy as np
+    from PIL import Image
+
+    from test_cli import _sets, genae
+
+    run = tmp_path / "run"
+    model = tiny_overrides("lsr-gan") + ["model.vae_steps=2"]
+    genae("train", "lsr-gan", "--data", "fake", "--out", run, *_sets(model + fast_train_overrides(4)))
+    out = tmp_path / "im.png"
+    proc = genae("imagine", run, "--out", out, "--n", 3, "--draws", 2)
+    grid = np.asarray(Image.open(out))
+    assert grid.shape == (3 * 30 + 2, 4 * 30 + 2, 3)       # 3 rows; input, reconstruction, 2 draws
+    assert "3 rows" in proc.stdout
+    genae("imagine", run, "--out", out, "--n", 2, "--draws", 1, "--renderer", "vae")
+    proc = genae("imagine", run, "--out", out, "--images", tmp_path / "missing.png", check=False)
+    assert proc.returncode != 0 and "not a readable image" in proc.stderr
+
+
+def test_eval_both_renderers_in_one_call(tmp_path):
+    import json
+
+    from test_cli import _sets, genae
+
+    run = tmp_path / "run"
+    model = tiny_overrides("lsr-gan") + ["model.vae_steps=2"]
+    genae("train", "lsr-gan", "--data", "fake", "--out", run, *_sets(model + fast_train_overrides(4)))
+    res = json.loads(genae("eval", run, "--metrics", "imagine-mse,sharpness-sp", "--renderer", "vae,lsr",
+                           "--n-samples", 16, "--json").stdout)
+    assert set(res) == {"imagine-mse@vae", "imagine-mse@lsr", "sharpness-sp@vae", "sharpness-sp@lsr"}
+    assert res["imagine-mse@vae"]["renderer"] == "vae"
+    assert res["imagine-mse@vae"]["value"] != res["imagine-mse@lsr"]["value"]
+    proc = genae("eval", run, "--metrics", "imagine-mse", "--renderer", "gan", check=False)
+    assert proc.returncode != 0 and "choose vae, lsr" in proc.stderr
