@@ -2,6 +2,7 @@
 and picks the right generator of a multi-generator model."""
 from __future__ import annotations
 
+import pytest
 import torch
 from torch import nn
 
@@ -25,7 +26,7 @@ def test_inversion_recovers_the_code_of_a_generated_example():
     with torch.no_grad():
         assert torch.allclose(g(fit.z), x, atol=5e-3)
     assert all(torch.equal(a, b) and b.grad is None for a, b in zip(before, g.parameters()))
-    assert fit.protocol == {"steps": 600, "restarts": 4, "lr": 0.1, "seed": 0} and fit.index is None
+    assert fit.protocol == {"steps": 600, "restarts": 4, "lr": 0.1, "seed": 0, "start": "N(0, I)"} and fit.index is None
 
 
 def test_inversion_picks_the_generator_that_made_the_example():
@@ -44,3 +45,17 @@ def test_inversion_does_not_touch_the_global_rng():
     state = torch.random.get_rng_state()
     invert(g, torch.zeros(2, 20), dim=3, steps=2, restarts=1)
     assert torch.equal(state, torch.random.get_rng_state())
+
+
+def test_a_warm_start_is_used_as_given():
+    torch.manual_seed(0)
+    g = torch.nn.Linear(3, 12)
+    for p in g.parameters():
+        p.requires_grad_(False)
+    z0 = torch.randn(4, 3)
+    x = g(z0)
+    fit = invert(g, x, 3, steps=1, restarts=1, lr=1e-9, start=z0)     # one tiny step: stays at the start
+    torch.testing.assert_close(fit.z, z0)
+    assert fit.protocol["start"] == "given"
+    with pytest.raises(ValueError, match="restarts=1"):
+        invert(g, x, 3, restarts=2, start=z0)

@@ -133,6 +133,8 @@ def _parser() -> argparse.ArgumentParser:
                    help="evaluate the kept checkpoint of this step instead of the latest "
                         "(writes RUN/eval-step-SSSSSSSS.json, leaving eval.json to the latest)")
     e.add_argument("--json", action="store_true", help="print exactly one JSON object on stdout")
+    e.add_argument("--qmm-images", type=int, default=500,
+                   help="source images of qmm-score (default 500, the QMM paper's)")
     e.add_argument("--renderer", default=None, metavar="vae|lsr|vae,lsr",
                    help="lsr-gan: decode with the stage-1 VAE decoder, the LSR generator, or both (each "
                         "metric then appears as NAME@vae and NAME@lsr)")
@@ -399,8 +401,10 @@ def _cmd_eval(args) -> int:
     device = str(resolve_device(args.device, "--device"))
     method, cfg, ckpt = open_checkpoint(args.run, device=device, step=args.step)
     step = checkpoint_step(ckpt)
+    if args.qmm_images <= 0:
+        raise GenaeError("--qmm-images must be positive")
     ctx = EvalContext(cfg.data, split=args.split, n_samples=args.n_samples, backbone=args.backbone,
-                      device=device, seed=args.seed, progress=not args.json)
+                      device=device, seed=args.seed, progress=not args.json, qmm_images=args.qmm_images)
     with contextlib.suppress(GenaeError):  # a missing split is reported by the metrics that need it
         # the split evaluated on, loaded once (the context keeps it for the metrics)
         check_data_record(Path(args.run), {args.split: ctx.dataset(args.split)})

@@ -38,14 +38,21 @@ class Inversion:
 
 
 def invert(generator: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, dim: int, steps: int = 500,
-           restarts: int = 4, lr: float = 0.1, seed: int = 0) -> Inversion:
+           restarts: int = 4, lr: float = 0.1, seed: int = 0, start: torch.Tensor | None = None) -> Inversion:
     """Codes ``(B, dim)`` whose generations best match ``x`` ``(B, *shape)`` (see the module
-    docstring); ``x`` in the generator's output range and on its device."""
+    docstring); ``x`` in the generator's output range and on its device. ``start`` ``(B, dim)``:
+    one given starting code per example instead of random ones (a warm start, e.g. the code of a
+    nearby image; ``restarts`` must then be 1)."""
     if steps < 1 or restarts < 1 or dim < 1:
         raise ValueError(f"invert: steps, restarts and dim must be positive (got {steps}, {restarts}, {dim})")
     b = len(x)
-    g = torch.Generator(device="cpu").manual_seed(seed)
-    z = torch.randn(restarts * b, dim, generator=g).to(x.device).requires_grad_(True)
+    if start is not None:
+        if restarts != 1 or start.shape != (b, dim):
+            raise ValueError(f"invert: a start must be ({b}, {dim}) with restarts=1")
+        z = start.detach().clone().to(x.device).requires_grad_(True)
+    else:
+        g = torch.Generator(device="cpu").manual_seed(seed)
+        z = torch.randn(restarts * b, dim, generator=g).to(x.device).requires_grad_(True)
     target = x.detach().repeat(restarts, *([1] * (x.ndim - 1)))
     opt = torch.optim.Adam([z], lr=lr)
     with torch.enable_grad():
@@ -60,7 +67,8 @@ def invert(generator: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, d
         best = err.argmin(0)
         zs = z.detach().view(restarts, b, dim)[best, torch.arange(b, device=x.device)]
         return Inversion(zs, err[best, torch.arange(b, device=x.device)], None,
-                         {"steps": steps, "restarts": restarts, "lr": lr, "seed": seed})
+                         {"steps": steps, "restarts": restarts, "lr": lr, "seed": seed,
+                          "start": "given" if start is not None else "N(0, I)"})
 
 
 def invert_multi(generators: Sequence[Callable[[torch.Tensor], torch.Tensor]], x: torch.Tensor, dim: int,

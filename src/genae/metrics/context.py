@@ -69,6 +69,8 @@ class EvalContext:
     domain_recipe: how the domain classifier is trained (part of its cache key).
     mig_factors: factor names used by ``mig``; None = all but "shape" (Chen et al. 2018 leave
         dSprites' shape out).
+    qmm_images: source images of ``qmm-score`` (500, the QMM paper's; fewer where codes come
+        from encoding by optimisation on a CPU).
     progress: print one line per metric with its duration to stderr.
     """
 
@@ -82,6 +84,7 @@ class EvalContext:
     cache_dir: str | None = None
     domain_recipe: DomainRecipe = field(default_factory=DomainRecipe)
     mig_factors: tuple[str, ...] | None = None
+    qmm_images: int = 500
     progress: bool = False
     _data: dict = field(default_factory=dict, init=False, repr=False)
     _backbones: dict = field(default_factory=dict, init=False, repr=False)

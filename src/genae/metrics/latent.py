@@ -112,57 +112,86 @@ QMM_SHEAR = np.linspace(-0.4, 0.4, 11)   # x' = x + s·y; ±0.4 ≈ ±22° of sl
 QMM_WIDTH = np.linspace(0.7, 1.3, 11)    # horizontal scale factor about the centre
 
 
-QMM_INVERSION = {"steps": 200, "restarts": 2, "lr": 0.1}  # encoding by optimisation for generators
+# Encoding by optimisation for generators (codes of transformed images, ``qmm_score``): the
+# manifold of each source image is chosen by ``select_steps`` Adam steps per manifold on the
+# untransformed image; that image is inverted with ``restarts`` random starts and ``steps`` steps;
+# each further strength starts from the code of its neighbour one strength closer to the identity
+# (``walk_steps`` steps): a continuation along the transform, so the codes follow one basin.
+QMM_INVERSION = {"steps": 200, "restarts": 2, "walk_steps": 50, "select_steps": 50, "lr": 0.1}
 
 
-def qmm_score(method, ctx: EvalContext, n_images: int = 500) -> dict[str, Any]:
-    """QMM transform score: λ1/λ2 of the PCA of per-image-centred codes of 500 reference images
-    under 11 strengths of shear (slant) and horizontal scaling (width). Strength ranges are our
-    choice (the paper does not give them): shear s ∈ [-0.4, 0.4], width ×[0.7, 1.3].
+def qmm_score(method, ctx: EvalContext) -> dict[str, Any]:
+    """QMM transform score: λ1/λ2 of the PCA of per-image-centred codes of ``ctx.qmm_images``
+    (500, the paper's) reference images under 11 strengths of shear (slant) and horizontal scaling
+    (width). Strength ranges are our choice (the paper does not give them): shear s ∈ [-0.4, 0.4],
+    width ×[0.7, 1.3]; the middle strength of each is the identity.
 
-    Codes: ``encode`` where the method has an encoder; otherwise encoding by optimisation
-    (``genae.inversion``, ``QMM_INVERSION`` settings) on the method's learned manifolds: each
-    source image's manifold is the best fit of its untransformed version (the middle strength),
-    and all 11 strengths of that image are inverted on that one manifold (so the codes measure
-    motion within a manifold, not jumps between them)."""
+    Codes: ``encode`` where the method has an encoder; otherwise encoding by optimisation on the
+    method's learned manifolds (``QMM_INVERSION``: each source image keeps the manifold that fits
+    its untransformed version best, so the codes measure motion within one manifold)."""
     need_images(ctx, "qmm-score")
     if not method.supports("encode") and not method.supports("manifolds"):
         raise Skip(f"qmm-score needs an encoder or generator manifolds; {type(method).__name__} has neither")
-    x = to_unit(ctx.dataset(ctx.split).x[:n_images])
+    x = to_unit(ctx.dataset(ctx.split).x[:ctx.qmm_images])
+    transforms = (("slant", image.shear, QMM_SHEAR), ("width", image.hscale, QMM_WIDTH))
+    by_inversion = not method.supports("encode")
+    start = _InversionStart(method, ctx, x) if by_inversion else None
     out: dict[str, Any] = {}
-    how = "encode"
-    for name, fn, strengths in (("slant", image.shear, QMM_SHEAR), ("width", image.hscale, QMM_WIDTH)):
+    for name, fn, strengths in transforms:
         xs = [quantize(fn(x, float(s))) for s in strengths]
-        if method.supports("encode"):
+        if by_inversion:
+            codes = start.walk(xs, len(xs) // 2)
+        else:
             with torch.no_grad():
                 codes = [ctx.encode(method, xt) for xt in xs]
-        else:
-            codes, how = _inverted_codes(method, ctx, xs, len(xs) // 2), "inversion"
-        r = disentangle.transform_score(np.stack(codes, axis=1))
-        out[name] = r["score"]
+        out[name] = disentangle.transform_score(np.stack(codes, axis=1))["score"]
     extra = ({"codes": "inversion", "inversion": dict(QMM_INVERSION),
-              "manifold": "best fit of the untransformed image"} if how == "inversion" else {})
+              "manifold": "best fit of the untransformed image"} if by_inversion else {})
     return {**out, "value": out["slant"], **extra, "n_images": len(x), "strengths": len(QMM_SHEAR),
             "shear_range": [float(QMM_SHEAR[0]), float(QMM_SHEAR[-1])],
             "width_range": [float(QMM_WIDTH[0]), float(QMM_WIDTH[-1])], "split": ctx.split}
 
 
-def _inverted_codes(method, ctx: EvalContext, xs: list[torch.Tensor], identity: int) -> list[np.ndarray]:
-    """Codes ``(N, dim)`` per strength by encoding with optimisation (see ``qmm_score``)."""
-    from ..inversion import invert, invert_multi
+class _InversionStart:
+    """Per source image: its manifold and the code of its untransformed version (shared by both
+    transforms), then ``walk`` inverts the strengths outward from the identity."""
 
-    man = method.manifolds()
-    gens = [man.generator(i) for i in range(man.count)]
-    bs, kw = ctx.batch_size, QMM_INVERSION
-    index = torch.cat([invert_multi(gens, ctx.to_method(xs[identity][i:i + bs], method), man.dim, **kw).index.cpu()
-                       if man.count > 1 else torch.zeros(len(xs[identity][i:i + bs]), dtype=torch.long)
-                       for i in range(0, len(xs[identity]), bs)])
-    codes = []
-    for xt in xs:
-        parts = []
-        for i in range(0, len(xt), bs):
-            xb = ctx.to_method(xt[i:i + bs], method)
-            idx = index[i:i + bs].to(xb.device).repeat(kw["restarts"])   # invert stacks restarts × batch
-            parts.append(invert(lambda z, idx=idx: man.render(z, idx), xb, man.dim, **kw).z.double().cpu())
-        codes.append(torch.cat(parts).numpy())
-    return codes
+    def __init__(self, method, ctx: EvalContext, x: torch.Tensor):
+        from ..inversion import invert, invert_multi
+
+        self.method, self.ctx, kw = method, ctx, QMM_INVERSION
+        self.man = man = method.manifolds()
+        self.index, self.z = [], []
+        xq = quantize(x)
+        for i in range(0, len(x), ctx.batch_size):
+            xb = ctx.to_method(xq[i:i + ctx.batch_size], method)
+            if man.count > 1:
+                idx = invert_multi([man.generator(k) for k in range(man.count)], xb, man.dim,
+                                   steps=kw["select_steps"], restarts=1, lr=kw["lr"]).index
+            else:
+                idx = torch.zeros(len(xb), dtype=torch.long, device=xb.device)
+            fit = invert(self._on(idx.repeat(kw["restarts"])), xb, man.dim, steps=kw["steps"],
+                         restarts=kw["restarts"], lr=kw["lr"])
+            self.index.append(idx)
+            self.z.append(fit.z)
+
+    def _on(self, index: torch.Tensor):
+        return lambda z: self.man.render(z, index)
+
+    def walk(self, xs: list[torch.Tensor], identity: int) -> list[np.ndarray]:
+        """Codes ``(N, dim)`` per strength: the identity's, then each neighbour from the last."""
+        from ..inversion import invert
+
+        ctx, kw = self.ctx, QMM_INVERSION
+        codes: list[list[torch.Tensor]] = [[] for _ in xs]
+        for b, (idx, z_id) in enumerate(zip(self.index, self.z)):
+            sl = slice(b * ctx.batch_size, (b + 1) * ctx.batch_size)
+            codes[identity].append(z_id)
+            for order in (range(identity + 1, len(xs)), range(identity - 1, -1, -1)):
+                z = z_id
+                for k in order:
+                    xb = ctx.to_method(xs[k][sl], self.method)
+                    z = invert(self._on(idx), xb, self.man.dim, steps=kw["walk_steps"], restarts=1,
+                               lr=kw["lr"], start=z).z
+                    codes[k].append(z)
+        return [torch.cat(c).double().cpu().numpy() for c in codes]
