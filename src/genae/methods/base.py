@@ -111,6 +111,12 @@ class Posterior:
         if self.mean is None and self.logits is None:
             raise ValueError("a posterior needs a Gaussian part, a categorical part, or both")
 
+    @classmethod
+    def gaussian(cls, out: torch.Tensor) -> "Posterior":
+        """A diagonal Gaussian from an encoder's ``(B, 2d)`` output laid out as [mean, logvar]."""
+        mean, logvar = out.chunk(2, dim=1)
+        return cls(mean=mean, logvar=logvar)
+
     @property
     def kind(self) -> str:
         """"gaussian", "categorical" or "hybrid"."""

@@ -164,8 +164,7 @@ class LSRGAN(Method):
         return self.encoder(x)[:, : self.cfg.latent_dim]
 
     def posterior(self, x: torch.Tensor) -> Posterior:
-        mu, logvar = self.encoder(x).chunk(2, dim=1)
-        return Posterior(mean=mu, logvar=logvar)
+        return Posterior.gaussian(self.encoder(x))
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         return self.render(z)

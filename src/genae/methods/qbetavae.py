@@ -107,8 +107,7 @@ class QBetaVAE(Method):
         return self.encoder(x)[:, : self.cfg.latent_dim]
 
     def posterior(self, x: torch.Tensor) -> Posterior:
-        mu, logvar = self.encoder(x).chunk(2, dim=1)
-        return Posterior(mean=mu, logvar=logvar)
+        return Posterior.gaussian(self.encoder(x))
 
     def cluster(self, x: torch.Tensor) -> torch.Tensor:
         """``(B, A)`` responsibilities γ_i of the decoders at z = μ(x)."""

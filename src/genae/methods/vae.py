@@ -80,8 +80,7 @@ class VAE(Method):
 
     def posterior(self, x: torch.Tensor) -> Posterior:
         """Gaussian q(z|x): mean and logvar, each ``(B, latent_dim)``."""
-        mu, logvar = self.encoder(x).chunk(2, dim=1)
-        return Posterior(mean=mu, logvar=logvar)
+        return Posterior.gaussian(self.encoder(x))
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         """Mean of p(x|z), ``(B, *shape)`` in ``input_range``."""

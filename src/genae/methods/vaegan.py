@@ -108,8 +108,7 @@ class VAEGAN(Method):
 
     def posterior(self, x: torch.Tensor) -> Posterior:
         """Gaussian q(z|x): mean and logvar, each ``(B, latent_dim)``."""
-        mu, logvar = self.encoder(x).chunk(2, dim=1)
-        return Posterior(mean=mu, logvar=logvar)
+        return Posterior.gaussian(self.encoder(x))
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         """Dec(z), ``(B, *shape)`` in ``input_range``."""
