@@ -38,31 +38,36 @@ from .download import (FileSet, candidate_dirs, download_fileset, explicit_root,
                        not_found_message, root_dirs, root_not_found_message)
 from .folder import load_folder_dataset
 from .provenance import compare_provenance, provenance
+from .emnist import EMNIST_LETTERS_FILES, load_emnist_letters
 from .idx import FASHION_MNIST_FILES, MNIST_FILES, load_fashion_mnist, load_mnist
+from .mnist_variants import RGB_MNIST_COLOURS, load_rgb_mnist, load_two_digit_mnist
 from .stl10 import STL10_FILES, STL10_UNLABELED_FILES, load_stl10, load_stl10_unlabeled
 from .synthetic import (SYNTHETIC_HIDDEN, TRANSFORMED_MNIST_MODES, load_fake, load_synthetic,
                         load_transformed_mnist, synthetic_network)
-from .transforms import resize_images, to_range
+from .transforms import add_rectangles, resize_images, to_range
 
 __all__ = ["DATASETS", "ArrayDataset", "BatchSampler", "DataConfig", "DatasetSpec",
-           "TRANSFORMED_MNIST_MODES", "as_split", "check_data_config", "store_arrays", "compare_provenance", "dataset_info",
+           "RGB_MNIST_COLOURS", "TRANSFORMED_MNIST_MODES", "add_rectangles", "as_split", "check_data_config", "store_arrays", "compare_provenance", "dataset_info",
            "derive_seed", "fetch", "install_system_dataset", "list_datasets", "load_dataset",
            "provenance", "resize_images", "resolve_spec", "synthetic_network", "to_range"]
 
 DATASETS: dict[str, DatasetSpec] = {
-    "mnist": DatasetSpec(load_mnist, "MNIST handwritten digits: 60000/10000, 1x28x28, 10 classes", (), True, "image", MNIST_FILES),
-    "fashion-mnist": DatasetSpec(load_fashion_mnist, "Fashion-MNIST clothing: 60000/10000, 1x28x28, 10 classes", (), True, "image", FASHION_MNIST_FILES),
+    "mnist": DatasetSpec(load_mnist, "MNIST handwritten digits: 60000/10000, 1x28x28, 10 classes", ("rect_noise",), True, "image", MNIST_FILES),
+    "fashion-mnist": DatasetSpec(load_fashion_mnist, "Fashion-MNIST clothing: 60000/10000, 1x28x28, 10 classes", ("rect_noise",), True, "image", FASHION_MNIST_FILES),
+    "emnist-letters": DatasetSpec(load_emnist_letters, "EMNIST Letters handwritten letters: 124800/20800, 1x28x28, 26 classes (A/a..Z/z)", ("rect_noise",), True, "image", EMNIST_LETTERS_FILES),
     "cifar10": DatasetSpec(load_cifar10, "CIFAR-10 photos: 50000/10000, 3x32x32, 10 classes", (), True, "image", CIFAR10_FILES),
     "stl10": DatasetSpec(load_stl10, "STL-10 photos, labelled: 5000/8000, 3x96x96, 10 classes", (), True, "image", STL10_FILES),
     "stl10-unlabeled": DatasetSpec(load_stl10_unlabeled, "STL-10 photos for unsupervised training: 105000 unlabelled (+5000 train)/8000, 3x96x96", (), False, "image", STL10_UNLABELED_FILES),
     "synthetic": DatasetSpec(load_synthetic, "MaskAAE synthetic: N(0, I_n) latent through a fixed random 2-layer leaky-ReLU net to d dims (vectors)", ("latent_dim", "dim", "seed", "n"), False, "vector"),
-    "transformed-mnist": DatasetSpec(load_transformed_mnist, "MNIST, each digit normal, scaled x1.5 or x0.5, or rotated +-45 degrees (mode = factor)", ("seed",), True, "image", MNIST_FILES),
+    "transformed-mnist": DatasetSpec(load_transformed_mnist, "MNIST, each digit normal, scaled x1.5 or x0.5, or rotated +-45 degrees (mode = factor)", ("seed", "rect_noise"), True, "image", MNIST_FILES),
+    "rgb-mnist": DatasetSpec(load_rgb_mnist, "MNIST, each digit coloured red, green or blue: 60000/10000, 3x28x28, 10 classes (colour = factor)", ("seed", "rect_noise"), True, "image", MNIST_FILES),
+    "two-digit-mnist": DatasetSpec(load_two_digit_mnist, "two MNIST digits side by side: 60000/10000, 1x28x56, 100 classes 00-99 (data.multiples_of / exclude_multiples_of filter)", ("seed", "multiples_of", "exclude_multiples_of", "rect_noise"), True, "image", MNIST_FILES),
     "fake": DatasetSpec(load_fake, "tiny procedural labelled bars for tests: 256/64, 1x28x28, 10 classes", ("seed", "n"), True, "image"),
 }
 
 FOLDER_PREFIX = "folder:"
 #: Dataset-specific fields; every other DataConfig field applies to every dataset.
-SPECIFIC_PARAMS = ("latent_dim", "dim", "seed", "n")
+SPECIFIC_PARAMS = ("latent_dim", "dim", "seed", "n", "multiples_of", "exclude_multiples_of", "rect_noise")
 MIN_IMAGE_SIZE = 8
 
 
@@ -103,10 +108,12 @@ def _check_int(key: str, value, minimum: int, optional: bool = False) -> None:
 def check_data_config(cfg: DataConfig) -> None:
     """Validate ``cfg`` before any work; raise ``ConfigError`` naming the offending ``data.<key>``.
 
-    Checks: the dataset exists; the dataset-specific fields (latent_dim, dim, seed, n) keep their
-    defaults unless the dataset reads them; value ranges (image_size >= 8, limit >= 1,
-    1 <= latent_dim <= dim, latent_dim <= 128 hidden units for synthetic, n >= 1); image_size only
-    for image data; ``root`` is an existing directory for file-based datasets.
+    Checks: the dataset exists; the dataset-specific fields (latent_dim, dim, seed, n,
+    multiples_of, exclude_multiples_of, rect_noise) keep their defaults unless the dataset reads
+    them; value ranges (image_size >= 8, limit >= 1, 1 <= latent_dim <= dim, latent_dim <= 128
+    hidden units for synthetic, n >= 1, multiples_of / exclude_multiples_of >= 1 and not both,
+    rect_noise >= 0); image_size only for image data; ``root`` is an existing directory for
+    file-based datasets.
     """
     if not isinstance(cfg.name, str) or not cfg.name:
         raise ConfigError(f"data.name must be a dataset name, got {cfg.name!r}")
@@ -126,6 +133,13 @@ def check_data_config(cfg: DataConfig) -> None:
     _check_int("dim", cfg.dim, 1)
     _check_int("seed", cfg.seed, 0)
     _check_int("n", cfg.n, 1, optional=True)
+    _check_int("multiples_of", cfg.multiples_of, 1, optional=True)
+    _check_int("exclude_multiples_of", cfg.exclude_multiples_of, 1, optional=True)
+    if cfg.multiples_of is not None and cfg.exclude_multiples_of is not None:
+        raise ConfigError(f"data.multiples_of = {cfg.multiples_of} and data.exclude_multiples_of = "
+                          f"{cfg.exclude_multiples_of} exclude each other: set one (the two values "
+                          f"give complementary parts of the dataset)")
+    _check_int("rect_noise", cfg.rect_noise, 0)
     if "latent_dim" in spec.params:
         if cfg.latent_dim > cfg.dim:
             raise ConfigError(f"data.latent_dim = {cfg.latent_dim} exceeds data.dim = {cfg.dim}: the "
@@ -146,13 +160,18 @@ def check_data_config(cfg: DataConfig) -> None:
 def load_dataset(cfg: DataConfig, split: str = "train") -> ArrayDataset:
     """Validate ``cfg`` and load ``split`` ("train" or "test").
 
-    Applies ``limit`` (train split: the first ``limit`` examples) and then ``image_size`` (pad or
-    resize, once, kept uint8) to image data.
+    Applies ``rect_noise`` (K random rectangles on every image, ``add_rectangles``, seeded by
+    ``derive_seed(cfg.seed, "rect-noise", split)``, so with the same seed rgb-mnist and mnist
+    example i get the same rectangles), then ``limit`` (train split: the first ``limit``
+    examples; the noise does not depend on it) and then ``image_size`` (pad or resize, once, kept
+    uint8) to image data.
     """
     if split not in SPLITS:
         raise ConfigError(f"split must be one of {', '.join(SPLITS)}, got {split!r}")
     check_data_config(cfg)
     ds = resolve_spec(cfg.name).load(cfg, split)
+    if cfg.rect_noise:  # only datasets that declare rect_noise get here (check_data_config)
+        ds.x = add_rectangles(ds.x, cfg.rect_noise, derive_seed(cfg.seed, "rect-noise", split))
     if split == "train" and cfg.limit is not None and cfg.limit < len(ds):
         ds = ds.subset(cfg.limit)
     if ds.kind == "image" and cfg.image_size is not None:

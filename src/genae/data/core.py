@@ -69,9 +69,20 @@ class DataConfig:
     latent_dim: ``synthetic`` only: the true latent dimension n of the data manifold.
     dim: ``synthetic`` only: the ambient dimension d of the vectors.
     seed: ``synthetic`` (generator network and latent draws), ``transformed-mnist`` (which mode each
-        image gets) and ``fake`` (the procedural images) only.
+        image gets), ``rgb-mnist`` (which colour), ``two-digit-mnist`` (which digits are paired),
+        and ``fake`` (the procedural images) only. Also seeds ``rect_noise`` on those datasets.
     n: number of training examples of a procedural set (``synthetic``: default 60000, ``fake``:
-        default 256). ``transformed-mnist`` uses MNIST's examples.
+        default 256). ``transformed-mnist``, ``rgb-mnist`` and ``two-digit-mnist`` use MNIST's
+        number of examples.
+    multiples_of: ``two-digit-mnist`` only: keep only the examples whose label (00..99) is a
+        multiple of this positive integer (``9`` keeps 00, 09, 18, ..., 99), in both splits.
+    exclude_multiples_of: ``two-digit-mnist`` only: drop the examples whose label is a multiple of
+        this positive integer, keeping the rest. At most one of the two is set; with the same value
+        they split the dataset into two complementary, disjoint parts.
+    rect_noise: number K of random filled rectangles added to every image (0 = none), the
+        noise-added images of the QMM paper (``genae.data.transforms.add_rectangles``); image
+        datasets of MNIST kind only (``mnist``, ``fashion-mnist``, ``emnist-letters``,
+        ``transformed-mnist``, ``rgb-mnist``, ``two-digit-mnist``).
     download: allow downloading from the official URL when the files are found nowhere locally
         (never with an explicit ``root``); false means nothing is ever fetched.
     """
@@ -85,6 +96,9 @@ class DataConfig:
     seed: int = 0
     n: int | None = None
     download: bool = True
+    multiples_of: int | None = None
+    exclude_multiples_of: int | None = None
+    rect_noise: int = 0
 
 
 @dataclass
@@ -94,7 +108,8 @@ class ArrayDataset:
     x: ``uint8 (N, C, H, W)`` images, or ``float32 (N, D)`` vectors.
     y: ``int64 (N,)`` labels in ``[0, num_classes)``, or None for unlabelled data.
     factors: ``float32 (N, F)`` ground-truth factors where known (``synthetic``: the latent z̃;
-        ``transformed-mnist``: the mode index), named by ``factor_names``.
+        ``transformed-mnist``: the mode index; ``rgb-mnist``: the colour index; ``two-digit-mnist``:
+        the left and right digits), named by ``factor_names``.
     kind: ``"image"`` or ``"vector"``.
     source: where the data came from (a directory or file), or ``"generated"``; for ``data info``.
     class_names: names of the classes where known (index = label), for reports and ``data info``.

@@ -406,27 +406,44 @@ def install_system_package(package: str, present: Callable[[], bool]) -> bool:
 
 def extract_members(archive: Path, out: Path, wanted: set[str], *,
                     extracted: set[str] | None = None) -> Path:
-    """Extract the members of a ``.tar.gz`` whose base names are in ``wanted`` into ``out``.
+    """Extract the members of a ``.tar.gz`` or ``.zip`` whose base names are in ``wanted`` into
+    ``out``.
 
     Only the expected base names are written (no path from the archive is trusted) and each file
     is written atomically, so an interrupted extraction never leaves a half-written file.
     ``extracted``, when given, receives the base names written by this call, so a caller can
     tell a member of this archive from a file left in ``out`` by an earlier extraction.
+    A zip (EMNIST's ``gzip.zip``) is recognised by its first bytes, not its name.
     """
     import tarfile
+    import zipfile
+    import zlib
 
     out.mkdir(parents=True, exist_ok=True)
+
+    def write(base: str, src) -> None:
+        tmp = out / f".{base}.part"
+        with src, open(tmp, "wb") as dst:
+            shutil.copyfileobj(src, dst, 1 << 20)  # STL-10 members are GBs: stream
+        tmp.replace(out / base)
+        if extracted is not None:
+            extracted.add(base)
+
     try:
+        with open(archive, "rb") as f:
+            is_zip = f.read(4) == b"PK\x03\x04"  # a zip's first local header; a .tar.gz starts 1f 8b
+        if is_zip:
+            with zipfile.ZipFile(archive) as z:
+                for m in z.infolist():
+                    base = m.filename.rsplit("/", 1)[-1]
+                    if not m.is_dir() and base in wanted:
+                        write(base, z.open(m))
+            return out
         with tarfile.open(archive, "r:gz") as tar:
             for m in tar:
                 base = m.name.rsplit("/", 1)[-1]
                 if m.isfile() and base in wanted:
-                    tmp = out / f".{base}.part"
-                    with tar.extractfile(m) as src, open(tmp, "wb") as dst:
-                        shutil.copyfileobj(src, dst, 1 << 20)  # STL-10 members are GBs: stream
-                    tmp.replace(out / base)
-                    if extracted is not None:
-                        extracted.add(base)
-    except (tarfile.TarError, OSError, EOFError) as e:
+                    write(base, tar.extractfile(m))
+    except (tarfile.TarError, zipfile.BadZipFile, zlib.error, OSError, EOFError) as e:
         raise CorruptDataset(f"{archive}: cannot extract ({e})") from e
     return out

@@ -97,13 +97,17 @@ def read_idx_labels(path: str | Path, num_classes: int | None = 10,
     return y
 
 
-def find_idx_file(d: Path, split: str, what: str) -> Path | None:
-    """``d/<train|t10k>-<images-idx3|labels-idx1>-ubyte[.gz]``, or None; gzipped name first."""
-    stem = f"{SPLIT_PREFIX[split]}-{'images-idx3' if what == 'images' else 'labels-idx1'}-ubyte"
+def find_gz_or_raw(d: Path, stem: str) -> Path | None:
+    """``d/<stem>.gz`` or ``d/<stem>`` (the gzipped name first), or None."""
     for name in (stem + ".gz", stem):
         if (d / name).is_file():
             return d / name
     return None
+
+
+def find_idx_file(d: Path, split: str, what: str) -> Path | None:
+    """``d/<train|t10k>-<images-idx3|labels-idx1>-ubyte[.gz]``, or None; gzipped name first."""
+    return find_gz_or_raw(d, f"{SPLIT_PREFIX[split]}-{'images-idx3' if what == 'images' else 'labels-idx1'}-ubyte")
 
 
 def has_idx_split(d: Path, split: str) -> bool:

@@ -10,8 +10,10 @@ import math
 import torch
 import torch.nn.functional as F
 
+from .core import derive_seed
+
 __all__ = ["INPUT_RANGES", "convert_range", "to_range", "resize_images", "affine_images", "scale_theta",
-           "rotation_theta"]
+           "rotation_theta", "add_rectangles", "rectangle_ranges"]
 
 INPUT_RANGES = ("unit", "tanh", "raw")
 
@@ -123,4 +125,59 @@ def affine_images(x: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
         grid = F.affine_grid(theta.expand(xf.shape[0], 2, 3), list(xf.shape), align_corners=False)
         out[i:i + _CHUNK] = _to_uint8(F.grid_sample(xf, grid, mode="bilinear", padding_mode="zeros",
                                                     align_corners=False))
+    return out
+
+
+# Rectangles are drawn for fixed-size blocks of examples, each block from its own generator, so the
+# rectangles of example i depend on (seed, k, i, image size) only, never on how many images there
+# are (a ``data.limit`` or a filter does not move them).
+_RECT_BLOCK = 1024
+
+
+def rectangle_ranges(h: int, w: int) -> tuple[tuple[int, int], tuple[int, int]]:
+    """Inclusive ``(min, max)`` rectangle height and width for ``h × w`` images: from a 14th to a
+    quarter of the side, at least 1 pixel (2..7 on 28×28, 4..14 across 56)."""
+    def side(n: int) -> tuple[int, int]:
+        lo = max(1, n // 14)
+        return lo, max(lo, n // 4)
+    return side(h), side(w)
+
+
+def add_rectangles(images: torch.Tensor, k: int, seed: int) -> torch.Tensor:
+    """``k`` random filled rectangles on each image: ``uint8 (N, C, H, W)`` -> a new ``uint8
+    (N, C, H, W)`` (the input is not modified; ``k = 0`` returns an unchanged copy).
+
+    The "noise-added" images of Deep Quotient Manifold Modeling (Fig. 5, App. G.3). Each
+    rectangle is drawn at full intensity (255) in every channel, so it is white and occludes
+    whatever is under it; rectangles may overlap each other. Per rectangle, independently:
+    height and width uniform integers in ``rectangle_ranges(H, W)`` (a 14th to a quarter of the
+    side: 2..7 pixels on 28×28), top-left corner uniform over the positions where the whole
+    rectangle fits inside the image. Deterministic: the rectangles of example i are a function of
+    ``(seed, k, i, H, W)`` alone (one generator per block of 1024 examples, seeded with
+    ``derive_seed(seed, "rectangles", block)``).
+    """
+    if images.dtype != torch.uint8 or images.ndim != 4:
+        raise ValueError(f"add_rectangles needs uint8 (N, C, H, W) images, got {images.dtype} "
+                         f"{tuple(images.shape)}")
+    if isinstance(k, bool) or not isinstance(k, int) or k < 0:
+        raise ValueError(f"add_rectangles: k must be a non-negative integer, got {k!r}")
+    out = images.clone()
+    n, _, h, w = images.shape
+    if k == 0 or n == 0:
+        return out
+    (h_lo, h_hi), (w_lo, w_hi) = rectangle_ranges(h, w)
+    rows, cols = torch.arange(h), torch.arange(w)
+    for b, start in enumerate(range(0, n, _RECT_BLOCK)):
+        g = torch.Generator().manual_seed(derive_seed(seed, "rectangles", b))
+        u = torch.rand(_RECT_BLOCK, k, 4, generator=g, dtype=torch.float64)  # always a full block
+        m = min(_RECT_BLOCK, n - start)
+        u = u[:m]
+        rh = h_lo + (u[..., 0] * (h_hi - h_lo + 1)).long()                  # (m, k) heights
+        rw = w_lo + (u[..., 1] * (w_hi - w_lo + 1)).long()
+        y0 = (u[..., 2] * (h - rh + 1)).long()                                # top-left, fits inside
+        x0 = (u[..., 3] * (w - rw + 1)).long()
+        in_y = (rows >= y0[..., None]) & (rows < (y0 + rh)[..., None])        # (m, k, H)
+        in_x = (cols >= x0[..., None]) & (cols < (x0 + rw)[..., None])        # (m, k, W)
+        mask = (in_y[..., :, None] & in_x[..., None, :]).any(1)               # (m, H, W)
+        out[start:start + m].masked_fill_(mask[:, None], 255)
     return out
