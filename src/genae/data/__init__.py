@@ -34,6 +34,7 @@ from .batches import BatchSampler
 from .cifar import CIFAR10_FILES, load_cifar10
 from .core import SPLITS, ArrayDataset, DataConfig, DatasetSpec, derive_seed
 from . import download as _download
+from .dsprites import DSPRITES_NPZ_FILES, load_dsprites, load_dsprites_npz
 from .download import (FileSet, candidate_dirs, download_fileset, explicit_root, install_system_package,
                        not_found_message, root_dirs, root_not_found_message)
 from .folder import load_folder_dataset
@@ -62,6 +63,8 @@ DATASETS: dict[str, DatasetSpec] = {
     "transformed-mnist": DatasetSpec(load_transformed_mnist, "MNIST, each digit normal, scaled x1.5 or x0.5, or rotated +-45 degrees (mode = factor)", ("seed", "rect_noise"), True, "image", MNIST_FILES),
     "rgb-mnist": DatasetSpec(load_rgb_mnist, "MNIST, each digit coloured red, green or blue: 60000/10000, 3x28x28, 10 classes (colour = factor)", ("seed", "rect_noise"), True, "image", MNIST_FILES),
     "two-digit-mnist": DatasetSpec(load_two_digit_mnist, "two MNIST digits side by side: 60000/10000, 1x28x56, 100 classes 00-99 (data.multiples_of / exclude_multiples_of filter)", ("seed", "multiples_of", "exclude_multiples_of", "rect_noise"), True, "image", MNIST_FILES),
+    "dsprites": DatasetSpec(load_dsprites, "dSprites rendered procedurally: shape x scale x orientation x posX x posY grid (737280 cells), 1x64x64 binary, 3 shape classes; data.n train (60000)/10000 test seeded subsets", ("seed", "n"), True, "image"),
+    "dsprites-npz": DatasetSpec(load_dsprites_npz, "official dSprites .npz (user-supplied, not downloaded), same splits/order as dsprites", ("seed", "n"), True, "image", DSPRITES_NPZ_FILES),
     "fake": DatasetSpec(load_fake, "tiny procedural labelled bars for tests: 256/64, 1x28x28, 10 classes", ("seed", "n"), True, "image"),
 }
 

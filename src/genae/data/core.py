@@ -70,9 +70,10 @@ class DataConfig:
     dim: ``synthetic`` only: the ambient dimension d of the vectors.
     seed: ``synthetic`` (generator network and latent draws), ``transformed-mnist`` (which mode each
         image gets), ``rgb-mnist`` (which colour), ``two-digit-mnist`` (which digits are paired),
-        and ``fake`` (the procedural images) only. Also seeds ``rect_noise`` on those datasets.
+        ``dsprites`` / ``dsprites-npz`` (which grid cells form the splits) and ``fake`` (the
+        procedural images) only. Also seeds ``rect_noise`` on those datasets.
     n: number of training examples of a procedural set (``synthetic``: default 60000, ``fake``:
-        default 256). ``transformed-mnist``, ``rgb-mnist`` and ``two-digit-mnist`` use MNIST's
+        default 256, ``dsprites`` / ``dsprites-npz``: default 60000 cells of the 737,280). ``transformed-mnist``, ``rgb-mnist`` and ``two-digit-mnist`` use MNIST's
         number of examples.
     multiples_of: ``two-digit-mnist`` only: keep only the examples whose label (00..99) is a
         multiple of this positive integer (``9`` keeps 00, 09, 18, ..., 99), in both splits.
