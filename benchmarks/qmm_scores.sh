@@ -4,5 +4,5 @@
 # two runs at a time, one thread each. Writes each run's eval.json.
 #   bash benchmarks/qmm_scores.sh RUN_DIR...
 set -uo pipefail
-printf '%s\n' "$@" | xargs -P 2 -I{} env OMP_NUM_THREADS=1 genae eval {} --metrics qmm-score --qmm-images 200 --json \
+printf '%s\n' "$@" | xargs -P "${JOBS:-2}" -I{} env OMP_NUM_THREADS=1 genae eval {} --metrics qmm-score --qmm-images 200 --json \
   > /dev/null
