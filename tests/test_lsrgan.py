@@ -173,3 +173,23 @@ def test_eval_both_renderers_in_one_call(tmp_path):
     assert res["imagine-mse@vae"]["value"] != res["imagine-mse@lsr"]["value"]
     proc = genae("eval", run, "--metrics", "imagine-mse", "--renderer", "gan", check=False)
     assert proc.returncode != 0 and "choose vae, lsr" in proc.stderr
+
+
+def test_stage_one_loss_is_the_papers_batch_sums_over_the_batch_size():
+    """(N/2)(log MSE + 1 + log 2π) over the batch's N scalars plus β·Σ_batch KL, both divided by B:
+    the recon term and the KL keep the paper's relative weight (a KL summed over the batch beside
+    a per-example recon term would weigh the KL B times too much)."""
+    spec = METHODS["lsr-gan"]
+    torch.manual_seed(0)
+    m = spec.build(spec.config(net="conv", latent_dim=4, hidden=8, vae_steps=1, beta=2.0),
+                   DataInfo((1, 28, 28), 10, "image"))
+    x = torch.rand(6, 1, 28, 28) * 2 - 1
+    torch.manual_seed(1)
+    got = next(m.train_step(Batch(x), 0)).losses["vae"]
+    torch.manual_seed(1)
+    mu, lv = m.encoder(x).chunk(2, 1)
+    out = m.decoder(mu + (0.5 * lv).exp() * torch.randn_like(mu))
+    n = x.numel()
+    recon = 0.5 * n * (((out - x) ** 2).mean().log() + 1 + math.log(2 * math.pi))
+    kl = 0.5 * (mu ** 2 + lv.exp() - 1 - lv).sum()
+    torch.testing.assert_close(got, (recon + 2.0 * kl) / 6)

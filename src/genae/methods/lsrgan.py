@@ -7,7 +7,8 @@ Two stages (``Method.stages``; the trainer enters each at its boundary, also on 
 1. ``vae`` (``vae_steps`` steps; player "vae" = encoder + decoder): the VAE with the Gaussian
    likelihood whose one shared variance is set to its maximum-likelihood value, i.e. the batch's
    (N/2)·(log MSE + 1 + log 2π) over its N scalars (paper appendix A; the reference code calls it
-   "BCE"), plus β·KL(q(z|x) ‖ N(0, I)) summed over the batch and the latent dimensions.
+   "BCE"), plus β·KL(q(z|x) ‖ N(0, I)) summed over the batch and the latent dimensions; both sums
+   are divided by the batch size B, so that β weighs the two as the paper does.
 2. ``gan`` (the rest of ``train.steps``; players "discriminator" and "generator"; encoder and decoder
    frozen, in eval mode with their BatchNorm statistics fixed): on entering it the generator is
    initialised with the decoder's weights (once: a resume inside stage 2 keeps the fine-tuned
@@ -129,8 +130,10 @@ class LSRGAN(Method):
     def _vae_step(self, x: torch.Tensor) -> Iterator[Update]:
         mu, logvar = self.encoder(x).chunk(2, dim=1)
         out = self.decoder(reparameterize(mu, logvar))
-        recon = gaussian_nll_optimal_variance(out, x)          # (N/2)(log MSE + 1 + log 2π), batch total
-        kl = gaussian_kl(mu, logvar).sum()                      # summed over the batch and latent dims
+        # both terms per example: the batch's (N/2)(log MSE + 1 + log 2π) divided by B, and the KL
+        # summed over the latent dimensions, averaged over the batch (the paper's sums, scaled by 1/B)
+        recon = gaussian_nll_optimal_variance(out, x)
+        kl = gaussian_kl(mu, logvar).mean()
         loss = recon + self.cfg.beta * kl
         yield Update({"vae": loss}, {"vae/recon": recon.detach(), "vae/kl": kl.detach(), "vae/loss": loss.detach(),
                                      "vae/mse": (out - x).pow(2).mean().detach()})
