@@ -12,5 +12,5 @@ for seed in "$@"; do
     --set model.vae_steps=1000 --set train.steps=2000 --set train.seed="$seed" --set train.threads=1 \
     --set train.progress=false > "$run.log" 2>&1
   OMP_NUM_THREADS=1 genae eval "$run" --renderer vae,lsr --json \
-    --metrics fid,fid-seeded,sharpness-sp,imagine-mse,imagine-class-acc,decode-variance,recon-class-acc > "$run.eval.json"
+    --n-samples 5000 --metrics fid,fid-seeded,sharpness-sp,imagine-mse,imagine-class-acc,decode-variance,recon-class-acc > "$run.eval.json"
 done
