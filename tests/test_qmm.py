@@ -133,7 +133,7 @@ def test_regulariser_pulls_the_tangential_components_together():
 
 
 def test_reg_schedule_and_single_bias_set():
-    from genae.methods.qwgan import reg_weight_at
+    from genae.methods.qmm_shared import reg_weight_at
 
     assert [reg_weight_at(5e-6, ((300, 5e-4),), s) for s in (0, 299, 300, 1000)] == [5e-6, 5e-6, 5e-4, 5e-4]
     from genae.errors import ConfigError

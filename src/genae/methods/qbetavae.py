@@ -37,7 +37,7 @@ from ..nets.multibias import build_multibias_generator
 from ..objectives import em_responsibilities, gaussian_kl, reconstruction_nll, reparameterize
 from ..optim import build_optimizer
 from .base import Batch, DataInfo, Manifolds, Method, Posterior, Update, check_config
-from .qwgan import check_index, check_multibias, multibias_figures, reg_weight_at, sum_alignment
+from .qmm_shared import check_index, check_multibias, multibias_figures, reg_weight_at, sum_alignment
 
 
 @dataclass

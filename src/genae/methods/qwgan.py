@@ -35,12 +35,12 @@ from typing import Any, Iterator, Literal
 
 import torch
 
-from ..errors import ConfigError
 from ..nets import DEFAULT_WIDTH, build_discriminator
 from ..nets.multibias import build_multibias_generator
-from ..objectives import bias_alignment, wgan_critic_loss, wgan_generator_loss
+from ..objectives import wgan_critic_loss, wgan_generator_loss
 from ..optim import build_optimizer
-from .base import Batch, DataInfo, Manifolds, Method, Unsupported, Update, check_config
+from .base import Batch, DataInfo, Manifolds, Method, Update, check_config
+from .qmm_shared import check_index, check_multibias, multibias_figures, reg_weight_at, sum_alignment
 
 
 @dataclass
@@ -127,63 +127,3 @@ class QWGAN(Method):
     def _draw_index(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
         dev = generator.device if generator is not None else self.device
         return torch.randint(self.cfg.num_biases, (n,), generator=generator, device=dev).to(self.device)
-
-
-# --- shared by the QMM methods (q-wgan, q-beta-vae) -----------------------------------------------
-
-def check_multibias(num_biases: int, reg_weight: float, reg_schedule) -> None:
-    """ConfigError unless A ≥ 1, the schedule's steps increase and its λ ≥ 0, and R_BA (which
-    needs A ≥ 2) is unweighted with a single bias set."""
-    if num_biases < 1:
-        raise ConfigError(f"model.num_biases must be at least 1, got {num_biases}")
-    steps = [s for s, _ in reg_schedule]
-    if any(w < 0 for _, w in reg_schedule) or steps != sorted(set(steps)):
-        raise ConfigError(f"model.reg_schedule needs increasing steps and λ ≥ 0, got {list(reg_schedule)}")
-    if num_biases < 2 and (reg_weight > 0 or any(w > 0 for _, w in reg_schedule)):
-        raise ConfigError("model.reg_weight must be 0 with one bias set (R_BA needs num_biases >= 2)")
-
-
-def reg_weight_at(base: float, schedule, step: int) -> float:
-    """λ at generator step ``step``: the last scheduled (s, λ) with s ≤ step, else ``base``."""
-    lam = base
-    for s, w in schedule:
-        if step >= s:
-            lam = w
-    return lam
-
-
-def sum_alignment(layers) -> torch.Tensor:
-    """Σ_l bias_alignment(U_l, biases_l) (0 with a single bias set)."""
-    if layers[0].num_biases < 2:
-        return torch.zeros((), device=layers[0].weight.device)
-    return sum(bias_alignment(layer.weight, layer.biases) for layer in layers)
-
-
-def check_index(method: Method, y: torch.Tensor | None, n: int) -> torch.Tensor | None:
-    """``y`` of ``sample(n, y)`` as ``(n,)`` manifold indices on the method's device (None stays
-    None); Unsupported if invalid, or if the method has one manifold (``sample_y`` None)."""
-    if method.sample_y is None:
-        method.reject_y(y)
-    if y is None:
-        return None
-    a = method.cfg.num_biases
-    if y.shape != (n,) or y.min() < 0 or y.max() >= a:
-        raise Unsupported(f"sample(n, y): y must be ({n},) manifold indices in [0, {a})")
-    return y.to(method.device)
-
-
-def multibias_figures(method: Method, man: Manifolds, cols: int = 10) -> dict[str, Any]:
-    """The manifold grid (rows: bias index; columns: one z each, shared down the column) and, per
-    multi-bias layer, the A biases and their tangential components Uᵀa in 2-D PCA coordinates."""
-    from ..viz.figures import bias_scatter
-    from ..viz.grids import make_grid
-
-    z = method.prior_noise(cols, man.dim, torch.Generator().manual_seed(0)).repeat(man.count, 1)
-    index = torch.arange(man.count, device=method.device).repeat_interleave(cols)
-    out: dict[str, Any] = {"manifolds (rows: bias set; columns: shared z)":
-                           make_grid(method.to_unit(man.render(z, index)), nrow=cols)}
-    if man.count >= 2:
-        panels = [(f"layer {k + 1}", layer.biases.detach().cpu().double().numpy(),
-                   layer.tangential().detach().cpu().double().numpy()) for k, layer in enumerate(man.layers)]
-        out["biases and their tangential components Uᵀa per layer"] = bias_scatter(panels)
-    return out
