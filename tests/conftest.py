@@ -33,6 +33,9 @@ TINY = {
     "q-beta-vae-noreg": dict(num_biases=3, latent_dim=4, hidden=8, fc_hidden=16, depth=1, em_repeats=2),
     "beta-vae-qmm": dict(latent_dim=4, hidden=8, fc_hidden=16, depth=1),
     "lsr-gan": dict(latent_dim=4, hidden=8, depth=1, d_base=8, vae_steps=1),
+    **{n: dict(latent_dim=4, n_categories=3, hidden=16, net="mlp", dataset_size=1000)
+       for n in ("imae", "jointvae", "beta-vae-hybrid", "infovae")},
+    "beta-tcvae": dict(latent_dim=4, hidden=16, net="mlp", dataset_size=1000),
     "dmwgan": dict(n_generators=3, latent_dim=4, hidden=8, width_divisor=2, depth=1, encoder_hidden=8,
                    n_critic=2),
 }
@@ -51,14 +54,17 @@ NETS.update({name: {"mlp": (dict(arch="mlp"), (1, 28, 28)), "conv": (dict(arch="
 TINY_VECTOR = {"vae": dict(likelihood="gaussian"), "beta-vae": dict(likelihood="gaussian"),
                **{n: dict(likelihood="gaussian", net="mlp") for n in ("q-beta-vae", "q-beta-vae-noreg", "beta-vae-qmm")},
                # methods whose default networks are their paper's convolutional ones
-               **{n: dict(net="mlp") for n in ("q-wgan", "q-wgan-noreg", "wgan-qmm", "lsr-gan")}}
+               **{n: dict(net="mlp") for n in ("q-wgan", "q-wgan-noreg", "wgan-qmm", "lsr-gan")},
+               **{n: dict(likelihood="gaussian")
+                  for n in ("imae", "jointvae", "beta-vae-hybrid", "infovae", "beta-tcvae")}}
 # Methods that do not take vector data: the ConfigError they must raise at construction.
 VECTOR_UNSUPPORTED = {name: "needs images" for name in _CTRL}
 
 
 def code_dim(name: str) -> int:
-    """The width of ``encode``'s output for the tiny config of ``name``."""
-    return TINY[name].get("latent_dim", TINY[name].get("feature_dim"))
+    """The width of ``encode``'s output for the tiny config of ``name`` (hybrid codes: the one-hot
+    category, then z)."""
+    return TINY[name].get("latent_dim", TINY[name].get("feature_dim")) + TINY[name].get("n_categories", 0)
 
 
 @pytest.fixture(autouse=True)

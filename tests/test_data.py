@@ -86,7 +86,7 @@ def test_idx_round_trip(tmp_path, gz):
         assert ds.x.dtype == torch.uint8 and ds.x.shape == (len(x), 1, 28, 28)
         assert np.array_equal(ds.x[:, 0].numpy(), x) and ds.y.dtype == torch.int64
         assert np.array_equal(ds.y.numpy(), y)
-        assert ds.info == DataInfo((1, 28, 28), 10, "image") and len(ds) == len(x)
+        assert ds.info == DataInfo((1, 28, 28), 10, "image", len(x)) and len(ds) == len(x)
 
 
 def _corrupt_cases():
@@ -636,7 +636,7 @@ def test_synthetic_determinism_and_reference():
     cfg = DataConfig(name="synthetic", latent_dim=3, dim=20, seed=7, n=500)
     a, b = load_dataset(cfg), load_dataset(cfg)
     assert a.x.shape == (500, 20) and a.x.dtype == torch.float32 and a.kind == "vector"
-    assert a.y is None and a.factors.shape == (500, 3) and a.info == DataInfo((20,), None, "vector")
+    assert a.y is None and a.factors.shape == (500, 3) and a.info == DataInfo((20,), None, "vector", 500)
     assert torch.equal(a.x, b.x) and torch.equal(a.factors, b.factors)
     assert not torch.equal(load_dataset(replace(cfg, seed=8)).x, a.x)
     test = load_dataset(cfg, "test")

@@ -26,18 +26,22 @@ class DataInfo:
     shape: one example's shape, ``(C, H, W)`` for images or ``(D,)`` for vectors.
     num_classes: number of labels, or None for unlabelled data.
     kind: "image" or "vector".
+    size: number of training examples N (what the aggregate-posterior estimators of β-TCVAE and
+        IMAE weigh a minibatch by); None where unknown (runs saved before it was recorded).
     """
 
     shape: tuple[int, ...]
     num_classes: int | None = None
     kind: str = "image"
+    size: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"shape": list(self.shape), "num_classes": self.num_classes, "kind": self.kind}
+        return {"shape": list(self.shape), "num_classes": self.num_classes, "kind": self.kind,
+                "size": self.size}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "DataInfo":
-        return cls(tuple(d["shape"]), d.get("num_classes"), d.get("kind", "image"))
+        return cls(tuple(d["shape"]), d.get("num_classes"), d.get("kind", "image"), d.get("size"))
 
 
 @dataclass
@@ -134,7 +138,7 @@ class ArrayDataset:
     @property
     def info(self) -> DataInfo:
         """What a method needs to build its networks: one example's shape, classes, kind."""
-        return DataInfo(tuple(self.x.shape[1:]), self.num_classes, self.kind)
+        return DataInfo(tuple(self.x.shape[1:]), self.num_classes, self.kind, len(self))
 
     def __len__(self) -> int:
         return int(self.x.shape[0])

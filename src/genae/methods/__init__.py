@@ -54,6 +54,7 @@ from .dmwgan import DMWGAN  # noqa: E402
 from .qwgan import QWGAN  # noqa: E402
 from .qbetavae import QBetaVAE  # noqa: E402
 from .lsrgan import LSRGAN  # noqa: E402
+from .imae import IMAE  # noqa: E402
 
 # CTRL's recipe (reference code): batch 2048, lr decayed linearly to 0, 32×32 inputs (MNIST's 28×28
 # padded); the labelled games need every class in every batch.
@@ -98,6 +99,20 @@ METHODS: dict[str, MethodSpec] = {
                                {"num_biases": 1, "reg_weight": 0.0, "em_repeats": 1}),
     "lsr-gan": MethodSpec(LSRGAN, "LSR-GAN: a VAE, then a GAN generator from its decoder rendering q(z|x) "
                           "(λ·−log q(z|G(z)), encoder frozen)", train_defaults={"batch_size": 32}),
+    "imae": MethodSpec(IMAE, "IMAE (Gao et al. 2019): hybrid categorical + Gaussian latents, β·I(x; y) + β·L(z) "
+                       "− 2β·TC(z), VAT on p(y|x)"),
+    "jointvae": MethodSpec(IMAE, "JointVAE (Dupont 2018): hybrid latents, controlled capacities C_z, C_y "
+                           "(0 → 5 nats over 25k steps, γ = 30), VAT on p(y|x) as in the IMAE comparison",
+                           {"objective": "jointvae", "beta": 30.0, "optimizer": "adam", "lr": 5e-4}),
+    "beta-vae-hybrid": MethodSpec(IMAE, "β-VAE on hybrid latents (the IMAE comparison): β on both KL terms, "
+                                  "VAT on p(y|x)", {"objective": "jointvae", "beta": 4.0, "capacity_z": 0.0,
+                                                    "capacity_y": 0.0}),
+    "infovae": MethodSpec(IMAE, "InfoVAE as the IMAE paper states it for hybrid latents: β·[MMD(q(z), p(z)) + "
+                          "KL(q(y)‖U)], VAT on p(y|x)", {"objective": "infovae"}),
+    "beta-tcvae": MethodSpec(IMAE, "β-TCVAE (Chen et al. 2018): ELBO with the total correlation weighted β "
+                             "(minibatch-weighted sampling)",
+                             {"objective": "beta-tcvae", "beta": 6.0, "n_categories": 0, "vat_weight": 0.0,
+                              "optimizer": "adam"}),
     "vae-gan": MethodSpec(VAEGAN, "VAE-GAN (Larsen et al. 2016): VAE with a reconstruction in the discriminator's "
                           "features, per-player losses"),
 }

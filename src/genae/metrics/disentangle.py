@@ -13,7 +13,8 @@ from .frechet import as_float64
 
 __all__ = [
     "discretize", "discrete_mutual_info", "mig", "normalized_absolute_covariance",
-    "transform_score", "kl_active_dims",
+    "transform_score", "kl_active_dims", "gaussian_informativeness", "aggregate_log_marginals",
+    "total_correlation_estimate", "mig_sampled",
 ]
 
 
@@ -138,3 +139,100 @@ def kl_active_dims(mu: Any, logvar: Any, threshold: float = 0.01) -> tuple[np.nd
     kl = 0.5 * (mu ** 2 + np.exp(lv) - lv - 1.0)
     mean_kl = kl.mean(axis=0)
     return mean_kl > threshold, mean_kl
+
+
+# --- IMAE: informativeness, total correlation and the β-TCVAE MIG estimator ---------------------------
+
+def gaussian_informativeness(mu: Any, logvar: Any) -> dict[str, np.ndarray]:
+    """Per-dimension informativeness of a Gaussian encoder (IMAE, Proposition 1):
+
+        I_k = ½ · log(1 + Var_x[μ_k(x)] / E_x[σ_k²(x)]),
+
+    the mutual information between x and z_k when the aggregate of dimension k is treated as a
+    Gaussian with the same variance (the law of total variance). mu, logvar: ``(N, D)``. Returns
+    ``{"informativeness", "var_mean" (Var_x[μ_k]), "mean_var" (E_x[σ_k²])}``, each ``(D,)``, nats.
+    """
+    mu, lv = as_float64(mu), as_float64(logvar)
+    var_mean, mean_var = mu.var(axis=0), np.exp(lv).mean(axis=0)
+    return {"informativeness": 0.5 * np.log1p(var_mean / mean_var), "var_mean": var_mean, "mean_var": mean_var}
+
+
+def _log_normal(z: np.ndarray, mu: np.ndarray, lv: np.ndarray) -> np.ndarray:
+    """``(n, m, D)``: log N(z_i | mu_j, exp(lv_j)) per dimension, for z ``(n, D)`` and mu, lv ``(m, D)``."""
+    return -0.5 * ((z[:, None] - mu[None]) ** 2 * np.exp(-lv[None]) + lv[None] + np.log(2 * np.pi))
+
+
+def _logmeanexp(a: np.ndarray, axis: int) -> np.ndarray:
+    m = a.max(axis=axis, keepdims=True)
+    return (m + np.log(np.exp(a - m).mean(axis=axis, keepdims=True))).squeeze(axis)
+
+
+def aggregate_log_marginals(z: Any, mu: Any, logvar: Any, chunk: int = 256) -> tuple[np.ndarray, np.ndarray]:
+    """Log-densities of the empirical aggregate posterior q(z) = (1/N) Σ_n q(z|x_n) of N encoded
+    examples, at the points ``z`` ``(M, D)``: ``(log q(z_i) (M,), log q_k(z_ik) (M, D))``.
+    mu, logvar: ``(N, D)``. Exact for the N examples given (no minibatch weighting); float64,
+    O(M·N·D) in chunks of ``chunk`` points."""
+    z, mu, lv = as_float64(z), as_float64(mu), as_float64(logvar)
+    joint, marg = np.empty(len(z)), np.empty(z.shape)
+    for s in range(0, len(z), chunk):
+        mat = _log_normal(z[s:s + chunk], mu, lv)                 # (c, N, D)
+        joint[s:s + chunk] = _logmeanexp(mat.sum(2), 1)
+        marg[s:s + chunk] = _logmeanexp(mat, 1)
+    return joint, marg
+
+
+def total_correlation_estimate(z: Any, mu: Any, logvar: Any) -> float:
+    """TC(z) = KL(q(z) ‖ Π_k q_k(z_k)) of the empirical aggregate posterior of N examples, estimated
+    at one sample z_i ~ q(z|x_i) per example: mean_i [log q(z_i) − Σ_k log q_k(z_ik)] (nats).
+    z, mu, logvar: ``(N, D)``."""
+    joint, marg = aggregate_log_marginals(z, mu, logvar)
+    return float((joint - marg.sum(1)).mean())
+
+
+def _entropy_probs(p: np.ndarray) -> float:
+    p = p[p > 0]
+    return float(-(p * np.log(p)).sum())
+
+
+def mig_sampled(z: Any, mu: Any, logvar: Any, factors: Any, probs: Any = None) -> dict[str, Any]:
+    """MIG with the estimator of Chen et al. 2018 (β-TCVAE, section 5 and their reference code):
+    I(z_j; v_k) = H(z_j) − H(z_j | v_k), where the entropies are Monte-Carlo estimates at one sample
+    z_i ~ q(z|x_i) per example under the aggregate posterior of the examples (all N for H(z_j);
+    those with v_k = v for H(z_j | v_k = v)), not histograms. H(v_k) is the empirical entropy of the
+    factor (log #values on a full grid, as Chen et al.).
+
+    z, mu, logvar: ``(N, D)`` continuous codes (samples) and q(z|x); factors: ``(N, F)`` discrete
+    ground-truth factors. probs: optional ``(N, K)`` p(y|x) of a categorical code, added as one more
+    latent (the IMAE appendix-E variant) with I(y; v_k) = H(mean p) − Σ_v p(v)·H(mean_{v_k = v} p).
+    Returns ``{"mig", "per_factor" (F,), "mi" (D [+1], F)}`` in nats / normalised gaps.
+    """
+    z, mu, lv, v = as_float64(z), as_float64(mu), as_float64(logvar), np.asarray(factors)
+    if v.ndim == 1:
+        v = v[:, None]
+    n, d = z.shape
+    _, marg = aggregate_log_marginals(z, mu, lv)
+    h_z = -marg.mean(0)                                            # (D,)
+    rows = d + (probs is not None)
+    mi = np.zeros((rows, v.shape[1]))
+    gaps = np.full(v.shape[1], np.nan)
+    p = as_float64(probs) if probs is not None else None
+    for k in range(v.shape[1]):
+        values, inv = np.unique(v[:, k], return_inverse=True)
+        pv = np.bincount(inv) / n
+        h_cond = np.zeros(d)
+        h_y_cond = 0.0
+        for i, _ in enumerate(values):
+            sel = inv == i
+            _, m = aggregate_log_marginals(z[sel], mu[sel], lv[sel])
+            h_cond += pv[i] * -m.mean(0)
+            if p is not None:
+                h_y_cond += pv[i] * _entropy_probs(p[sel].mean(0))
+        mi[:d, k] = np.maximum(h_z - h_cond, 0.0)
+        if p is not None:
+            mi[d, k] = max(_entropy_probs(p.mean(0)) - h_y_cond, 0.0)
+        h_v = _entropy_probs(pv)
+        if h_v > 0:
+            top = np.sort(mi[:, k])[::-1]
+            gaps[k] = (top[0] - (top[1] if rows > 1 else 0.0)) / h_v
+    return {"mig": float(np.nanmean(gaps)) if np.isfinite(gaps).any() else float("nan"),
+            "per_factor": gaps, "mi": mi}

@@ -15,31 +15,116 @@ from . import disentangle, image, subspace
 from .base import Skip, need_images, quantize, to_unit
 from .context import EvalContext
 
-__all__ = ["QMM_INVERSION", "QMM_SHEAR", "QMM_WIDTH", "active_dims", "mig_metric", "nac", "qmm_score"]
+__all__ = ["QMM_INVERSION", "QMM_SHEAR", "QMM_WIDTH", "active_dims", "informativeness", "mig_metric",
+           "mig_sampled_metric", "nac", "posterior_arrays", "qmm_score", "total_correlation_metric"]
 
 
-def mig_metric(method, ctx: EvalContext) -> dict[str, Any]:
-    """MIG (Chen et al. 2018) of sampled codes (z ~ q(z|x) where the method has ``posterior``,
-    else ``encode``) against the chosen ground-truth factors, 20 bins."""
+def _factors(ctx: EvalContext, metric: str, with_shape: bool = False) -> tuple[list[str], np.ndarray]:
+    """(chosen factor names, ``(N, F)`` factors) of the reference split: ``ctx.mig_factors``, else
+    all but "shape" (Chen et al. 2018 leave dSprites' shape out of the continuous score), or every
+    factor with ``with_shape`` (the IMAE appendix-E variant, where y can take shape)."""
     ds = ctx.dataset(ctx.split)
     if ds.factors is None:
-        raise Skip(f"mig needs ground-truth factors; {ds.name} has none")
+        raise Skip(f"{metric} needs ground-truth factors; {ds.name} has none")
     names = list(ds.factor_names) or [f"f{i}" for i in range(ds.factors.shape[1])]
-    chosen = list(ctx.mig_factors) if ctx.mig_factors is not None else [n for n in names if n != "shape"]
+    if with_shape:
+        chosen = names
+    else:
+        chosen = list(ctx.mig_factors) if ctx.mig_factors is not None else [n for n in names if n != "shape"]
     unknown = [n for n in chosen if n not in names]
     if unknown:
         raise Skip(f"unknown factors {unknown}; {ds.name} has {names}")
-    cols = [names.index(n) for n in chosen]
-    if method.supports("posterior_sample"):
-        g = ctx.generator(2)
-        codes = ctx.batched(lambda xb: method.posterior_sample(xb, generator=g), ds.x, method)
-        codes = codes.reshape(len(ds.x), -1).numpy()
-        how = "sampled from q(z|x)"
+    return chosen, ds.factors.numpy()[:, [names.index(n) for n in chosen]]
+
+
+def posterior_arrays(method, ctx: EvalContext) -> dict[str, np.ndarray]:
+    """q(·|x) of the reference split, float64: "mean", "logvar", "z" (one draw z ~ q(z|x) from
+    ``ctx.generator(2)``), each ``(N, d)``, and "probs" ``(N, K)`` for a categorical or hybrid
+    posterior (absent keys: no such part). Memoised per method within an ``evaluate`` call."""
+    if not method.supports("posterior"):
+        raise Skip(f"{type(method).__name__} has no posterior q(z|x)")
+
+    def make() -> dict[str, np.ndarray]:
+        ds, g = ctx.dataset(ctx.split), ctx.generator(2)
+        parts: dict[str, list[torch.Tensor]] = {}
+        with torch.no_grad():
+            for i in range(0, len(ds.x), ctx.batch_size):
+                q = method.posterior(ctx.to_method(ds.x[i:i + ctx.batch_size], method))
+                if q.mean is not None:
+                    mean, lv = q.mean.flatten(1).double().cpu(), q.logvar.flatten(1).double().cpu()
+                    eps = torch.randn(mean.shape, generator=g, dtype=torch.float64)
+                    for k, v in (("mean", mean), ("logvar", lv), ("z", mean + (0.5 * lv).exp() * eps)):
+                        parts.setdefault(k, []).append(v)
+                if q.logits is not None:
+                    parts.setdefault("probs", []).append(q.probs.double().cpu())
+        return {k: torch.cat(v).numpy() for k, v in parts.items()}
+
+    return ctx.memo(method, ("posterior", ctx.split), make)
+
+
+def mig_metric(method, ctx: EvalContext) -> dict[str, Any]:
+    """MIG (Chen et al. 2018), the disentanglement_lib-style histogram estimator (20 bins), of sampled
+    codes against the chosen ground-truth factors. Codes: z ~ q(z|x) of the posterior's Gaussian part
+    where the method has one (a hybrid posterior's continuous code alone), else ``encode``. With a
+    categorical code too, ``with_y`` is the IMAE appendix-E variant: the code [z, argmax y] against
+    every factor, shape included."""
+    chosen, factors = _factors(ctx, "mig")
+    post = posterior_arrays(method, ctx) if method.supports("posterior") else {}
+    if "z" in post:
+        codes, how = post["z"], "sampled from q(z|x)" + (" (continuous part)" if "probs" in post else "")
     else:
         codes, how = ctx.encodings(method), "encode (deterministic)"
-    out = disentangle.mig(codes, ds.factors.numpy()[:, cols], n_bins=20)
-    return {"value": out["mig"], "per_factor": dict(zip(chosen, map(float, out["per_factor"]))),
-            "codes": how, "n_bins": 20, "n": len(codes), "split": ctx.split}
+    out = disentangle.mig(codes, factors, n_bins=20)
+    res = {"value": out["mig"], "per_factor": dict(zip(chosen, map(float, out["per_factor"]))),
+           "codes": how, "n_bins": 20, "n": len(codes), "split": ctx.split}
+    if "z" in post and "probs" in post:
+        names_y, all_f = _factors(ctx, "mig", with_shape=True)
+        with_y = disentangle.mig(np.concatenate([codes, post["probs"].argmax(1)[:, None]], 1), all_f, n_bins=20)
+        res["with_y"] = with_y["mig"]
+        res["with_y_per_factor"] = dict(zip(names_y, map(float, with_y["per_factor"])))
+    return res
+
+
+def mig_sampled_metric(method, ctx: EvalContext) -> dict[str, Any]:
+    """MIG with β-TCVAE's estimator (Chen et al. 2018): I(z_j; v_k) from Monte-Carlo entropies of the
+    reference split's aggregate posterior (``disentangle.mig_sampled``), one z ~ q(z|x) per example,
+    shape excluded; ``with_y`` adds the categorical code and every factor (IMAE appendix E)."""
+    chosen, factors = _factors(ctx, "mig-sampled")
+    post = posterior_arrays(method, ctx)
+    if "z" not in post:
+        raise Skip("mig-sampled needs a Gaussian part of q(z|x)")
+    out = disentangle.mig_sampled(post["z"], post["mean"], post["logvar"], factors)
+    res = {"value": out["mig"], "per_factor": dict(zip(chosen, map(float, out["per_factor"]))),
+           "estimator": "beta-tcvae (aggregate posterior of the split)", "n": len(post["z"]), "split": ctx.split}
+    if "probs" in post:
+        names_y, all_f = _factors(ctx, "mig-sampled", with_shape=True)
+        with_y = disentangle.mig_sampled(post["z"], post["mean"], post["logvar"], all_f, post["probs"])
+        res["with_y"] = with_y["mig"]
+        res["with_y_per_factor"] = dict(zip(names_y, map(float, with_y["per_factor"])))
+    return res
+
+
+def informativeness(method, ctx: EvalContext) -> dict[str, Any]:
+    """IMAE Proposition 1 per continuous dimension: ½·log(1 + Var_x[μ_k] / E_x[σ_k²]) (nats) over
+    the reference split; ``value`` is their sum."""
+    post = posterior_arrays(method, ctx)
+    if "mean" not in post:
+        raise Skip("informativeness needs a Gaussian part of q(z|x)")
+    out = disentangle.gaussian_informativeness(post["mean"], post["logvar"])
+    return {"value": float(out["informativeness"].sum()),
+            **{k: [round(float(v), 4) for v in a] for k, a in out.items()}, "n": len(post["mean"]),
+            "split": ctx.split}
+
+
+def total_correlation_metric(method, ctx: EvalContext) -> dict[str, Any]:
+    """TC of the continuous code's aggregate posterior over (at most 5,000 of) the reference split,
+    one z ~ q(z|x) per example (``disentangle.total_correlation_estimate``, nats)."""
+    post = posterior_arrays(method, ctx)
+    if "z" not in post:
+        raise Skip("tc needs a Gaussian part of q(z|x)")
+    n = min(5000, len(post["z"]))
+    value = disentangle.total_correlation_estimate(post["z"][:n], post["mean"][:n], post["logvar"][:n])
+    return {"value": value, "n": n, "estimator": "empirical aggregate posterior", "split": ctx.split}
 
 
 def _gaussian_posterior(method, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor] | None:

@@ -44,11 +44,12 @@ from .batchnorm import recalibrate_batchnorm
 from .dcgan import (CONV_SIZES, DCGAN32Decoder, DCGAN32Encoder, DCGANDecoder, DCGANEncoder, conv_plan,
                     dcgan32_decoder, dcgan32_encoder, dcgan_init)
 from .heads import Builder, L2Normalize, on_sphere
-from .mlp import ACTIVATIONS, MLP, MLPDecoder, MLPEncoder, activation, mlp_decoder, mlp_encoder, vector_mlp
+from .mlp import (ACTIVATIONS, IMAE_PRESETS, MLP, MLPDecoder, MLPEncoder, activation, imae_mlps, mlp_decoder,
+                  mlp_encoder, vector_mlp)
 from .resnet import (SNGAN_PLANS, DownBlock, OptimizedDownBlock, ResNetDecoder, ResNetEncoder, UpBlock,
                      sngan_discriminator, sngan_generator, spectral_normalize)
 
-__all__ = ["ACTIVATIONS", "CONV_SIZES", "CTRL_ARCHS", "CTRL_DEFAULT_WIDTH", "DEFAULT_WIDTH", "NETS",
+__all__ = ["ACTIVATIONS", "IMAE_PRESETS", "imae_mlps", "CONV_SIZES", "CTRL_ARCHS", "CTRL_DEFAULT_WIDTH", "DEFAULT_WIDTH", "NETS",
            "PRESETS", "ROLES", "SNGAN_PLANS", "DCGAN32Decoder", "DCGAN32Encoder", "DCGANDecoder",
            "DCGANEncoder", "DownBlock", "L2Normalize", "MLP", "MLPDecoder", "MLPEncoder",
            "OptimizedDownBlock", "Preset", "ResNetDecoder", "ResNetEncoder", "UpBlock", "activation",

@@ -28,7 +28,7 @@ from typing import Sequence
 import torch
 from torch import nn
 
-__all__ = ["ACTIVATIONS", "MLP", "MLPDecoder", "MLPEncoder", "activation", "mlp_decoder", "mlp_encoder",
+__all__ = ["ACTIVATIONS", "IMAE_PRESETS", "imae_mlps", "MLP", "MLPDecoder", "MLPEncoder", "activation", "mlp_decoder", "mlp_encoder",
            "vector_mlp"]
 
 ACTIVATIONS = ("relu", "lrelu", "elu", "gelu", "silu", "tanh", "sigmoid", "softplus", "none")
@@ -140,3 +140,22 @@ def mlp_decoder(shape: Sequence[int], dim: int, width: int, depth: int = 2, act:
 def vector_mlp(shape: Sequence[int], dim: int, width: int, depth: int = 2, act: str = "relu") -> MLP:
     """A bare :class:`MLP` ``(B, n) -> (B, dim)`` on vectors of ``shape = (n,)`` (e.g. a latent critic)."""
     return MLP(math.prod(shape), dim, (width,) * depth, act=act)
+
+
+# --- the IMAE paper's MLPs (Table 1: MNIST / Fashion-MNIST; Table 2: dSprites) -------------------------
+
+#: preset -> (encoder hidden widths, decoder hidden widths). Table 1: encoder FC 500, FC 2×500 (one
+#: layer of 1000 units, our reading of "2×500"; the notes say "MLP 500-1000"), both with BatchNorm
+#: and ReLU; decoder FC 500, FC 500 (ReLU), sigmoid output. Table 2 (dSprites): the same pattern
+#: with 1200-unit layers; its "28 × 28" decoder output is the 64 × 64 image.
+IMAE_PRESETS: dict[str, tuple[tuple[int, ...], tuple[int, ...]]] = {
+    "imae-table1": ((500, 1000), (500, 500)),
+    "imae-table2": ((1200, 1200), (1200, 1200)),
+}
+
+
+def imae_mlps(preset: str, shape: Sequence[int], head_dim: int, latent: int) -> tuple[MLPEncoder, MLPDecoder]:
+    """(encoder ``(B, *shape) -> (B, head_dim)`` with BatchNorm, decoder ``(B, latent) -> (B, *shape)``
+    logits) of an IMAE preset (:data:`IMAE_PRESETS`)."""
+    enc, dec = IMAE_PRESETS[preset]
+    return (MLPEncoder(shape, head_dim, enc, batchnorm=True), MLPDecoder(latent, shape, dec))

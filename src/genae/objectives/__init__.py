@@ -1,7 +1,7 @@
 """Pure objective functions (no ``nn.Module`` state). Each module states its reduction convention:
 likelihood terms sum over data/latent dimensions and are returned per example (the caller takes the
 batch mean); GAN terms are batch means."""
-from .elbo import (LIKELIHOODS, bernoulli_nll, gaussian_kl, gaussian_nll,
+from .elbo import (LIKELIHOODS, bernoulli_nll, categorical_kl_uniform, gaussian_kl, gumbel_softmax, gaussian_nll,
                    gaussian_nll_optimal_variance, lsr_latent_nll, reconstruction_nll, reparameterize)
 from .gan import (gradient_penalty, js_discriminator_loss, ns_generator_loss, wgan_critic_loss,
                   wgan_generator_loss, wgan_gp_critic_loss)
@@ -12,7 +12,7 @@ from .qmm import bias_alignment, em_responsibilities, tangential_offset
 from .rate_reduction import (class_compression, coding_rate, ctrl_binary_objective,
                              ctrl_multi_objective, delta_r, pair_delta_r)
 
-__all__ = ["LIKELIHOODS", "bernoulli_nll", "gaussian_kl", "gaussian_nll", "gaussian_nll_optimal_variance",
+__all__ = ["LIKELIHOODS", "bernoulli_nll", "categorical_kl_uniform", "gaussian_kl", "gumbel_softmax", "gaussian_nll", "gaussian_nll_optimal_variance",
            "gradient_penalty", "js_discriminator_loss", "ns_generator_loss", "reconstruction_nll",
            "reparameterize", "wgan_critic_loss", "wgan_generator_loss", "wgan_gp_critic_loss",
            "class_compression", "coding_rate", "ctrl_binary_objective", "ctrl_multi_objective",

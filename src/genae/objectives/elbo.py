@@ -12,7 +12,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-__all__ = ["LIKELIHOODS", "bernoulli_nll", "gaussian_kl", "gaussian_nll", "lsr_latent_nll",
+__all__ = ["LIKELIHOODS", "bernoulli_nll", "categorical_kl_uniform", "gaussian_kl", "gumbel_softmax", "gaussian_nll", "lsr_latent_nll",
            "gaussian_nll_optimal_variance", "reconstruction_nll", "reparameterize"]
 
 LIKELIHOODS = ("bernoulli", "gaussian", "gaussian-optimal")
@@ -87,6 +87,30 @@ def reconstruction_nll(kind: str, out: torch.Tensor, x: torch.Tensor,
 def reparameterize(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
     """z = mu + exp(½ logvar) · ε, ε ~ N(0, I) from the global RNG; same shape as ``mu``."""
     return torch.addcmul(mu, (0.5 * logvar).exp(), torch.randn_like(mu))
+
+
+def gumbel_softmax(logits: torch.Tensor, tau: float, generator: torch.Generator | None = None) -> torch.Tensor:
+    """A relaxed one-hot draw from Cat(softmax(logits)) (Jang et al. 2017, eq. 1; Maddison et al.
+    2017's Concrete): softmax((logits + g) / τ), g_k = −log(−log u_k), u ~ U(0, 1) i.i.d.
+
+    logits: ``(B, K)``; tau: temperature τ > 0 (→ 0: one-hot; → ∞: uniform). Differentiable in
+    ``logits`` (the reparameterisation). argmax of the draw is distributed exactly as
+    Cat(softmax(logits)) at every τ. Returns ``(B, K)``, rows summing to 1.
+    """
+    if generator is None:
+        u = torch.rand_like(logits)
+    else:
+        u = torch.rand(logits.shape, generator=generator, dtype=logits.dtype, device=generator.device).to(logits.device)
+    tiny = torch.finfo(logits.dtype).tiny
+    g = -(-(u.clamp_min(tiny)).log()).clamp_min(tiny).log()
+    return ((logits + g) / tau).softmax(-1)
+
+
+def categorical_kl_uniform(logits: torch.Tensor) -> torch.Tensor:
+    """KL(Cat(softmax(logits)) ‖ U(K)) = log K − H(softmax(logits)) per example, ``(B,)`` from
+    ``(B, K)`` logits (JointVAE's discrete KL; in [0, log K])."""
+    log_p = logits.log_softmax(-1)
+    return math.log(logits.shape[-1]) + (log_p.exp() * log_p).sum(-1)
 
 
 def lsr_latent_nll(z: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor,

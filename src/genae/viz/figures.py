@@ -76,3 +76,22 @@ def bias_scatter(panels: Sequence[tuple[str, np.ndarray, np.ndarray]]) -> Figure
             ax.set_ylabel("PC 2")
     fig.tight_layout()
     return fig
+
+
+def informativeness_bars(info: dict[str, np.ndarray]) -> Figure:
+    """IMAE Fig. 2a: per continuous dimension k, the bar ½·log(1 + Var[μ_k]/E[σ_k²]) (left axis, nats)
+    and its parts E[σ_k²] and Var[μ_k] as markers (right axis). info: ``gaussian_informativeness``'s dict."""
+    k = np.arange(len(info["informativeness"]))
+    fig = Figure(figsize=(6.0, 3.0))
+    ax = fig.subplots()
+    ax.bar(k, info["informativeness"], color="C0", label="I(x; z_k) (Prop. 1)")
+    ax.set_xlabel("continuous dimension k")
+    ax.set_ylabel("nats")
+    right = ax.twinx()
+    right.plot(k, info["mean_var"], "o", color="C3", label="E[σ_k²]")
+    right.plot(k, info["var_mean"], "s", color="C2", label="Var[μ_k]")
+    right.set_yscale("log")
+    lines = ax.get_legend_handles_labels()
+    more = right.get_legend_handles_labels()
+    ax.legend(lines[0] + more[0], lines[1] + more[1], fontsize=7, loc="upper right")
+    return fig
