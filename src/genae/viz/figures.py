@@ -82,7 +82,7 @@ def informativeness_bars(info: dict[str, np.ndarray]) -> Figure:
     """IMAE Fig. 2a: per continuous dimension k, the bar ½·log(1 + Var[μ_k]/E[σ_k²]) (left axis, nats)
     and its parts E[σ_k²] and Var[μ_k] as markers (right axis). info: ``gaussian_informativeness``'s dict."""
     k = np.arange(len(info["informativeness"]))
-    fig = Figure(figsize=(6.0, 3.0))
+    fig = Figure(figsize=(6.0, 3.2), layout="constrained")
     ax = fig.subplots()
     ax.bar(k, info["informativeness"], color="C0", label="I(x; z_k) (Prop. 1)")
     ax.set_xlabel("continuous dimension k")
