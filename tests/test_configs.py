@@ -15,7 +15,7 @@ CONFIGS = sorted((Path(__file__).parent.parent / "configs").glob("*.yaml"))
 # (channels, native side, classes) of each image dataset; folder datasets are RGB, unlabelled.
 IMAGE_DATA = {"mnist": (1, 28, 10), "fashion-mnist": (1, 28, 10), "transformed-mnist": (1, 28, 10),
               "cifar10": (3, 32, 10), "stl10": (3, 96, 10), "stl10-unlabeled": (3, 96, None),
-              "folder": (3, 64, None)}
+              "dsprites": (1, 64, 3), "folder": (3, 64, None)}
 
 
 def _info(data) -> DataInfo:
