@@ -23,7 +23,7 @@ def _info(data) -> DataInfo:
         return DataInfo((data.dim,), None, "vector")
     c, side, k = IMAGE_DATA["folder" if data.name.startswith("folder:") else data.name]
     side = data.image_size or side
-    return DataInfo((c, side, side), k, "image")
+    return DataInfo((c, side, side), k, "image", 60000)   # size: N of the aggregate-posterior estimators
 
 
 def test_every_config_is_checked():
