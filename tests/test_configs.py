@@ -15,15 +15,16 @@ CONFIGS = sorted((Path(__file__).parent.parent / "configs").glob("*.yaml"))
 # (channels, native side, classes) of each image dataset; folder datasets are RGB, unlabelled.
 IMAGE_DATA = {"mnist": (1, 28, 10), "fashion-mnist": (1, 28, 10), "transformed-mnist": (1, 28, 10),
               "cifar10": (3, 32, 10), "stl10": (3, 96, 10), "stl10-unlabeled": (3, 96, None),
-              "dsprites": (1, 64, 3), "folder": (3, 64, None)}
+              "dsprites": (1, 64, 3), "rgb-mnist": (3, 28, 10), "two-digit-mnist": (1, (28, 56), 100),
+              "folder": (3, 64, None)}
 
 
 def _info(data) -> DataInfo:
     if data.name == "synthetic":
         return DataInfo((data.dim,), None, "vector")
     c, side, k = IMAGE_DATA["folder" if data.name.startswith("folder:") else data.name]
-    side = data.image_size or side
-    return DataInfo((c, side, side), k, "image", 60000)   # size: N of the aggregate-posterior estimators
+    h, w = side if isinstance(side, tuple) else (data.image_size or side,) * 2
+    return DataInfo((c, h, w), k, "image", 60000)   # size: N of the aggregate-posterior estimators   # size: N of the aggregate-posterior estimators
 
 
 def test_every_config_is_checked():
