@@ -293,7 +293,7 @@ def ddp_worker(rank, world, tmp):
             gz, gh, gw = torch.autograd.grad(value, (z, zh, w))
             gw_sum = gw.clone()
             dist.all_reduce(gw_sum)  # DDP all-reduces parameter gradients (then divides by W)
-            out[precision] = dict(value=value.detach(), terms=terms, gz=gz, gh=gh, gw_sum=gw_sum,
+            out[precision] = dict(value=value.detach(), terms=terms, gz=gz, gh=gh, gw=gw,
                                   gw_ddp=gw_sum / world)
         z = encode(x[sl], w0)
         out["dr"] = delta_r(z, y[sl], K_DDP, precision="float64", group=dist.group.WORLD)
@@ -323,13 +323,26 @@ def test_ddp_two_processes_equal_global_batch(tmp_path):
             torch.testing.assert_close(r["value"], value.detach(), rtol=tol, atol=0)
             for name in terms:
                 torch.testing.assert_close(r["terms"][name], terms[name], rtol=tol, atol=tol)
-            # local-z gradients = the rows of the single-process gradient on the concatenated batch
-            torch.testing.assert_close(r["gz"], gz[sl], rtol=tol, atol=tol * gz.abs().max().item())
-            torch.testing.assert_close(r["gh"], gh[sl], rtol=tol, atol=tol * gh.abs().max().item())
-            # parameters: the SUM over ranks is the global-batch gradient; DDP's average is 1/W of it
+            # local-z gradients = W × the rows of the single-process gradient on the concatenated
+            # batch (the gradient of the sum of the W ranks' identical losses)
+            torch.testing.assert_close(r["gz"], 2 * gz[sl], rtol=tol, atol=2 * tol * gz.abs().max().item())
+            torch.testing.assert_close(r["gh"], 2 * gh[sl], rtol=tol, atol=2 * tol * gh.abs().max().item())
+            # parameters: the AVERAGE over ranks (the trainer's, DDP's) is the global-batch gradient,
+            # with no manual scaling of the loss
             atol = ptol * gw.abs().max().item()
-            torch.testing.assert_close(r["gw_sum"], gw, rtol=tol, atol=atol)
-            torch.testing.assert_close(r["gw_ddp"], gw / 2, rtol=tol, atol=atol / 2)
+            torch.testing.assert_close(r["gw_ddp"], gw, rtol=tol, atol=atol)
+    # each rank's own parameter gradient is W × its share (the gradient through its rows only)
+    shares = []
+    for sl in parts:
+        w = w0.clone().requires_grad_(True)
+        mask = torch.zeros(N_DDP, 1, dtype=torch.float64)
+        mask[sl] = 1
+        z, zh = encode(x, w), encode(xh, w)
+        only = lambda t: t * mask + (t * (1 - mask)).detach()  # noqa: E731
+        value = ctrl_multi_objective(only(z), only(zh), y, K_DDP, precision="float64")[0]
+        shares.append(torch.autograd.grad(value, w)[0])
+    for r, share in zip(res, shares):
+        torch.testing.assert_close(r["float64"]["gw"], 2 * share, rtol=1e-10, atol=1e-12)
     z, zh = encode(x, w0), encode(xh, w0)
     for r, sl in zip(res, parts):
         torch.testing.assert_close(r["dr"], delta_r(z, y, K_DDP, precision="float64"),

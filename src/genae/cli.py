@@ -9,13 +9,18 @@
     genae methods | genae config METHOD | genae data list|info|fetch | genae demo
 
 User errors (bad config, missing data, non-finite loss) print one line on stderr and exit non-zero
-without a traceback; exit codes: 2 usage/config/data, 3 non-finite loss, 130 interrupted.
+without a traceback; exit codes: 2 usage/config/data, 3 non-finite loss, 4 a lost rank (DDP),
+130 interrupted.
+
+Multi-GPU / multi-node: ``torchrun --nproc-per-node N -m genae train ...`` (and ``resume``) joins the
+process group of torchrun's environment (``genae.distributed``); rank 0 alone prints and writes.
 """
 from __future__ import annotations
 
 import argparse
 import contextlib
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -31,7 +36,12 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
+    from . import distributed
+
+    ddp = distributed.launched_by_torchrun() and args.func in (_cmd_train, _cmd_resume, _cmd_sweep, _cmd_eval)
     try:
+        if ddp:
+            return _run_distributed(args)
         return args.func(args) or 0
     except NonFiniteLoss as e:
         ckpt = getattr(e, "checkpoint", None)
@@ -51,6 +61,73 @@ def main(argv: list[str] | None = None) -> int:
         where = f" ({e.filename})" if e.filename else ""
         print(f"error: {e.strerror or e}{where}", file=sys.stderr)
         return 2
+
+
+def _run_distributed(args) -> int:
+    """``genae train|resume|eval`` as one rank of a torchrun job: join the process group, run, leave it.
+
+    Rank 0 reports user errors (every rank raises the same one, agreed by the trainer); a failed
+    collective (another rank died or was killed) is reported by every rank that sees it, naming
+    the last complete checkpoint, with exit code 4."""
+    import os
+
+    import torch.distributed as dist
+
+    from . import distributed
+
+    if args.func is _cmd_sweep:
+        raise GenaeError("genae sweep runs its points as processes of its own and cannot run under "
+                         "torchrun; train each point with `torchrun ... -m genae train` instead")
+    ctx = distributed.init_from_env(_requested_device(args))
+    try:
+        if not ctx.main:  # one voice: the others' stdout (summaries, tables) is dropped
+            sys.stdout = open(os.devnull, "w")
+        try:
+            return args.func(args) or 0
+        except (GenaeError, Interrupted):
+            if not ctx.main:
+                return 130 if isinstance(sys.exc_info()[1], Interrupted) else \
+                    3 if isinstance(sys.exc_info()[1], NonFiniteLoss) else 2
+            raise
+        except RuntimeError as e:  # gloo reports a dead peer as a plain RuntimeError, NCCL as DistError
+            if not (isinstance(e, dist.DistError) or _LOST_PEER.search(str(e))):
+                raise
+            run = getattr(args, "run", None) or getattr(args, "out", None)
+            last = ""
+            if run:
+                from .runs import latest_checkpoint
+                with contextlib.suppress(Exception):
+                    ck = latest_checkpoint(run, quiet=True)
+                    last = f"; the last complete checkpoint is {ck}" if ck else "; no checkpoint was written"
+            first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+            print(f"error: rank {ctx.rank} of {ctx.world}: a collective failed, another rank has probably "
+                  f"died ({type(e).__name__}: {first}){last}", file=sys.stderr)
+            return 4
+    finally:
+        with contextlib.suppress(Exception):
+            dist.destroy_process_group()
+
+
+_LOST_PEER = re.compile(r"gloo|nccl|Connection (reset|closed)|socket|timed out|peer", re.IGNORECASE)
+
+
+def _requested_device(args) -> str:
+    """``train.device`` of the command (eval's --device, its --set, the run's config, or auto):
+    picks NCCL or gloo."""
+    if isinstance(getattr(args, "device", None), str):
+        return args.device
+    for item in getattr(args, "overrides", None) or ():
+        if item.startswith("train.device="):
+            return item.split("=", 1)[1].strip("'\"")
+    if args.func is _cmd_resume:
+        with contextlib.suppress(Exception):
+            from .runs import read_config
+            return str(read_config(args.run).get("train", {}).get("device", "auto"))
+    if getattr(args, "config", None):
+        with contextlib.suppress(Exception):
+            from .config import load_yaml
+            return str((load_yaml(args.config).get("train") or {}).get("device", "auto"))
+    return "auto"
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -398,7 +475,9 @@ def _cmd_eval(args) -> int:
     names = check_names([n.strip() for n in args.metrics.split(",") if n.strip()])
     if args.n_samples <= 0:
         raise GenaeError("--n-samples must be positive")
-    device = str(resolve_device(args.device, "--device"))
+    from . import distributed
+
+    device = str(distributed.device_for(resolve_device(args.device, "--device")))
     method, cfg, ckpt = open_checkpoint(args.run, device=device, step=args.step)
     step = checkpoint_step(ckpt)
     if args.qmm_images <= 0:
@@ -409,6 +488,9 @@ def _cmd_eval(args) -> int:
         # the split evaluated on, loaded once (the context keeps it for the metrics)
         check_data_record(Path(args.run), {args.split: ctx.dataset(args.split)})
     results = _evaluate_renderers(method, ctx, names, args.renderer)
+    ddp = distributed.current()
+    if ddp is not None and not ddp.main:  # under torchrun: every rank computed, rank 0 reports and writes
+        return 0
     # print before writing: a failed write (read-only folder, full disk) must not lose the numbers
     if args.json:
         print(json.dumps({k: {**v, "step": step} for k, v in results.items()}, default=jsonable),

@@ -6,6 +6,12 @@ trainer back-propagates every player's loss into that player's parameters only
 that: autocast, learning-rate schedules, logging (progress bar, ``metrics.jsonl``, TensorBoard),
 sample/reconstruction grids, atomic checkpoints (periodic, at the end, on SIGINT/SIGTERM) and exact
 resume (weights, optimizer and schedule state, RNG states and data position are restored).
+
+Under ``torchrun`` (``torch.distributed`` initialised) the same loop runs on every rank with the
+hooks of :mod:`genae.distributed`: each rank trains on its shard of the global batch, every
+player's gradients are averaged after each ``Update``, noise is that of the global batch,
+BatchNorm uses global-batch statistics (``train.sync_bn``), ranks agree on non-finite losses and
+signals, and rank 0 alone writes the run directory.
 """
 from __future__ import annotations
 
@@ -23,7 +29,7 @@ import numpy as np
 import random
 import torch
 
-from . import loggers, runs
+from . import distributed, loggers, runs
 from .config import RunConfig, check_against_data
 from .data import BatchSampler, load_dataset, to_range
 from .errors import DatasetNotFound, GenaeError, Interrupted, NonFiniteLoss
@@ -96,8 +102,9 @@ class _DeferredCheck:
     naming that step and player (the term is not tracked in this mode).
     """
 
-    def __init__(self):
+    def __init__(self, ctx: distributed.Context | None = None):
         self.first: dict[str, torch.Tensor] = {}
+        self.ctx = ctx  # under DDP the first bad step is the earliest over ranks
 
     def record(self, update: Update, step: int) -> None:
         for name, loss in update.losses.items():
@@ -108,6 +115,11 @@ class _DeferredCheck:
             seen.copy_(torch.where(bad & (seen < 0), torch.full_like(seen, step), seen))
 
     def raise_if_bad(self) -> None:
+        names = list(self.first)
+        if self.ctx is not None and self.ctx.world > 1 and names:
+            agreed = distributed.first_over_ranks(torch.stack([self.first[n] for n in names]))
+            for n, v in zip(names, agreed):
+                self.first[n].copy_(v)
         firsts = {name: int(v) for name, v in self.first.items()}
         bad = {name: s for name, s in firsts.items() if s >= 0}
         if bad:
@@ -138,20 +150,27 @@ def train(cfg: RunConfig, networks: dict[str, torch.nn.Module] | None = None, ca
     ``train.networks`` so loading the run asks for the same modules)."""
     if networks:
         cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, networks=tuple(sorted(networks))))
+    ctx = distributed.current()
     torch.manual_seed(cfg.train.seed)
-    device = resolve_device(cfg.train.device)
+    device = distributed.device_for(resolve_device(cfg.train.device))
     data = load_dataset(cfg.data, "train")
     check_against_data(cfg, data.num_classes)
     method = runs.build_method(cfg, data.info, networks)  # validates model.* before any file is written
     if cfg.train.init_from:
         names = runs.init_from(method, cfg.train.init_from)
-        print(f"initialised {', '.join(names)} from {cfg.train.init_from}", file=sys.stderr)
+        if ctx is None or ctx.main:
+            print(f"initialised {', '.join(names)} from {cfg.train.init_from}", file=sys.stderr)
     method = method.to(device)
     test = _load_test(cfg)
-    run_dir, lock = runs.new_run_dir(cfg)
-    with lock:
-        runs.write_config(run_dir, cfg, data.info)
-        runs.write_data_record(run_dir, {"train": data, "test": test})
+    with contextlib.ExitStack() as held:
+        def prepare() -> str:  # rank 0 only under DDP: the others learn the directory (or the error)
+            run_dir, lock = runs.new_run_dir(cfg)
+            held.callback(lock.release)
+            runs.write_config(run_dir, cfg, data.info)
+            runs.write_data_record(run_dir, {"train": data, "test": test})
+            return str(run_dir)
+
+        run_dir = Path(distributed.main_then_share(ctx, prepare))
         return _fit(run_dir, cfg, method, data, test, device, resume=None, callbacks=callbacks)
 
 
@@ -167,36 +186,50 @@ def resume(run_dir: str | Path, steps: int | None = None, overrides: Sequence[st
     checkpoint exists.
     """
     run_dir = Path(run_dir)
+    ctx = distributed.current()
+    main = ctx is None or ctx.main
     runs.read_config(run_dir)  # a clear error if RUN is not a run, before any lock file is made
-    with runs.RunLock(run_dir):
-        for leftover in runs.clean_leftovers(run_dir):
-            print(f"removed {leftover}, left by an interrupted writer", file=sys.stderr)
-        ckpt = runs.latest_checkpoint(run_dir)
-        if ckpt is None and runs.checkpoint_dirs(run_dir):
-            raise GenaeError(f"{run_dir} has checkpoints but none is complete{runs.damaged_summary(run_dir)}; "
-                             "nothing was changed (restarting from step 0 would overwrite them)")
+    with contextlib.ExitStack() as held:
+        def prepare() -> str:  # rank 0 only under DDP (the lock, clean-up and the config checks)
+            held.enter_context(runs.RunLock(run_dir))
+            for leftover in runs.clean_leftovers(run_dir):
+                print(f"removed {leftover}, left by an interrupted writer", file=sys.stderr)
+            ckpt = runs.latest_checkpoint(run_dir)
+            if ckpt is None and runs.checkpoint_dirs(run_dir):
+                raise GenaeError(f"{run_dir} has checkpoints but none is complete{runs.damaged_summary(run_dir)}; "
+                                 "nothing was changed (restarting from step 0 would overwrite them)")
+            cfg, _, changed = runs.resume_config(run_dir, ckpt, steps, overrides)
+            for key, (old, new) in changed.items():
+                print(f"resume: {key}: {old!r} -> {new!r}", file=sys.stderr)
+            if cfg.train.lr_schedule != "constant" and "train.steps" in changed:
+                print(f"warning: train.lr_schedule={cfg.train.lr_schedule} is laid out over train.steps; "
+                      "changing the total changes the learning rate from this step on", file=sys.stderr)
+            return "" if ckpt is None else str(ckpt)
+
+        shared = distributed.main_then_share(ctx, prepare)
+        ckpt = Path(shared) if shared else None
         cfg, info, changed = runs.resume_config(run_dir, ckpt, steps, overrides)
-        for key, (old, new) in changed.items():
-            print(f"resume: {key}: {old!r} -> {new!r}", file=sys.stderr)
-        if cfg.train.lr_schedule != "constant" and "train.steps" in changed:
-            print(f"warning: train.lr_schedule={cfg.train.lr_schedule} is laid out over train.steps; "
-                  "changing the total changes the learning rate from this step on", file=sys.stderr)
-        device = resolve_device(cfg.train.device)
+        device = distributed.device_for(resolve_device(cfg.train.device))
         data = load_dataset(cfg.data, "train")
         test = _load_test(cfg)
-        if (run_dir / runs.DATA_RECORD).is_file():
-            runs.check_data_record(run_dir, {"train": data, "test": test})
-        else:  # a run from before data records: record what it continues on
-            runs.write_data_record(run_dir, {"train": data, "test": test})
         torch.manual_seed(cfg.train.seed)  # the same init as train(): matters if no checkpoint exists yet
         method = runs.build_method(cfg, info, networks).to(device)
-        if changed:
-            runs.write_config(run_dir, cfg, info)
+
+        def record() -> str:
+            if (run_dir / runs.DATA_RECORD).is_file():
+                runs.check_data_record(run_dir, {"train": data, "test": test})
+            else:  # a run from before data records: record what it continues on
+                runs.write_data_record(run_dir, {"train": data, "test": test})
+            if changed:
+                runs.write_config(run_dir, cfg, info)
+            return ""
+
+        distributed.main_then_share(ctx, record)
         if ckpt is None:
             return _fit(run_dir, cfg, method, data, test, device, resume=None, callbacks=callbacks)
         weights, state = runs.read_checkpoint(ckpt, device)
         runs.load_weights(method, weights, ckpt)
-        if state["step"] >= cfg.train.steps:
+        if state["step"] >= cfg.train.steps and main:
             print(f"{run_dir} is already at step {state['step']} of train.steps={cfg.train.steps}; "
                   f"extend it with `genae resume {run_dir} --steps N`", file=sys.stderr)
         return _fit(run_dir, cfg, method, data, test, device, resume=state, callbacks=callbacks)
@@ -283,9 +316,9 @@ class TrainingState:
     states, ``state_dict()`` is exactly a checkpoint's trainer state.
     """
 
-    def __init__(self, method: Method, data, t, device: torch.device):
+    def __init__(self, method: Method, data, t, device: torch.device, shard: tuple[int, int] = (0, 1)):
         balanced = t.balanced_batches or method.needs_balanced_batches
-        self.sampler = BatchSampler(data, t.batch_size, t.seed, device, method.input_range, balanced)
+        self.sampler = BatchSampler(data, t.batch_size, t.seed, device, method.input_range, balanced, shard)
         self.optimizers = method.optimizers()
         self.plan = StagePlan(method, list(self.optimizers), t.steps)
         self.schedules = {k: build_schedule(o, t.lr_schedule, self.plan.player_steps[k], t.lr_step_size,
@@ -317,14 +350,19 @@ class TrainingState:
 
 
 def train_step(method: Method, state: TrainingState, stage: Stage, params, amp, deferred,
-               on_nonfinite: str, log) -> None:
+               on_nonfinite: str, log, ctx: distributed.Context | None = None) -> None:
     """One training step: every ``Update`` the method yields for the next batch goes through
     ``run_update`` (each player's loss into its own parameters), then the schedules of the
-    stage's players advance and ``state.step`` is incremented."""
+    stage's players advance and ``state.step`` is incremented. Under DDP (``ctx`` with world > 1)
+    the batch is this rank's shard, noise is drawn for the global batch, the ranks agree on
+    non-finite losses, and each update's gradients are averaged over ranks before the step."""
     step = state.step
-    updates = method.train_step(state.sampler.next(), step)
+    batch = state.sampler.next()
+    ddp = ctx is not None and ctx.world > 1
+    noise = distributed.GlobalNoise(len(batch.x), ctx.world, ctx.rank) if ddp else contextlib.nullcontext()
+    updates = method.train_step(batch, step)
     while True:
-        with amp:
+        with amp, noise:
             update = next(updates, None)
         if update is None:
             break
@@ -333,6 +371,8 @@ def train_step(method: Method, state: TrainingState, stage: Stage, params, amp, 
             raise GenaeError(f"step {step}: {type(method).__name__} updates {sorted(idle)} during stage "
                              f"{stage.name!r}, which trains only {list(stage.players)}")
         bad = None if deferred else first_nonfinite(update)
+        if ddp and not deferred:  # every rank stops (or skips) at the same update
+            bad = distributed.agree_nonfinite(ctx, list(update.losses), bad)
         if deferred:
             deferred.record(update, step)
         elif bad is not None:
@@ -340,7 +380,10 @@ def train_step(method: Method, state: TrainingState, stage: Stage, params, amp, 
                 raise NonFiniteLoss(step, *bad)
             log.warn(f"step {step}: skipped update of {sorted(update.losses)}: {bad[1]} = {bad[2]}")
             continue
-        run_update(state.optimizers, update, params, state.clip, state.scaler)
+        backward_update(update, params, state.scaler)
+        if ddp:
+            distributed.average_gradients([p for name in update.losses for p in params[name]], ctx.world)
+        step_update(update, state.optimizers, params, state.clip, state.scaler)
         if state.scaler is not None:  # per update: an inner loop steps one optimizer repeatedly,
             state.scaler.update()     # and GradScaler allows one unscale_ per optimizer per update()
         log.add(update)
@@ -358,7 +401,11 @@ def _fit(run_dir: Path, cfg: RunConfig, method: Method, data, test, device: torc
     if t.threads:  # several runs sharing few cores are much faster without OpenMP oversubscription
         torch.set_num_threads(t.threads)
     t0 = time.perf_counter()
-    state = TrainingState(method, data, t, device)
+    ctx = distributed.current()
+    main = ctx is None or ctx.main
+    if ctx is not None and ctx.world > 1 and t.sync_bn:
+        distributed.convert_batchnorm(method)  # same parameters and buffers: optimizers, checkpoints unchanged
+    state = TrainingState(method, data, t, device, (ctx.rank, ctx.world) if ctx is not None else (0, 1))
     amp = (torch.autocast(device.type, dtype=torch.bfloat16 if t.amp == "bf16" else torch.float16)
            if t.amp != "none" else contextlib.nullcontext())
     fixed = _fixed_batch(test, method, device)  # before restoring RNG: loading must not shift it
@@ -369,11 +416,12 @@ def _fit(run_dir: Path, cfg: RunConfig, method: Method, data, test, device: torc
             module.compile()
     method.train()
     log = _Logger(run_dir, t, start=state.step,
-                  sinks=loggers.open_sinks(run_dir, cfg, start=state.step, callbacks=callbacks))
+                  sinks=loggers.open_sinks(run_dir, cfg, start=state.step, callbacks=callbacks) if main else [],
+                  ctx=ctx)
     if resume is None:
         for sink in log.sinks:
             sink.config(cfg.to_dict())
-    deferred = _DeferredCheck() if t.nan_check == "interval" else None
+    deferred = _DeferredCheck(ctx) if t.nan_check == "interval" else None
     stage, params = None, None
 
     with _StopSignals() as stop, warnings.catch_warnings():
@@ -386,40 +434,49 @@ def _fit(run_dir: Path, cfg: RunConfig, method: Method, data, test, device: torc
                     stage = state.plan.at(state.step)
                     method.enter_stage(stage if state.plan.staged else None)
                     params = player_params(state.optimizers)  # frozen parameters leave their player
-                train_step(method, state, stage, params, amp, deferred, t.on_nonfinite, log)
-                _interval_work(run_dir, cfg, method, state, data, fixed, log, deferred, stop)
+                train_step(method, state, stage, params, amp, deferred, t.on_nonfinite, log, ctx)
+                _interval_work(run_dir, cfg, method, state, data, fixed, log, deferred, stop, ctx)
         except NonFiniteLoss as e:
             e.checkpoint = runs.find_checkpoint(run_dir)[0]
             raise
         finally:
             log.close()
             with contextlib.suppress(OSError):  # a full disk must not hide the error that stopped the run
-                runs.write_run_info(run_dir, cfg, method, state.optimizers, device, state.step,
-                                    time.perf_counter() - t0)
-    save_figure(loss_curves(runs.read_metrics(run_dir / "metrics.jsonl")), run_dir / "loss_curves.png")
+                if main:
+                    runs.write_run_info(run_dir, cfg, method, state.optimizers, device, state.step,
+                                        time.perf_counter() - t0)
+    if main:
+        save_figure(loss_curves(runs.read_metrics(run_dir / "metrics.jsonl")), run_dir / "loss_curves.png")
     return run_dir
 
 
 def _interval_work(run_dir: Path, cfg: RunConfig, method: Method, state: TrainingState, data, fixed,
-                   log, deferred, stop) -> None:
+                   log, deferred, stop, ctx: distributed.Context | None = None) -> None:
     """After a step: the deferred finiteness check, the log line, the prior fit, the sample and
     reconstruction grids and the checkpoint, each at its interval (and all at the last step or on
-    SIGINT/SIGTERM)."""
+    SIGINT/SIGTERM). Under DDP the ranks first agree on whether a signal arrived (on any rank),
+    every rank fits the prior on the same data, and rank 0 alone writes images and checkpoints."""
     t, step = cfg.train, state.step
     last = step == t.steps
-    if deferred and (step % t.log_every == 0 or step % t.ckpt_every == 0 or last or stop.requested):
+    requested = stop.requested
+    if ctx is not None and ctx.world > 1:
+        requested = distributed.agree_signal(ctx, requested)
+    main = ctx is None or ctx.main
+    if deferred and (step % t.log_every == 0 or step % t.ckpt_every == 0 or last or requested):
         deferred.raise_if_bad()
     if step % t.log_every == 0 or last:
         log.flush(step, {k: o.param_groups[0]["lr"] for k, o in state.optimizers.items()})
     images, ckpt = step % t.sample_every == 0 or last, step % t.ckpt_every == 0 or last
-    if images or ckpt or stop.requested:
-        _fit_prior(method, data, t)
-    if images:
-        log.images(step, _write_images(run_dir, method, fixed, step, t))
-    if ckpt or stop.requested:
+    if images or ckpt or requested:
+        with distributed.local_only():
+            _fit_prior(method, data, t)
+    if images and main:
+        with distributed.local_only():
+            log.images(step, _write_images(run_dir, method, fixed, step, t))
+    if (ckpt or requested) and main:
         log.checkpoint(step, runs.write_checkpoint(run_dir, step, method, state.state_dict(), cfg, t.keep_ckpts))
-    if stop.requested and not last:
-        raise Interrupted(f"stopped by {stop.requested} at step {step}; checkpoint written; "
+    if requested and not last:
+        raise Interrupted(f"stopped by {requested} at step {step}; checkpoint written; "
                           f"continue with `genae resume {run_dir}`")
 
 
@@ -497,14 +554,17 @@ def _write_images(run_dir: Path, method: Method, fixed: torch.Tensor | None, ste
 class _Logger:
     """Accumulates logged terms as device tensors; syncs with the host only at log intervals."""
 
-    def __init__(self, run_dir: Path, t, start: int, sinks: list):
+    def __init__(self, run_dir: Path, t, start: int, sinks: list, ctx: distributed.Context | None = None):
+        self.main = ctx is None or ctx.main  # under DDP rank 0 writes; every rank joins the mean
+        self.world, self.ctx = (ctx.world if ctx is not None else 1), ctx
         self.path = run_dir / "metrics.jsonl"
         self.sinks = sinks
-        _truncate_metrics(self.path, start)  # a resumed run rewrites what came after its checkpoint
+        if self.main:
+            _truncate_metrics(self.path, start)  # a resumed run rewrites what came after its checkpoint
         self.acc: dict[str, list[torch.Tensor]] = {}
         self.t0, self.step0 = time.perf_counter(), start
         self.bar = None
-        if t.progress:
+        if t.progress and self.main:
             from tqdm.auto import tqdm
             self.bar = tqdm(total=t.steps, initial=start, unit="step", dynamic_ncols=True)
         self.last, self.tlast = start, self.t0
@@ -516,7 +576,13 @@ class _Logger:
 
     def flush(self, step: int, lrs: dict[str, float]) -> None:
         keys = list(self.acc)
-        means = [torch.stack([x.to("cpu") for x in self.acc[k]]).mean().item() for k in keys] if keys else []
+        means = [torch.stack([x.to("cpu") for x in self.acc[k]]).mean() for k in keys]
+        if self.world > 1 and keys:  # the logged value of a term is its mean over ranks
+            means = list(distributed.mean_over_ranks(torch.stack(means), self.ctx).unbind())
+        means = [m.item() for m in means]
+        self.acc = {}
+        if not self.main:
+            return
         now = time.perf_counter()
         row = {"step": step, "time": round(now - self.t0, 3),
                "steps_per_s": round((step - self.last) / max(now - self.tlast, 1e-9), 3),
@@ -534,6 +600,8 @@ class _Logger:
         self.acc = {}
 
     def warn(self, msg: str) -> None:
+        if not self.main:
+            return
         (self.bar.write if self.bar is not None else print)(msg)
 
     def images(self, step: int, images: dict) -> None:
@@ -588,13 +656,20 @@ class _StopSignals:
 
 
 def _get_rng() -> dict[str, Any]:
-    return {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate(),
-            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None}
+    state = {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate(),
+             "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None}
+    if torch.cuda.is_available() and distributed.current() is not None:
+        # under DDP every rank draws on its own cuda:LOCAL_RANK with the same stream as rank 0's
+        # device: resume restores that one stream on every rank's device (any world size)
+        state["cuda_rank"] = torch.cuda.get_rng_state()
+    return state
 
 
 def _set_rng(state: dict[str, Any]) -> None:
     torch.set_rng_state(state["torch"])
     np.random.set_state(state["numpy"])
     random.setstate(state["python"])
-    if state.get("cuda") is not None and torch.cuda.is_available():
+    if torch.cuda.is_available() and distributed.current() is not None and state.get("cuda_rank") is not None:
+        torch.cuda.set_rng_state(state["cuda_rank"])
+    elif state.get("cuda") is not None and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])

@@ -15,6 +15,11 @@ such as the multi-class rate reduction): with K classes, class k contributes
 ``batch_size // K`` examples, plus one for the first ``batch_size % K`` classes. Each class has its
 own stream of permutations of its examples (seeded by ``(seed, "class", k, "epoch", e)``), so the
 state is one count per class. A batch lists its classes in order 0..K-1.
+
+Shards (data-parallel training, ``shard=(rank, world)``): every rank draws the same global batch
+and keeps rows ``rank, rank + world, ...`` of it, so the W shards are disjoint, together are the
+global batch, and a class-balanced global batch gives every rank (nearly) every class. The state
+stays the global one, independent of the world size.
 """
 from __future__ import annotations
 
@@ -32,13 +37,21 @@ class BatchSampler:
     """Endless, resumable, device-resident batches of ``ds``.
 
     ``next()`` returns ``Batch(x, y)``: x ``float32 (B, *shape)`` on ``device`` in
-    ``input_range``, y ``int64 (B,)`` on ``device`` or None. It never synchronises with the host.
+    ``input_range``, y ``int64 (B,)`` on ``device`` or None (B = ``batch_size / world`` with
+    ``shard=(rank, world)``: this rank's rows of the global batch). It never synchronises with the
+    host.
     """
 
     def __init__(self, ds: ArrayDataset, batch_size: int, seed: int, device: torch.device | str = "cpu",
-                 input_range: str = "unit", balanced: bool = False):
+                 input_range: str = "unit", balanced: bool = False, shard: tuple[int, int] = (0, 1)):
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise ConfigError(f"train.batch_size must be a positive integer, got {batch_size!r}")
+        rank, world = shard
+        if not 0 <= rank < world or batch_size % world:
+            raise ConfigError(f"train.batch_size = {batch_size} (the global batch) must be divisible by "
+                              f"the world size {world} so that every rank gets an equal shard; use "
+                              f"a multiple of {world}")
+        self.shard = (int(rank), int(world))
         if input_range not in INPUT_RANGES:
             raise ConfigError(f"input_range must be one of {', '.join(INPUT_RANGES)}, got {input_range!r}")
         if len(ds) == 0:
@@ -115,6 +128,9 @@ class BatchSampler:
             pieces = self._take(("all",), self.consumed, self.batch_size, self.num_examples, None)
             self.consumed += self.batch_size
         idx = pieces[0] if len(pieces) == 1 else torch.cat(pieces)
+        rank, world = self.shard
+        if world > 1:
+            idx = idx[rank::world]
         x = to_range(self.x.index_select(0, idx), self.input_range)
         y = None if self.y is None else self.y.index_select(0, idx)
         return Batch(x, y)

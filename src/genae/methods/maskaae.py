@@ -95,6 +95,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..distributed import global_mean, global_var
 from ..errors import ConfigError
 from ..nets import MLP, build_decoder, build_encoder
 from ..objectives import wgan_generator_loss, wgan_gp_critic_loss
@@ -197,7 +198,10 @@ class MaskAAE(Method):
         with torch.no_grad():
             z = self.encoder(x)
         recon_m = self._recon(self.decoder(mu * z), x)
-        omega = self.critic(mu * self.prior_noise(n, m)).mean() - self.critic(mu * z).mean()
+        # Ω and the code variance are statistics of the (global, under DDP) batch: the loss is
+        # not a mean over examples, so a data-parallel run must see the whole batch's values
+        omega = global_mean(self.critic(mu * self.prior_noise(n, m)).flatten()) - \
+            global_mean(self.critic(mu * z).flatten())
         poly = (mu * (mu - 1)).abs().sum()
         lam3 = self.lam3(step)
         loss = c.lam1 * recon_m + c.lam2 * (1 + omega).pow(2) + lam3 * poly
@@ -273,7 +277,7 @@ def variance_penalty(z: torch.Tensor, mu: torch.Tensor, gamma: float,
     With m = 32 and μ_k = 0.3 the reference weight is ≈ 4× smaller, so partly open dimensions
     keep more code variance (docs/results.md, n = 16: a weaker penalty stops the mask higher).
     """
-    var = z.var(0, unbiased=False)
+    var = global_var(z)  # z.var(0, unbiased=False) of the global batch under DDP
     if form == "reference":
         return (torch.exp(-gamma * mu.pow(2)) * var).mean()
     return (torch.exp(-gamma * mu) * var).sum()

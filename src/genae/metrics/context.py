@@ -5,6 +5,11 @@ real-data statistics; within one ``evaluate`` call it also shares a method's gen
 encodings between metrics (cleared afterwards, so a later call on a further-trained method never
 sees stale samples).
 
+Under ``torchrun`` (``torch.distributed`` initialised with several ranks) the two heavy loops,
+backbone features and ``batched`` (encodings, reconstructions), are sharded over ranks batch by
+batch and gathered on every rank (``genae.distributed.shard_map``): the same batches as in one
+process, so the numbers are the single-process ones.
+
 Evaluation never touches the global RNG (the trainer checkpoints it): every draw uses a
 ``torch.Generator`` / NumPy generator seeded from ``ctx.seed``.
 """
@@ -20,6 +25,7 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
+from .. import distributed
 from ..errors import ConfigError
 from ..fileio import atomic_write
 from . import frechet
@@ -148,7 +154,23 @@ class EvalContext:
     def features(self, x: torch.Tensor, with_probs: bool = False):
         """``(N, C, H, W)`` images (uint8, or float in [0, 1]) or ``(N, D)`` vectors -> backbone
         features ``(N, F)`` float32 numpy, and class probabilities ``(N, K)`` if ``with_probs``."""
-        return self.feature_backbone.embed(x, self.batch_size, with_probs)
+        ddp = distributed.current()
+        if ddp is None or ddp.world == 1:
+            return self.feature_backbone.embed(x, self.batch_size, with_probs)
+        bb = self.feature_backbone
+        width = []  # the feature width, to split [features | probabilities] rows again
+
+        def both(xb):
+            h, p = bb.features_and_probs(xb, with_probs)
+            width[:] = [h.shape[1]]
+            return torch.cat([h, p], 1) if p is not None else h
+        rows = distributed.shard_map(both, x, self.batch_size, ddp)
+        if not width:  # this rank ran no batch (fewer batches than ranks): one row tells the width
+            both(x[:1])
+        f = rows[:, :width[0]].numpy() if width else rows.numpy()
+        if not with_probs:
+            return f
+        return f, (rows[:, width[0]:].contiguous().numpy() if width and rows.shape[1] > width[0] else None)
 
     def real_features(self) -> dict[str, Any]:
         """Features, mean and covariance of the reference split, cached on disk keyed by the
@@ -208,6 +230,11 @@ class EvalContext:
     def batched(self, fn, x: torch.Tensor, method) -> torch.Tensor:
         """``fn`` over stored examples ``x`` in batches (converted to the method's range, on its
         device) -> float32 on the CPU."""
+        ddp = distributed.current()
+        if ddp is not None and ddp.world > 1:
+            with torch.no_grad():
+                return distributed.shard_map(lambda xb: fn(self.to_method(xb, method)).float(), x,
+                                             self.batch_size, ddp)
         out = []
         with torch.no_grad():
             for i in self._steps(range(0, len(x), self.batch_size), getattr(fn, "__name__", "batches")):

@@ -31,17 +31,22 @@ Distributed data parallel. When ``torch.distributed`` is initialised with world 
 (``distributed="auto"``, the default) or ``distributed=True`` / an explicit ``group``, every function
 all-reduces the d×d class Gram matrices and class counts (one collective per call, over ``group``)
 and evaluates the objective of the **global batch**; d×d Grams are always used then, as they add
-across ranks. The value is bitwise identical on every rank. Gradients: the backward of the
-all-reduce sums the gradients of the W ranks' (identical) losses and divides by W, so the gradient
-w.r.t. the local ``z`` rows is exactly the corresponding rows of the single-process gradient on the
-concatenated batch. Consequence for parameters: each rank's parameter gradient is its share
-Σ_{i local} ∂J/∂z_i ∂z_i/∂θ; their **sum** over ranks is the global-batch gradient, and DDP's
-**average** is the global-batch gradient divided by W. To get the global-batch gradient from DDP,
-multiply the loss by W. Every rank must call these functions (and back-propagate through them) in
-the same order; pass ``distributed=False`` for a rank-local evaluation (e.g. on rank 0 only).
+across ranks. The value is bitwise identical on every rank. Gradients follow the data-parallel
+convention of the trainer (``genae.distributed``): the objective optimised is the mean of the W
+ranks' losses, and each rank's backward yields the gradient of the *sum* of the ranks' losses with
+respect to its own inputs, so that averaging parameter gradients over ranks (what the trainer does
+after every update, and what DDP does) gives the gradient of that mean. The backward of the Gram
+all-reduce is therefore a SUM all-reduce (no 1/W): the gradient w.r.t. the local ``z`` rows is W
+times the corresponding rows of the single-process gradient on the concatenated batch, each rank's
+parameter gradient is W times its share, and the **average** over ranks is exactly the
+single-process gradient of the global batch, with no manual scaling (the same holds for a loss
+that is a mean over each rank's equal shard: its local gradient is W times the global mean's).
+Every rank must call these functions (and back-propagate through them) in the same order; pass
+``distributed=False`` for a rank-local evaluation (e.g. on rank 0 only); inside
+``genae.distributed.local_only()`` the "auto" mode is rank-local too.
 The collective is an autograd-aware SUM all-reduce (the forward and backward collectives of
 ``torch.distributed.nn.functional.all_reduce``, which torch 2.13 deprecates without an autograd-aware
-replacement), fused into the Gram/Cholesky autograd function with the 1/W in its backward.
+replacement), fused into the Gram/Cholesky autograd function.
 
 Gradients are first-order only (``once_differentiable``: no double backward).
 """
@@ -218,7 +223,7 @@ class _GramRates(torch.autograd.Function):
     (``union``), I + c·Σ_j G_j(z), I + c·Σ_j G_j(ẑ) (``total``), each c = d/(count·ε²), and returns
     Σ log diag U (U = chol(A), = ½ logdet A = R) for every matrix, with the (global) counts.
     Under DDP (world > 1) the class Grams and counts are SUM-all-reduced in one collective; the
-    backward all-reduces the Gram gradients and divides by W (see the module docstring).
+    backward SUM-all-reduces the Gram gradients (see the module docstring).
     Backward: ∂R_b/∂G_b = ½ c_b A_b⁻¹ (``cholesky_inverse``), summed over the matrices that contain
     G_j, then ∂/∂X of XᵀX = 2·X·(∂/∂G) (the gradient is symmetric). Fusing these steps keeps the
     number of large temporaries (and their page faults) low: this is the hot path of CTRL.
@@ -290,10 +295,9 @@ class _GramRates(torch.autograd.Function):
             gz.add_(gram_grad[i])
             if hp is not None:
                 gh.add_(gram_grad[i + 1])
-        if world > 1:  # backward of the SUM all-reduce, divided by W (exact global gradient)
+        if world > 1:  # backward of the SUM all-reduce: the gradient of the sum of the ranks' losses
             g_class = gram_grad[:nk]  # contiguous
             dist.all_reduce(g_class, op=dist.ReduceOp.SUM, group=group)
-            g_class.div_(world)
         dz = torch.bmm(zp, gz).mul_(2.0) if ctx.needs_input_grad[0] else None
         dh = torch.bmm(hp, gh).mul_(2.0) if hp is not None and ctx.needs_input_grad[1] else None
         return dz, dh, None, None, None, None, None, None, None
@@ -402,6 +406,10 @@ def _world_size(group, distributed) -> int:
         raise ValueError(f"distributed must be True, False or 'auto'; got {distributed!r}")
     if distributed is False:
         return 1
+    if distributed == "auto" and group is None:
+        from ..distributed import is_local_only  # rank-local work inside a DDP job (images, prior fit)
+        if is_local_only():
+            return 1
     if not (dist.is_available() and dist.is_initialized()):
         if distributed is True or group is not None:
             raise RuntimeError("distributed rate reduction requested (distributed=True or a group) "

@@ -1,0 +1,498 @@
+"""Data-parallel training over processes (``torchrun``, DDP) with exact global-batch semantics.
+
+The trainer stays a single-process loop; under ``torch.distributed`` it asks this module to
+
+* **split every global batch** into disjoint per-rank shards: every rank draws the same global
+  batch of ``train.batch_size`` indices (the sampler's state is global, so a checkpoint does not
+  depend on the world size) and keeps rows ``rank, rank + W, rank + 2W, ...`` (strided, so a
+  class-balanced batch stays balanced on every rank). ``batch_size`` must be divisible by W.
+* **average each player's gradients after every ``Update``** (``average_gradients``, one SUM
+  all-reduce of the update's flattened gradients, divided by W), between ``backward`` and
+  ``optimizer.step``: every inner loop, critic ratio, EM repeat and stage stays in lock-step because
+  every rank runs the same generator on its shard. For a loss that is a mean over the shard,
+  the average over W equal shards is the global-batch mean, so the averaged gradient is the
+  single-process gradient of the global batch. A loss that is already a function of the global
+  batch (the rate reduction, whose Gram matrices are all-reduced; ``GlobalBatchNorm``) has an
+  autograd-aware SUM all-reduce whose backward SUMs the ranks' gradients, so that each rank's
+  gradient is W times its share and the average is again the global gradient (no manual scaling).
+* **draw the noise of the global batch** (``GlobalNoise``): inside ``Method.train_step`` a random
+  draw whose leading dimension is the shard size B/W is made for the whole batch B on every rank
+  (all ranks keep identical RNG streams, as the single process does) and the rank's rows are
+  kept. Reparameterisation noise, prior samples and gradient-penalty interpolation weights are
+  then exactly those of the single-process run. What is NOT covered (equal in distribution only):
+  draws whose leading dimension is not B/W (e.g. 2B), ``torch.bernoulli``/dropout masks of batch
+  shape, and a non-batch draw whose leading dimension happens to equal B/W (still a valid draw,
+  but not the single-process one).
+* **use batch statistics of the global batch** (``GlobalBatchNorm``, ``train.sync_bn``): every
+  BatchNorm becomes one whose mean and variance are those of the global batch (one all-gather of
+  per-rank counts, means and centred sums of squares per layer, combined exactly as Chan et al.'s
+  parallel variance). torch's ``SyncBatchNorm`` needs a GPU; this one runs on any device.
+* give methods **batch statistics of the global batch** where a loss is not a mean over examples
+  (``global_mean``, ``global_var``: MaskAAE's variance penalty and its mask's (1 + Ω)²): they are
+  plain ``mean``/``var`` in one process.
+* agree across ranks on **non-finite losses** (all ranks stop or skip at the same update) and on
+  **SIGINT/SIGTERM** (all ranks stop after the same step; rank 0 writes the checkpoint);
+* let **rank 0 alone write** (``main_then_share``: rank 0 prepares the run directory and every
+  other rank learns its path, or rank 0's error).
+
+Collectives that carry a flag or a string use a gloo group on the CPU (``Context.ctrl``), so with
+NCCL they never force a device synchronisation.
+"""
+from __future__ import annotations
+
+import contextlib
+import datetime
+import os
+from dataclasses import dataclass
+from typing import Any, Callable, Iterator, Sequence
+
+import torch
+import torch.distributed as dist
+from torch import nn
+from torch.overrides import TorchFunctionMode
+
+from .errors import GenaeError
+
+__all__ = ["Context", "GlobalBatchNorm", "GlobalNoise", "all_gather_rows", "average_gradients",
+           "convert_batchnorm", "current", "global_mean", "global_var", "init_from_env", "launched_by_torchrun", "local_only",
+           "main_then_share", "shard_map"]
+
+
+@dataclass(frozen=True)
+class Context:
+    """This process's place in the job: ``rank`` of ``world``, ``local_rank`` on its node,
+    ``ctrl`` the CPU (gloo) group for flags and strings."""
+
+    rank: int
+    world: int
+    local_rank: int
+    ctrl: Any
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+
+_CONTEXT: Context | None = None
+_LOCAL_ONLY = [0]  # > 0: collectives of GlobalBatchNorm and the rate reduction are off (rank-local work)
+
+
+def launched_by_torchrun() -> bool:
+    """Whether the environment is a ``torchrun`` worker's (RANK, WORLD_SIZE, MASTER_ADDR set)."""
+    return all(k in os.environ for k in ("RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT"))
+
+
+def init_from_env(device: str = "auto") -> Context:
+    """Join the process group described by torchrun's environment: NCCL when this rank trains on
+    CUDA (``train.device`` auto/cuda with a GPU; the rank uses ``cuda:LOCAL_RANK``), gloo on the
+    CPU. ``GENAE_DDP_TIMEOUT`` (seconds, default 600) bounds how long a collective waits for a
+    rank that died."""
+    if dist.is_initialized():
+        return current()
+    local = int(os.environ.get("LOCAL_RANK", 0))
+    cuda = device not in ("cpu", "mps") and torch.cuda.is_available()
+    if cuda:
+        torch.cuda.set_device(local)
+    timeout = datetime.timedelta(seconds=float(os.environ.get("GENAE_DDP_TIMEOUT", 600)))
+    dist.init_process_group("nccl" if cuda else "gloo", timeout=timeout)
+    return current()
+
+
+def current() -> Context | None:
+    """The job's ``Context`` when ``torch.distributed`` is initialised (by ``init_from_env`` or by
+    the caller, e.g. a test's ``init_process_group``), else None. The first call is collective
+    under NCCL (it creates the gloo control group)."""
+    global _CONTEXT
+    if not (dist.is_available() and dist.is_initialized()):
+        _CONTEXT = None
+        return None
+    if _CONTEXT is None or _CONTEXT.world != dist.get_world_size() or _CONTEXT.rank != dist.get_rank():
+        ctrl = dist.group.WORLD if dist.get_backend() == "gloo" else dist.new_group(backend="gloo")
+        _CONTEXT = Context(dist.get_rank(), dist.get_world_size(),
+                           int(os.environ.get("LOCAL_RANK", dist.get_rank())), ctrl)
+    return _CONTEXT
+
+
+def device_for(device: torch.device) -> torch.device:
+    """Under torchrun each rank owns ``cuda:LOCAL_RANK``: a bare ``cuda`` means that one."""
+    ctx = current()
+    if ctx is not None and device.type == "cuda" and device.index is None:
+        return torch.device("cuda", ctx.local_rank)
+    return device
+
+
+# --------------------------------------------------------------------------------------------
+# Rank 0 writes; the others learn the outcome
+# --------------------------------------------------------------------------------------------
+def main_then_share(ctx: Context | None, fn: Callable[[], str]) -> str:
+    """``fn()`` on rank 0 only; its string result is broadcast to every rank. An exception on rank 0
+    is re-raised there and becomes a ``GenaeError`` naming it on the others (no rank is left
+    waiting). Without a context ``fn()`` simply runs."""
+    if ctx is None:
+        return fn()
+    if ctx.main:
+        try:
+            text = fn()
+        except BaseException as e:
+            _broadcast_text(ctx, "\x00" + (str(e).splitlines() or [type(e).__name__])[0])
+            raise
+        _broadcast_text(ctx, "\x01" + text)
+        return text
+    text = _broadcast_text(ctx, None)
+    if text.startswith("\x00"):
+        raise GenaeError(f"rank 0 failed: {text[1:]}")
+    return text[1:]
+
+
+def _broadcast_text(ctx: Context, text: str | None) -> str:
+    """rank 0's ``text`` on every rank (UTF-8 bytes over the CPU group; nothing is unpickled)."""
+    data = torch.tensor(list(text.encode()) if text is not None else [], dtype=torch.uint8)
+    n = torch.tensor([len(data)], dtype=torch.long)
+    dist.broadcast(n, 0, group=ctx.ctrl)
+    buf = data if ctx.main else torch.empty(int(n), dtype=torch.uint8)
+    dist.broadcast(buf, 0, group=ctx.ctrl)
+    return bytes(buf.tolist()).decode()
+
+
+# --------------------------------------------------------------------------------------------
+# Agreement: flags, gradients, logged means
+# --------------------------------------------------------------------------------------------
+def agree_max(ctx: Context, values: Sequence[int]) -> list[int]:
+    """Element-wise maximum of small integer vectors over ranks (CPU group, no device sync)."""
+    t = torch.tensor(list(values), dtype=torch.long)
+    dist.all_reduce(t, op=dist.ReduceOp.MAX, group=ctx.ctrl)
+    return t.tolist()
+
+
+def average_gradients(params: Sequence[torch.Tensor], world: int) -> None:
+    """Replace each ``p.grad`` by its mean over the ``world`` ranks: one SUM all-reduce of the
+    flattened gradients (per dtype), then ``/ world``. Parameters without a gradient keep none
+    (every rank runs the same graph, so the same ones have none everywhere)."""
+    by_dtype: dict[torch.dtype, list[torch.Tensor]] = {}
+    for p in params:
+        if p.grad is not None:
+            by_dtype.setdefault(p.grad.dtype, []).append(p.grad)
+    for grads in by_dtype.values():
+        flat = torch.cat([g.reshape(-1) for g in grads])
+        dist.all_reduce(flat, op=dist.ReduceOp.SUM)
+        flat.div_(world)
+        for g, part in zip(grads, flat.split([g.numel() for g in grads])):
+            g.copy_(part.view_as(g))
+
+
+def mean_over_ranks(values: torch.Tensor, ctx: Context) -> torch.Tensor:
+    """CPU ``values`` (any shape, float) averaged over ranks (the logged terms at a log interval)."""
+    values = values.clone()
+    dist.all_reduce(values, op=dist.ReduceOp.SUM, group=ctx.ctrl)
+    return values / ctx.world
+
+
+def agree_nonfinite(ctx: Context, players: Sequence[str], bad: tuple[str, str, float] | None
+                    ) -> tuple[str, str, float] | None:
+    """The trainer's ``first_nonfinite`` result agreed over ranks: None only when every rank's
+    losses are finite; else this rank's (player, term, value), or, where only another rank saw it,
+    the first such player with its term named as on another rank."""
+    flags = agree_max(ctx, [int(bad is not None and bad[0] == p) for p in players])
+    if bad is not None or not any(flags):
+        return bad
+    player = players[flags.index(1)]
+    return player, f"{player}/loss (non-finite on another rank)", float("nan")
+
+
+_SIGNALS = ("SIGINT", "SIGTERM")
+
+
+def agree_signal(ctx: Context, requested: str | None) -> str | None:
+    """Whether any rank was asked to stop (SIGINT/SIGTERM) by now: the ranks stop after the same step."""
+    code = agree_max(ctx, [_SIGNALS.index(requested) + 1 if requested in _SIGNALS else int(bool(requested))])[0]
+    return None if code == 0 else _SIGNALS[code - 1]
+
+
+def first_over_ranks(steps: torch.Tensor) -> torch.Tensor:
+    """Per entry, the smallest non-negative value over ranks, -1 where every rank has -1 (the first
+    step at which a player's loss was non-finite, ``train.nan_check=interval``)."""
+    big = torch.iinfo(torch.long).max
+    t = torch.where(steps < 0, torch.full_like(steps, big), steps)
+    dist.all_reduce(t, op=dist.ReduceOp.MIN)
+    return torch.where(t == big, torch.full_like(t, -1), t)
+
+
+# --------------------------------------------------------------------------------------------
+# Noise of the global batch
+# --------------------------------------------------------------------------------------------
+_SIZED = {torch.randn, torch.rand, torch.randint, torch.normal}  # factories taking a size
+_LIKE = {torch.randn_like, torch.rand_like, torch.randint_like}
+_INPLACE = {torch.Tensor.normal_, torch.Tensor.uniform_, torch.Tensor.exponential_,
+            torch.Tensor.cauchy_, torch.Tensor.log_normal_, torch.Tensor.geometric_,
+            torch.Tensor.random_}
+
+
+class GlobalNoise(TorchFunctionMode):
+    """Within this mode, a random draw of leading dimension ``local`` (the shard size) is made with
+    leading dimension ``local * world`` and rows ``rank::world`` are returned, so each rank gets
+    exactly the single-process draw's rows of its shard (see the module docstring for what is not
+    covered). Handles ``randn``/``rand``/``randint``/``normal`` with a size, ``*_like`` of a
+    shard-sized tensor, the in-place samplers (``normal_``, ``uniform_``, ...) and 1-D
+    ``multinomial(probs, local)``."""
+
+    def __init__(self, local: int, world: int, rank: int):
+        super().__init__()
+        self.local, self.world, self.rank = local, world, rank
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        if kwargs.get("generator") is None:
+            if func in _SIZED:
+                out = self._sized(func, args, kwargs)
+                if out is not None:
+                    return out
+            elif func in _LIKE and args and args[0].dim() and args[0].shape[0] == self.local:
+                ref = args[0]
+                big = ref.new_empty((self.local * self.world, *ref.shape[1:]))
+                return func(big, *args[1:], **kwargs)[self.rank::self.world]
+            elif func in _INPLACE and args and args[0].dim() and args[0].shape[0] == self.local:
+                dst = args[0]
+                big = dst.new_empty((self.local * self.world, *dst.shape[1:]))
+                func(big, *args[1:], **kwargs)
+                with torch.no_grad():
+                    dst.copy_(big[self.rank::self.world])
+                return dst
+            elif func is torch.multinomial and len(args) >= 2 and args[0].dim() == 1 and args[1] == self.local:
+                return func(args[0], self.local * self.world, *args[2:], **kwargs)[self.rank::self.world]
+        return func(*args, **kwargs)
+
+    def _sized(self, func, args, kwargs):
+        """The draw of ``func`` for the global batch, sliced; None when its size is not shard-led."""
+        args = list(args)
+        if func is torch.randint:  # randint(high, size) or randint(low, high, size)
+            pos = next((i for i, a in enumerate(args) if isinstance(a, (tuple, list, torch.Size))), None)
+            if pos is None and "size" in kwargs:
+                size = tuple(kwargs["size"])
+                if size and size[0] == self.local:
+                    kwargs = {**kwargs, "size": (self.local * self.world, *size[1:])}
+                    return func(*args, **kwargs)[self.rank::self.world]
+                return None
+            if pos is None or not args[pos] or args[pos][0] != self.local:
+                return None
+            args[pos] = (self.local * self.world, *tuple(args[pos])[1:])
+            return func(*args, **kwargs)[self.rank::self.world]
+        if func is torch.normal:  # only normal(mean: float, std: float, size)
+            size = kwargs.get("size", args[2] if len(args) > 2 else None)
+            if size is None or not len(size) or size[0] != self.local:
+                return None
+            big = (self.local * self.world, *tuple(size)[1:])
+            if "size" in kwargs:
+                kwargs = {**kwargs, "size": big}
+            else:
+                args[2] = big
+            return func(*args, **kwargs)[self.rank::self.world]
+        if "size" in kwargs:
+            size = tuple(kwargs["size"])
+            if not size or size[0] != self.local:
+                return None
+            kwargs = {**kwargs, "size": (self.local * self.world, *size[1:])}
+            return func(*args, **kwargs)[self.rank::self.world]
+        if not args:
+            return None
+        if isinstance(args[0], (tuple, list, torch.Size)):
+            size = tuple(args[0])
+            rest = args[1:]
+        else:
+            size, rest = tuple(a for a in args if isinstance(a, int)), []
+        if not size or size[0] != self.local:
+            return None
+        return func((self.local * self.world, *size[1:]), *rest, **kwargs)[self.rank::self.world]
+
+
+# --------------------------------------------------------------------------------------------
+# Autograd-aware collectives and BatchNorm over the global batch
+# --------------------------------------------------------------------------------------------
+class _AllGather(torch.autograd.Function):
+    """``(n, ...)`` per rank -> ``(W, n, ...)`` on every rank. Backward: the SUM over ranks of the
+    gradient w.r.t. this rank's slot (each rank's loss depends on every slot), so that averaging
+    parameter gradients over ranks yields the gradient of the mean of the ranks' losses."""
+
+    @staticmethod
+    def forward(ctx, x, world):
+        out = x.new_empty(world * x.numel())  # flat: gloo gathers into a concatenation
+        gather = getattr(dist, "all_gather_single", None) or dist.all_gather_into_tensor  # renamed in torch 2.13
+        gather(out, x.contiguous().reshape(-1))
+        ctx.rank = dist.get_rank()
+        return out.view(world, *x.shape)
+
+    @staticmethod
+    def backward(ctx, g):
+        g = g.contiguous().clone()
+        dist.all_reduce(g, op=dist.ReduceOp.SUM)
+        return g[ctx.rank], None
+
+
+def all_gather_rows(x: torch.Tensor, world: int) -> torch.Tensor:
+    """Differentiable all-gather: ``(n, ...)`` on each rank -> ``(W, n, ...)`` (same on every rank)."""
+    return _AllGather.apply(x, world)
+
+
+class _AllReduceSum(torch.autograd.Function):
+    """SUM all-reduce whose backward is a SUM all-reduce too (the gradient of the sum of the
+    ranks' losses, which the trainer's averaging turns into that of their mean)."""
+
+    @staticmethod
+    def forward(ctx, x):
+        x = x.clone()
+        dist.all_reduce(x, op=dist.ReduceOp.SUM)
+        return x
+
+    @staticmethod
+    def backward(ctx, g):
+        g = g.contiguous().clone()
+        dist.all_reduce(g, op=dist.ReduceOp.SUM)
+        return g
+
+
+def _world() -> int:
+    if is_local_only() or not (dist.is_available() and dist.is_initialized()):
+        return 1
+    return dist.get_world_size()
+
+
+def global_mean(x: torch.Tensor, dim: int = 0) -> torch.Tensor:
+    """The mean of ``x`` over ``dim`` (the batch) of the **global** batch: ``x.mean(dim)`` in one
+    process; under DDP the ranks' sums are all-reduced (differentiably) and divided by the global
+    count (equal shards). For batch statistics that enter a loss non-linearly (a batch variance,
+    the square of a mean difference), where the mean of per-shard losses is not the global loss."""
+    world = _world()
+    if world == 1:
+        return x.mean(dim)
+    return _AllReduceSum.apply(x.sum(dim)) / (x.shape[dim] * world)
+
+
+def global_var(x: torch.Tensor, dim: int = 0) -> torch.Tensor:
+    """The biased variance of ``x`` over ``dim`` of the global batch (``x.var(dim, unbiased=False)``
+    in one process; two differentiable all-reduces under DDP)."""
+    if _world() == 1:
+        return x.var(dim, unbiased=False)
+    mean = global_mean(x, dim)
+    return global_mean((x - mean.unsqueeze(dim)).pow(2), dim)
+
+
+@contextlib.contextmanager
+def local_only() -> Iterator[None]:
+    """Rank-local work (images on rank 0, ``fit_prior`` on every rank's identical data, evaluation):
+    ``GlobalBatchNorm`` uses this rank's batch and the rate reduction its rows, with no collective."""
+    _LOCAL_ONLY[0] += 1
+    try:
+        yield
+    finally:
+        _LOCAL_ONLY[0] -= 1
+
+
+def is_local_only() -> bool:
+    return _LOCAL_ONLY[0] > 0
+
+
+class GlobalBatchNorm(nn.modules.batchnorm._BatchNorm):
+    """BatchNorm (1d/2d/3d) whose training-mode statistics are those of the global batch.
+
+    Per channel, each rank contributes (count n_r, mean m_r, centred sum of squares M_r) of its
+    ``(N, C, ...)`` input; one differentiable all-gather, then mean = Σ n_r m_r / N and
+    M = Σ M_r + Σ n_r (m_r − mean)² (Chan et al.), var = M / N (normalisation) and M / (N − 1)
+    (running variance, as ``nn.BatchNorm``). Eval mode and ``local_only`` behave as ``nn.BatchNorm``.
+    The state dict is ``nn.BatchNorm``'s, so checkpoints do not depend on the switch.
+    """
+
+    def _check_input_dim(self, x):
+        if x.dim() < 2:
+            raise ValueError(f"expected at least 2-D input (N, C, ...), got {x.dim()}-D")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        world = dist.get_world_size() if dist.is_initialized() else 1
+        if not self.training or world == 1 or is_local_only():
+            return super().forward(x)
+        self._check_input_dim(x)
+        factor = 0.0 if self.momentum is None else self.momentum
+        if self.track_running_stats and self.num_batches_tracked is not None:
+            self.num_batches_tracked.add_(1)
+            factor = 1.0 / float(self.num_batches_tracked) if self.momentum is None else self.momentum
+        dims = [0, *range(2, x.dim())]
+        xf = x.float()
+        n = xf.numel() // xf.shape[1]
+        mean_r = xf.mean(dims)
+        m2_r = (xf - _bcast(mean_r, x)).pow(2).sum(dims)
+        stats = all_gather_rows(torch.cat([mean_r.new_full((1,), float(n)), mean_r, m2_r]), world)
+        c = x.shape[1]
+        counts, means, m2s = stats[:, :1], stats[:, 1:1 + c], stats[:, 1 + c:]
+        total = counts.sum()
+        mean = (counts * means).sum(0) / total
+        m2 = m2s.sum(0) + (counts * (means - mean).pow(2)).sum(0)
+        var = m2 / total
+        if self.track_running_stats:
+            with torch.no_grad():
+                self.running_mean.mul_(1 - factor).add_(mean.detach(), alpha=factor)
+                unbiased = m2.detach() / (total.detach() - 1).clamp(min=1)
+                self.running_var.mul_(1 - factor).add_(unbiased, alpha=factor)
+        y = (xf - _bcast(mean, x)) * _bcast(torch.rsqrt(var + self.eps), x)
+        if self.affine:
+            y = y * _bcast(self.weight, x) + _bcast(self.bias, x)
+        return y.to(x.dtype)
+
+
+def _bcast(v: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    return v.view(1, -1, *([1] * (x.dim() - 2)))
+
+
+def convert_batchnorm(module: nn.Module) -> list[str]:
+    """Replace every ``nn.BatchNorm1d/2d/3d`` inside ``module`` by a ``GlobalBatchNorm`` that shares
+    its parameters and buffers (optimizers and checkpoints are unaffected). Returns the names."""
+    done = []
+    for name, child in list(module.named_modules()):
+        for attr, bn in list(child.named_children()):
+            if isinstance(bn, nn.modules.batchnorm._BatchNorm) and not isinstance(bn, GlobalBatchNorm) \
+                    and type(bn) in (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d):
+                new = GlobalBatchNorm(bn.num_features, bn.eps, bn.momentum, bn.affine,
+                                      bn.track_running_stats, device=None, dtype=None)
+                new.weight, new.bias = bn.weight, bn.bias
+                new.running_mean, new.running_var = bn.running_mean, bn.running_var
+                new.num_batches_tracked = bn.num_batches_tracked
+                new.train(bn.training)  # the same Parameter objects: requires_grad and optimizers carry over
+                setattr(child, attr, new)
+                done.append(f"{name}.{attr}" if name else attr)
+    return done
+
+
+def has_batchnorm(module: nn.Module) -> bool:
+    return any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in module.modules())
+
+
+# --------------------------------------------------------------------------------------------
+# Evaluation: shard, then gather on every rank
+# --------------------------------------------------------------------------------------------
+def shard_map(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, batch_size: int,
+              ctx: Context | None = None) -> torch.Tensor:
+    """``torch.cat([fn(x[i:i + batch_size]) for i in ...])`` computed by W ranks: batch j on rank
+    ``j % W``, the results gathered on every rank (CPU tensors over the control group). The
+    batches are the single-process ones, so the result is identical to a single-process call
+    (bit for bit on the same hardware). ``fn`` returns ``(b, ...)`` tensors; rank-local work
+    (``local_only``)."""
+    ctx = ctx if ctx is not None else current()
+    starts = list(range(0, len(x), batch_size))
+    if ctx is None or ctx.world == 1:
+        with local_only():
+            return torch.cat([fn(x[i:i + batch_size]).cpu() for i in starts])
+    with local_only():
+        mine = {j: fn(x[i:i + batch_size]).cpu() for j, i in enumerate(starts) if j % ctx.world == ctx.rank}
+    # rank 0 always holds batch 0: it tells the others the dtype and trailing shape
+    probe = mine[0] if ctx.main else None
+    meta = [_DTYPE_CODES.index(probe.dtype), probe.dim() - 1, *probe.shape[1:]] if ctx.main else []
+    meta = agree_max(ctx, meta + [0] * (10 - len(meta)))
+    dtype, tail = _DTYPE_CODES[meta[0]], tuple(meta[2:2 + meta[1]])
+    out = torch.zeros((len(x), *tail), dtype=dtype)
+    for j, i in enumerate(starts):
+        if j in mine:
+            out[i:i + batch_size] = mine[j]
+    # each row was written by exactly one rank (zeros elsewhere): a SUM gathers them exactly
+    dist.all_reduce(out, op=dist.ReduceOp.SUM, group=ctx.ctrl)
+    return out
+
+
+_DTYPE_CODES = [torch.float32, torch.float64, torch.int64, torch.bfloat16, torch.float16, torch.int32,
+                torch.uint8]

@@ -1,0 +1,320 @@
+"""Data-parallel training (``genae.distributed``): 2 CPU processes with gloo against one process.
+
+One spawn of two ranks runs every DDP scenario (process start-up dominates the cost); the
+single-process references run in the test process. The references are independent of the DDP
+code: plain ``train()`` with the same global batch.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+from safetensors.torch import load_file
+
+from conftest import fast_train_overrides, tiny_overrides
+from genae import distributed, runs
+from genae.config import build_config
+from genae.errors import Interrupted, NonFiniteLoss
+from genae.trainer import resume, train
+
+WORLD = 2
+EQUIV = ("vae", "wae-gan", "ctrl-multi", "maskaae")  # ctrl-multi: Gram all-reduce and GlobalBatchNorm
+STEPS = 4
+BATCH = 20  # global batch: 10 per rank; ctrl-multi's fake data has 10 classes (balanced batches)
+
+
+def _cfg(root, name, method="vae", steps=STEPS, **extra):
+    base = dict(batch_size=BATCH, threads=1)
+    base.update(extra)
+    return build_config(method, "fake", overrides=tiny_overrides(method) + fast_train_overrides(steps, **base),
+                        out=str(Path(root) / name))
+
+
+def _weights(run_dir):
+    return load_file(str(runs.latest_checkpoint(run_dir) / "model.safetensors"))
+
+
+def _max_diff(a, b):
+    assert a.keys() == b.keys()
+    return max(float((a[k].double() - b[k].double()).abs().max()) if a[k].numel() else 0.0 for k in a)
+
+
+# --------------------------------------------------------------------------------------------
+# The two ranks
+# --------------------------------------------------------------------------------------------
+def _worker(rank, world, root):
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", init_method=f"file://{root}/rendezvous", rank=rank, world_size=world)
+    out = {}
+    try:
+        # 1. N steps at world size 2 with global batch B, per method
+        for m in EQUIV:
+            train(_cfg(root, f"ddp-{m}", m))
+        # 2. resume under DDP: a full run, and a run rolled back to its step-2 checkpoint and resumed
+        train(_cfg(root, "full", "wae-gan", steps=6))
+        cut = train(_cfg(root, "cut", "wae-gan", steps=6, keep_ckpts=3))
+        dist.barrier()
+        if rank == 0:
+            for later in ("step-00000004", "step-00000006"):
+                shutil.rmtree(cut / "checkpoints" / later)
+        dist.barrier()
+        resume(cut)
+        # 3. SIGTERM reaching rank 1 only (during its 3rd batch): both ranks stop after step 3
+        import genae.trainer as gt
+        real_next, calls = gt.BatchSampler.next, {"n": 0}
+
+        def next_and_signal(self):
+            calls["n"] += 1
+            if calls["n"] == 3 and rank == 1:
+                os.kill(os.getpid(), signal.SIGTERM)
+            return real_next(self)
+
+        gt.BatchSampler.next = next_and_signal
+        try:
+            train(_cfg(root, "sigterm", "wae-gan", steps=6, ckpt_every=100))
+        except Interrupted as e:
+            out["interrupted"] = str(e)
+        finally:
+            gt.BatchSampler.next = real_next
+        resume(Path(root) / "sigterm")
+        # 4. a non-finite loss on rank 1 only (its 3rd batch is NaN): every rank stops at step 2
+        calls["n"] = 0
+
+        def next_poisoned(self):
+            calls["n"] += 1
+            b = real_next(self)
+            if calls["n"] == 3 and rank == 1:
+                b.x[0] = float("nan")
+            return b
+
+        gt.BatchSampler.next = next_poisoned
+        try:
+            train(_cfg(root, "nan", "vae", steps=6))
+        except NonFiniteLoss as e:
+            out["nonfinite_step"], out["nonfinite_player"] = e.step, str(e)
+        finally:
+            gt.BatchSampler.next = real_next
+        # 5. evaluation: batches sharded over ranks and gathered, as in one process
+        x = torch.randn(23, 6, generator=torch.Generator().manual_seed(1))
+        torch.manual_seed(0)
+        net = torch.nn.Sequential(torch.nn.Linear(6, 5), torch.nn.Tanh())
+        out["shard_map"] = distributed.shard_map(net, x, batch_size=4)
+        vec = train(build_config("vae", "synthetic", out=str(Path(root) / "ddp-vec"), overrides=[
+            *tiny_overrides("vae"), "model.likelihood='gaussian'", "data.limit=300",
+            *fast_train_overrides(2, batch_size=BATCH, threads=1)]))
+        out["eval"] = _evaluate(root, Path(root) / "ddp-vae", ["recon-mse", "knn-acc"])
+        out["eval_vec"] = _evaluate(root, vec, ["recon-mse", "fid"])
+        # 6. GlobalBatchNorm: output and input gradient of a global batch split over ranks
+        torch.manual_seed(0)
+        xb = torch.randn(8, 3, 2, 2, generator=torch.Generator().manual_seed(2))
+        bn = distributed.GlobalBatchNorm(3)
+        with torch.no_grad():
+            bn.weight.uniform_(0.5, 1.5)
+            bn.bias.uniform_(-1, 1)
+        mine = xb[rank::world].clone().requires_grad_(True)
+        y = bn(mine)
+        (y * torch.arange(y.numel(), dtype=y.dtype).view_as(y)).mean().backward()
+        gw = bn.weight.grad.clone()
+        dist.all_reduce(gw)
+        out["bn"] = dict(y=y.detach(), gx=mine.grad, gw=gw / world, running_var=bn.running_var.clone())
+        torch.save(out, Path(root) / f"rank{rank}.pt")
+    finally:
+        dist.destroy_process_group()
+
+
+def _evaluate(root, run, names):
+    """Metrics ``names`` of ``run`` (recon-mse: reconstructions, knn-acc: encodings, fid: backbone
+    features; raw vectors, no backbone to train), in batches of 7 so W ranks share several."""
+    from genae.metrics import EvalContext, evaluate
+
+    method, cfg = runs.load_run(run), runs.run_config(run)[0]
+    ctx = EvalContext(cfg.data, n_samples=40, batch_size=7, seed=0, cache_dir=str(Path(root) / "cache"),
+                      progress=False)
+    res = evaluate(method, ctx, names)
+    return {k: {kk: vv for kk, vv in v.items() if isinstance(vv, float) and kk != "seconds"}
+            for k, v in res.items()}
+
+
+@pytest.fixture(scope="module")
+def ddp_runs(tmp_path_factory):
+    root = tmp_path_factory.mktemp("ddp")
+    mp.spawn(_worker, args=(WORLD, str(root)), nprocs=WORLD, join=True)
+    return root, [torch.load(root / f"rank{r}.pt") for r in range(WORLD)]
+
+
+# --------------------------------------------------------------------------------------------
+# Equivalence with one process
+# --------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("method", EQUIV)
+def test_ddp_equals_single_process_global_batch(ddp_runs, tmp_path, method):
+    root, _ = ddp_runs
+    single = _weights(train(_cfg(tmp_path, "single", method)))
+    ddp = _weights(root / f"ddp-{method}")
+    before = _weights(train(_cfg(tmp_path, "one-step", method, steps=1)))
+    moved = _max_diff(single, before)  # how far one step moves: the tolerance must be far below it
+    diff = _max_diff(single, ddp)
+    assert diff <= 1e-5 and diff < 1e-2 * moved, (method, diff, moved)
+    # rank 0 alone wrote the run: one metrics row per log interval, values = means over ranks
+    rows = [json.loads(l) for l in (root / f"ddp-{method}" / "metrics.jsonl").read_text().splitlines()]
+    ref = [json.loads(l) for l in (tmp_path / "single" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows] == [r["step"] for r in ref] == [2, 4]
+    loss = next(k for k in ref[0] if k.endswith("/loss"))
+    assert rows[0][loss] == pytest.approx(ref[0][loss], rel=1e-4, abs=1e-5)
+
+
+def test_resume_under_ddp_equals_uninterrupted_ddp_run(ddp_runs):
+    root, _ = ddp_runs
+    full, cut = _weights(root / "full"), _weights(root / "cut")
+    assert full.keys() == cut.keys()
+    for k in full:
+        assert torch.equal(full[k], cut[k]), k  # the same ranks, the same reduction order: bit-identical
+
+
+def test_sigterm_on_one_rank_stops_all_ranks_at_one_step(ddp_runs):
+    root, res = ddp_runs
+    for r in res:
+        assert "stopped by SIGTERM at step 3" in r["interrupted"]
+    assert [c.name for c in runs.checkpoint_dirs(root / "sigterm")][:1] == ["step-00000003"]
+    full = _weights(root / "full")  # same config (6 steps, wae-gan); the resumed run matches it
+    resumed = _weights(root / "sigterm")
+    assert _max_diff(full, resumed) == 0.0
+
+
+def test_nonfinite_loss_on_one_rank_stops_every_rank(ddp_runs):
+    root, res = ddp_runs
+    for r in res:
+        assert r["nonfinite_step"] == 2, r["nonfinite_player"]
+    assert "on another rank" in res[0]["nonfinite_player"]  # rank 0's data was finite
+    assert runs.latest_checkpoint(root / "nan").name == "step-00000002"  # the last good one, intact
+
+
+def test_sharded_evaluation_equals_one_process(ddp_runs):
+    _, res = ddp_runs
+    x = torch.randn(23, 6, generator=torch.Generator().manual_seed(1))
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Linear(6, 5), torch.nn.Tanh())
+    with torch.no_grad():
+        expected = torch.cat([net(x[i:i + 4]) for i in range(0, 23, 4)])
+    for r in res:
+        assert torch.equal(r["shard_map"], expected)  # the same batches: bit-identical
+
+
+def test_evaluation_at_world_size_2_equals_world_size_1(ddp_runs):
+    root, res = ddp_runs
+    # the same checkpoints, one process: the same batches through the same networks, identical numbers
+    single = _evaluate(root, root / "ddp-vae", ["recon-mse", "knn-acc"])
+    single_vec = _evaluate(root, root / "ddp-vec", ["recon-mse", "fid"])
+    assert single["recon-mse"]["value"] > 0 and 0 <= single["knn-acc"]["value"] <= 1
+    assert single_vec["fid"]["value"] > 0
+    for r in res:
+        assert r["eval"] == single and r["eval_vec"] == single_vec
+
+
+def test_global_batchnorm_equals_batchnorm_of_the_global_batch(ddp_runs):
+    _, res = ddp_runs
+    torch.manual_seed(0)
+    xb = torch.randn(8, 3, 2, 2, generator=torch.Generator().manual_seed(2)).double().requires_grad_(True)
+    bn = torch.nn.BatchNorm2d(3)
+    with torch.no_grad():  # the ranks' parameters (drawn in float32), then float64 for the reference
+        bn.weight.uniform_(0.5, 1.5)
+        bn.bias.uniform_(-1, 1)
+    bn.double()
+    y = bn(xb)
+    # each rank's loss is the mean over its rows of y·c: the global objective is the mean of the two
+    c = torch.zeros_like(y)
+    for r in range(WORLD):
+        rows = y[r::WORLD]
+        c[r::WORLD] = torch.arange(rows.numel(), dtype=y.dtype).view_as(rows) / WORLD
+    (y * c).mean(dim=None).mul(WORLD).backward()  # = mean over ranks of each rank's mean
+    for r, out in enumerate(res):
+        got = out["bn"]
+        torch.testing.assert_close(got["y"].double(), y[r::WORLD].detach(), rtol=1e-5, atol=1e-5)
+        # local input gradient = W × the rows of the global gradient (sum of the ranks' losses)
+        torch.testing.assert_close(got["gx"].double(), WORLD * xb.grad[r::WORLD], rtol=1e-4, atol=1e-5)
+        torch.testing.assert_close(got["gw"].double(), bn.weight.grad, rtol=1e-4, atol=1e-5)
+        torch.testing.assert_close(got["running_var"].double(), bn.running_var, rtol=1e-5, atol=1e-6)
+
+
+# --------------------------------------------------------------------------------------------
+# Rank-independent pieces, in one process
+# --------------------------------------------------------------------------------------------
+def test_global_noise_gives_each_rank_its_rows_of_the_global_draw():
+    torch.manual_seed(3)
+    ref = {"randn": torch.randn(6, 2), "like": torch.randn_like(torch.empty(6, 3)), "rand": torch.rand(6, 1, 2),
+           "int": torch.randint(5, (6,)), "normal_": torch.empty(6, 2).normal_(), "small": torch.randn(4)}
+    for rank in range(3):
+        torch.manual_seed(3)
+        with distributed.GlobalNoise(local=2, world=3, rank=rank):
+            got = {"randn": torch.randn(2, 2), "like": torch.randn_like(torch.empty(2, 3)),
+                   "rand": torch.rand((2, 1, 2)), "int": torch.randint(5, (2,)),
+                   "normal_": torch.empty(2, 2).normal_(), "small": torch.randn(4)}
+        for k in ref:
+            want = ref[k] if k == "small" else ref[k][rank::3]  # a non-batch draw is left alone
+            assert torch.equal(got[k], want), k
+
+
+def test_sampler_shards_are_disjoint_and_make_the_global_batch():
+    from genae.data import BatchSampler, load_dataset
+    from genae.config import DataConfig
+    from genae.errors import ConfigError
+
+    ds = load_dataset(DataConfig(name="fake"), "train")
+    for balanced in (False, True):
+        full = BatchSampler(ds, 20, seed=1, balanced=balanced)
+        shards = [BatchSampler(ds, 20, seed=1, balanced=balanced, shard=(r, 2)) for r in range(2)]
+        for _ in range(3):
+            g, parts = full.next(), [s.next() for s in shards]
+            assert torch.equal(torch.cat([p.x for p in parts]).sort(0)[0], g.x.sort(0)[0])
+            assert torch.equal(parts[1].y, g.y[1::2])
+            if balanced:  # a balanced global batch of 2 per class: every rank holds every class
+                assert all(len(set(p.y.tolist())) == ds.num_classes for p in parts)
+        assert shards[0].state_dict() == full.state_dict()  # the state is the global one
+    with pytest.raises(ConfigError, match="divisible by the world size 3"):
+        BatchSampler(ds, 20, seed=1, shard=(0, 3))
+
+
+# --------------------------------------------------------------------------------------------
+# A killed rank under torchrun
+# --------------------------------------------------------------------------------------------
+_KILL = r"""
+import os, signal, sys, torch
+torch.set_num_threads(1)
+import genae.trainer as gt
+real, n = gt.BatchSampler.next, [0]
+def nxt(self):
+    n[0] += 1
+    if n[0] == 6 and os.environ["RANK"] == "1":
+        os.kill(os.getpid(), signal.SIGKILL)
+    return real(self)
+gt.BatchSampler.next = nxt
+from genae.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def test_killed_rank_ends_the_job_with_the_last_checkpoint_intact(tmp_path):
+    script = tmp_path / "kill.py"
+    script.write_text(_KILL)
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "GENAE_DDP_TIMEOUT": "60",
+           "PYTHONPATH": os.pathsep.join([str(Path(__file__).parents[1] / "src"), os.environ.get("PYTHONPATH", "")])}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
+           "--monitor-interval", "0.2", str(script), "train", "vae", "--data", "fake", "--out", str(tmp_path / "run"),
+           *sum((["--set", o] for o in tiny_overrides("vae") + fast_train_overrides(10, batch_size=BATCH)), [])]
+    p = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=240)
+    assert p.returncode != 0
+    assert "SIGKILL" in p.stderr or "Signal 9" in p.stderr, p.stderr[-2000:]  # torchrun names the dead rank
+    # the survivor says what happened, and where training can continue from (no traceback)
+    assert "error: rank 0 of 2: a collective failed, another rank has probably died" in p.stderr, p.stderr[-3000:]
+    assert "the last complete checkpoint is" in p.stderr
+    ckpt = runs.latest_checkpoint(tmp_path / "run")
+    assert ckpt is not None and runs.verify_checkpoint(ckpt) is None
+    assert ckpt.name in ("step-00000002", "step-00000004")  # rank 1 died drawing its 6th batch
