@@ -179,6 +179,16 @@ def test_resume_under_ddp_equals_uninterrupted_ddp_run(ddp_runs):
         assert torch.equal(full[k], cut[k]), k  # the same ranks, the same reduction order: bit-identical
 
 
+def test_resume_with_another_world_size_keeps_the_global_batch(ddp_runs, tmp_path):
+    root, _ = ddp_runs
+    cut = tmp_path / "from-ddp"
+    shutil.copytree(root / "ddp-vae", cut)
+    shutil.rmtree(cut / "checkpoints" / "step-00000004")
+    resume(cut)  # steps 3-4 in one process, from the world-size-2 checkpoint of step 2
+    single = _weights(train(_cfg(tmp_path, "single", "vae")))
+    assert _max_diff(single, _weights(cut)) <= 1e-5
+
+
 def test_sigterm_on_one_rank_stops_all_ranks_at_one_step(ddp_runs):
     root, res = ddp_runs
     for r in res:

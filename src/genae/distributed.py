@@ -154,6 +154,12 @@ def _broadcast_text(ctx: Context, text: str | None) -> str:
     return bytes(buf.tolist()).decode()
 
 
+def barrier(ctx: Context | None) -> None:
+    """Wait for every rank (CPU group); nothing without a context or with one rank."""
+    if ctx is not None and ctx.world > 1:
+        dist.barrier(group=ctx.ctrl)
+
+
 # --------------------------------------------------------------------------------------------
 # Agreement: flags, gradients, logged means
 # --------------------------------------------------------------------------------------------

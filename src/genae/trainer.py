@@ -447,6 +447,7 @@ def _fit(run_dir: Path, cfg: RunConfig, method: Method, data, test, device: torc
                                         time.perf_counter() - t0)
     if main:
         save_figure(loss_curves(runs.read_metrics(run_dir / "metrics.jsonl")), run_dir / "loss_curves.png")
+    distributed.barrier(ctx)  # every rank returns once rank 0 has written the whole run
     return run_dir
 
 
