@@ -328,3 +328,18 @@ def test_killed_rank_ends_the_job_with_the_last_checkpoint_intact(tmp_path):
     ckpt = runs.latest_checkpoint(tmp_path / "run")
     assert ckpt is not None and runs.verify_checkpoint(ckpt) is None
     assert ckpt.name in ("step-00000002", "step-00000004")  # rank 1 died drawing its 6th batch
+
+
+# --------------------------------------------------------------------------------------------
+# GPU throughput switches, built and checked on the CPU
+# --------------------------------------------------------------------------------------------
+def test_channels_last_trains_the_same_network(tmp_path):
+    over = ["model.net='conv'"]
+    runs_ = {}
+    for name, extra in (("plain", {}), ("cl", {"channels_last": True})):
+        cfg = build_config("dcgan", "fake", out=str(tmp_path / name), overrides=tiny_overrides("dcgan") + over
+                           + fast_train_overrides(3, batch_size=BATCH, threads=1, **extra))
+        runs_[name] = _weights(train(cfg))
+    # other convolution kernels, the same arithmetic up to rounding (Adam: sign-like early steps)
+    assert _max_diff(runs_["plain"], runs_["cl"]) < 1e-4
+    assert any(v.dim() == 4 for v in runs_["cl"].values())  # the conv weights were in the switch's scope

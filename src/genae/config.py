@@ -48,6 +48,8 @@ class TrainConfig:
     grad_clip: float | dict[str, float] | None = None  # max grad norm, for every player or {player: norm}
     amp: Literal["none", "bf16", "fp16"] = "none"      # autocast dtype (bf16 preferred on GPU)
     compile: bool = False              # torch.compile each network of the method
+    channels_last: bool = False        # channels-last memory format for 4-D weights and image batches
+                                       # (convolutional nets on GPU, with amp=bf16)
     sync_bn: bool = True               # under torchrun with several ranks: BatchNorm statistics of the
                                        # global batch (exact); False: of each rank's shard (cheaper)
     balanced_batches: bool = False     # every batch holds every class equally (forced by methods that need it)

@@ -528,7 +528,8 @@ def build_method(cfg: RunConfig, info: DataInfo, networks: dict[str, torch.nn.Mo
 #: restored optimizers). Everything else defines the run and is fixed by its checkpoint.
 RESUMABLE_KEYS = tuple(f"train.{k}" for k in ("steps", "log_every", "sample_every", "ckpt_every",
                                               "keep_ckpts", "n_samples", "progress", "tensorboard",
-                                              "loggers", "threads", "device", "sync_bn"))
+                                              "loggers", "threads", "device", "sync_bn",
+                                              "channels_last", "compile"))
 
 
 def resumable(key: str) -> bool:

@@ -325,6 +325,7 @@ class TrainingState:
                                             t.lr_gamma) for k, o in self.optimizers.items()}
         self.clip = t.grad_clip if isinstance(t.grad_clip, dict) else {k: t.grad_clip for k in self.optimizers}
         self.scaler = torch.amp.GradScaler(device.type) if t.amp == "fp16" else None
+        self.channels_last = t.channels_last
         self.step = 0
 
     def state_dict(self) -> dict[str, Any]:
@@ -358,6 +359,8 @@ def train_step(method: Method, state: TrainingState, stage: Stage, params, amp, 
     non-finite losses, and each update's gradients are averaged over ranks before the step."""
     step = state.step
     batch = state.sampler.next()
+    if state.channels_last and batch.x.dim() == 4:  # the layout cuDNN's bf16 convolutions prefer
+        batch = dataclasses.replace(batch, x=batch.x.contiguous(memory_format=torch.channels_last))
     ddp = ctx is not None and ctx.world > 1
     noise = distributed.GlobalNoise(len(batch.x), ctx.world, ctx.rank) if ddp else contextlib.nullcontext()
     updates = method.train_step(batch, step)
@@ -405,6 +408,8 @@ def _fit(run_dir: Path, cfg: RunConfig, method: Method, data, test, device: torc
     main = ctx is None or ctx.main
     if ctx is not None and ctx.world > 1 and t.sync_bn:
         distributed.convert_batchnorm(method)  # same parameters and buffers: optimizers, checkpoints unchanged
+    if t.channels_last:  # before the optimizers exist, so their state takes the same layout
+        method.to(memory_format=torch.channels_last)
     state = TrainingState(method, data, t, device, (ctx.rank, ctx.world) if ctx is not None else (0, 1))
     amp = (torch.autocast(device.type, dtype=torch.bfloat16 if t.amp == "bf16" else torch.float16)
            if t.amp != "none" else contextlib.nullcontext())
