@@ -343,3 +343,17 @@ def test_channels_last_trains_the_same_network(tmp_path):
     # other convolution kernels, the same arithmetic up to rounding (Adam: sign-like early steps)
     assert _max_diff(runs_["plain"], runs_["cl"]) < 1e-4
     assert any(v.dim() == 4 for v in runs_["cl"].values())  # the conv weights were in the switch's scope
+
+
+def test_classes_missing_from_a_rank_are_refused_before_training(tmp_path):
+    import genae.trainer as gt
+    from genae.errors import ConfigError
+
+    # world size 4 without a process group: TrainingState alone decides, before any collective
+    cfg = _cfg(tmp_path, "ctrl", "ctrl-multi", batch_size=20)  # 10 classes × 2 rows < 4 ranks
+    from genae.data import load_dataset
+    data = load_dataset(cfg.data, "train")
+    method = runs.build_method(cfg, data.info)
+    with pytest.raises(ConfigError, match="train.batch_size >= 40"):
+        gt.TrainingState(method, data, cfg.train, torch.device("cpu"), shard=(0, 4))
+    gt.TrainingState(method, data, cfg.train, torch.device("cpu"), shard=(0, 2))  # 2 per class: fine

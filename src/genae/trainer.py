@@ -32,7 +32,7 @@ import torch
 from . import distributed, loggers, runs
 from .config import RunConfig, check_against_data
 from .data import BatchSampler, load_dataset, to_range
-from .errors import DatasetNotFound, GenaeError, Interrupted, NonFiniteLoss
+from .errors import ConfigError, DatasetNotFound, GenaeError, Interrupted, NonFiniteLoss
 from .methods import Method, Unsupported, Update
 from .methods.base import Stage
 from .optim import build_schedule
@@ -318,6 +318,13 @@ class TrainingState:
 
     def __init__(self, method: Method, data, t, device: torch.device, shard: tuple[int, int] = (0, 1)):
         balanced = t.balanced_batches or method.needs_balanced_batches
+        if method.needs_balanced_batches and shard[1] > 1 and data.num_classes \
+                and t.batch_size // data.num_classes < shard[1]:
+            # strided shards of a class-ordered batch: a class with fewer rows than ranks misses a rank
+            raise ConfigError(f"{type(method).__name__} needs every class in every batch, and under DDP in "
+                              f"every rank's shard: train.batch_size={t.batch_size} over {shard[1]} ranks "
+                              f"and {data.num_classes} classes leaves some ranks without some classes; use "
+                              f"train.batch_size >= {data.num_classes * shard[1]}")
         self.sampler = BatchSampler(data, t.batch_size, t.seed, device, method.input_range, balanced, shard)
         self.optimizers = method.optimizers()
         self.plan = StagePlan(method, list(self.optimizers), t.steps)
