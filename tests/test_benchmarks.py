@@ -160,3 +160,16 @@ def test_maskaae_mask_rank_reads_first_and_last_mask(tmp_path):
     (tmp_path / "fixed" / "metrics.jsonl").write_text(json.dumps({"step": 100, "autoencoder/recon": 1.0}) + "\n")
     with pytest.raises(SystemExit, match="no mu/KK"):
         mod.mask_rank(tmp_path / "fixed")
+
+
+def test_imae_summary_reports_the_median_over_seeds(tmp_path, monkeypatch, capsys):
+    import json
+    accs = {("imae", 1, 0): 0.9, ("imae", 1, 1): 0.5, ("imae", 1, 2): 0.7, ("jointvae", 1, 0): 0.4}
+    for (m, b, s), v in accs.items():
+        run = tmp_path / "mnist" / m / "runs" / f"model.beta={b},seed={s}"
+        run.mkdir(parents=True)
+        (run / "eval.json").write_text(json.dumps({"metrics": {"cluster-acc": {"value": v}}}))
+    _run(_script("imae_summary"), monkeypatch, tmp_path)
+    out = capsys.readouterr().out
+    row = next(line for line in out.splitlines() if line.startswith("| 1 |"))
+    assert "**0.700** (0.700 ± 0.200; 0.500–0.900; n=3)" in row and "0.400 (n=1)" in row
