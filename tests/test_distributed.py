@@ -260,16 +260,19 @@ def test_global_batchnorm_equals_batchnorm_of_the_global_batch(ddp_runs):
 def test_global_noise_gives_each_rank_its_rows_of_the_global_draw():
     torch.manual_seed(3)
     ref = {"randn": torch.randn(6, 2), "like": torch.randn_like(torch.empty(6, 3)), "rand": torch.rand(6, 1, 2),
-           "int": torch.randint(5, (6,)), "normal_": torch.empty(6, 2).normal_(), "small": torch.randn(4)}
+           "int": torch.randint(5, (6,)), "normal_": torch.empty(6, 2).normal_(), "small": torch.randn(4),
+           "multinomial": torch.multinomial(torch.tensor([0.2, 0.3, 0.5]), 6, replacement=True)}
     for rank in range(3):
         torch.manual_seed(3)
         with distributed.GlobalNoise(local=2, world=3, rank=rank):
             got = {"randn": torch.randn(2, 2), "like": torch.randn_like(torch.empty(2, 3)),
                    "rand": torch.rand((2, 1, 2)), "int": torch.randint(5, (2,)),
-                   "normal_": torch.empty(2, 2).normal_(), "small": torch.randn(4)}
+                   "normal_": torch.empty(2, 2).normal_(), "small": torch.randn(4),
+                   "multinomial": torch.multinomial(torch.tensor([0.2, 0.3, 0.5]), 2, replacement=True)}
         for k in ref:
             want = ref[k] if k == "small" else ref[k][rank::3]  # a non-batch draw is left alone
             assert torch.equal(got[k], want), k
+            assert got[k].is_contiguous(), k
 
 
 def test_sampler_shards_are_disjoint_and_make_the_global_batch():

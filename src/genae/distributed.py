@@ -247,25 +247,29 @@ class GlobalNoise(TorchFunctionMode):
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
-        if kwargs.get("generator") is None:
-            if func in _SIZED:
-                out = self._sized(func, args, kwargs)
-                if out is not None:
-                    return out
-            elif func in _LIKE and args and args[0].dim() and args[0].shape[0] == self.local:
-                ref = args[0]
-                big = ref.new_empty((self.local * self.world, *ref.shape[1:]))
-                return func(big, *args[1:], **kwargs)[self.rank::self.world]
-            elif func in _INPLACE and args and args[0].dim() and args[0].shape[0] == self.local:
-                dst = args[0]
-                big = dst.new_empty((self.local * self.world, *dst.shape[1:]))
-                func(big, *args[1:], **kwargs)
-                with torch.no_grad():
-                    dst.copy_(big[self.rank::self.world])
-                return dst
-            elif func is torch.multinomial and len(args) >= 2 and args[0].dim() == 1 and args[1] == self.local:
-                return func(args[0], self.local * self.world, *args[2:], **kwargs)[self.rank::self.world]
-        return func(*args, **kwargs)
+        out = self._global(func, args, kwargs) if kwargs.get("generator") is None else None
+        # the rows are a strided view of the global draw: a contiguous copy, so .view() etc. work
+        return func(*args, **kwargs) if out is None else out if out.is_contiguous() else out.contiguous()
+
+    def _global(self, func, args, kwargs):
+        """The rank's rows of the global-batch draw ``func(*args)``; None when it is not batch-led."""
+        if func in _SIZED:
+            return self._sized(func, args, kwargs)
+        if func in _LIKE and args and args[0].dim() and args[0].shape[0] == self.local:
+            ref = args[0]
+            big = ref.new_empty((self.local * self.world, *ref.shape[1:]))
+            return func(big, *args[1:], **kwargs)[self.rank::self.world]
+        if func in _INPLACE and args and args[0].dim() and args[0].shape[0] == self.local:
+            dst = args[0]
+            big = dst.new_empty((self.local * self.world, *dst.shape[1:]))
+            func(big, *args[1:], **kwargs)
+            with torch.no_grad():
+                dst.copy_(big[self.rank::self.world])
+            return dst
+        if func is torch.multinomial and len(args) >= 2 and args[0].dim() == 1 and args[1] == self.local \
+                and (args[2] if len(args) > 2 else kwargs.get("replacement", False)):
+            return func(args[0], self.local * self.world, *args[2:], **kwargs)[self.rank::self.world]
+        return None
 
     def _sized(self, func, args, kwargs):
         """The draw of ``func`` for the global batch, sliced; None when its size is not shard-led."""
