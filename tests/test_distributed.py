@@ -331,6 +331,16 @@ def test_killed_rank_ends_the_job_with_the_last_checkpoint_intact(tmp_path):
     ckpt = runs.latest_checkpoint(tmp_path / "run")
     assert ckpt is not None and runs.verify_checkpoint(ckpt) is None
     assert ckpt.name in ("step-00000002", "step-00000004")  # rank 1 died drawing its 6th batch
+    # `torchrun -m genae resume` finishes the run; it equals the uninterrupted one-process run
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
+           "-m", "genae", "resume", str(tmp_path / "run")]
+    p = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=240)
+    assert p.returncode == 0, p.stderr[-3000:]
+    assert p.stdout.count("run written to") == 1  # rank 0 alone reports
+    single = train(build_config("vae", "fake", out=str(tmp_path / "single"),
+                                overrides=tiny_overrides("vae") + fast_train_overrides(10, batch_size=BATCH)))
+    assert runs.latest_checkpoint(tmp_path / "run").name == "step-00000010"
+    assert _max_diff(_weights(single), _weights(tmp_path / "run")) <= 1e-5
 
 
 # --------------------------------------------------------------------------------------------
