@@ -341,6 +341,16 @@ def test_killed_rank_ends_the_job_with_the_last_checkpoint_intact(tmp_path):
                                 overrides=tiny_overrides("vae") + fast_train_overrides(10, batch_size=BATCH)))
     assert runs.latest_checkpoint(tmp_path / "run").name == "step-00000010"
     assert _max_diff(_weights(single), _weights(tmp_path / "run")) <= 1e-5
+    # `torchrun -m genae eval`: rank 0 prints and writes the numbers of one process
+    metrics = ["--metrics", "recon-mse,knn-acc", "--json", "--n-samples", "40"]
+    p = subprocess.run([*cmd[:-2], "eval", str(tmp_path / "run"), *metrics], env=env, capture_output=True,
+                       text=True, timeout=240)
+    assert p.returncode == 0, p.stderr[-3000:]
+    one = subprocess.run([sys.executable, "-m", "genae", "eval", str(tmp_path / "run"), *metrics], env=env,
+                         capture_output=True, text=True, timeout=240)
+    strip = lambda out: {k: {kk: vv for kk, vv in v.items() if kk != "seconds"}  # noqa: E731
+                         for k, v in json.loads(out).items()}
+    assert strip(p.stdout) == strip(one.stdout)
 
 
 # --------------------------------------------------------------------------------------------
