@@ -67,6 +67,7 @@ class Context:
     world: int
     local_rank: int
     ctrl: Any
+    default: Any = None  # the default process group this context belongs to
 
     @property
     def main(self) -> bool:
@@ -106,10 +107,11 @@ def current() -> Context | None:
     if not (dist.is_available() and dist.is_initialized()):
         _CONTEXT = None
         return None
-    if _CONTEXT is None or _CONTEXT.world != dist.get_world_size() or _CONTEXT.rank != dist.get_rank():
-        ctrl = dist.group.WORLD if dist.get_backend() == "gloo" else dist.new_group(backend="gloo")
+    world = dist.group.WORLD  # a new object after every init_process_group: the cache follows it
+    if _CONTEXT is None or _CONTEXT.default is not world:
+        ctrl = world if dist.get_backend() == "gloo" else dist.new_group(backend="gloo")
         _CONTEXT = Context(dist.get_rank(), dist.get_world_size(),
-                           int(os.environ.get("LOCAL_RANK", dist.get_rank())), ctrl)
+                           int(os.environ.get("LOCAL_RANK", dist.get_rank())), ctrl, world)
     return _CONTEXT
 
 
