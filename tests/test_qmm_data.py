@@ -61,7 +61,7 @@ def test_rgb_mnist_colours_digits_in_one_channel(mnist):
         src_x, src_y = ref[split]
         ds = load_dataset(_cfg(root, "rgb-mnist", seed=3), split)
         assert ds.x.dtype == torch.uint8 and ds.x.shape == (len(src_x), 3, 28, 28)
-        assert ds.info == DataInfo((3, 28, 28), 10, "image")
+        assert ds.info == DataInfo((3, 28, 28), 10, "image", len(ds))
         assert ds.y.dtype == torch.int64 and ds.y.tolist() == src_y.tolist()      # labels: the digit
         assert ds.factor_names == ("colour",) and ds.factors.shape == (len(src_x), 1)
         colour = ds.factors[:, 0].long()
@@ -93,7 +93,7 @@ def test_two_digit_mnist_pairs_and_labels(mnist):
         ds = load_dataset(_cfg(root, "two-digit-mnist", seed=1), split)
         n = len(src_x)
         assert ds.x.dtype == torch.uint8 and ds.x.shape == (n, 1, 28, 56) and len(ds) == n
-        assert ds.info == DataInfo((1, 28, 56), 100, "image")
+        assert ds.info == DataInfo((1, 28, 56), 100, "image", len(ds))
         assert ds.class_names[0] == "00" and ds.class_names[99] == "99" and len(ds.class_names) == 100
         x = ds.x[:, 0].numpy()
         left, right = _source_index(x[:, :, :28], src_x), _source_index(x[:, :, 28:], src_x)
@@ -255,7 +255,7 @@ def test_emnist_letters_reader_transposes_and_shifts_labels(tmp_path, gz):
         assert ds.x.dtype == torch.uint8 and ds.x.shape == (len(upright), 1, 28, 28)
         assert np.array_equal(ds.x[:, 0].numpy(), upright)                      # upright, not stored order
         assert ds.y.dtype == torch.int64 and ds.y.tolist() == (labels.astype(int) - 1).tolist()
-        assert ds.num_classes == 26 and ds.info == DataInfo((1, 28, 28), 26, "image")
+        assert ds.num_classes == 26 and ds.info == DataInfo((1, 28, 28), 26, "image", len(ds))
         assert ds.class_names[0] == "A/a" and ds.class_names[25] == "Z/z"
         assert ds.y.min() == 0 and ds.y.max() == 25
     # An asymmetric glyph: a vertical bar stored the EMNIST way comes out vertical.
