@@ -35,7 +35,7 @@ TINY = {
     "lsr-gan": dict(latent_dim=4, hidden=8, depth=1, d_base=8, vae_steps=1),
     **{n: dict(latent_dim=4, n_categories=3, hidden=16, net="mlp", dataset_size=1000)
        for n in ("imae", "jointvae", "beta-vae-hybrid", "infovae")},
-    "beta-tcvae": dict(latent_dim=4, hidden=16, net="mlp", dataset_size=1000),
+    "beta-tcvae": dict(latent_dim=4, hidden=16, net="mlp", dataset_size=1000, estimator="mss"),
     "dmwgan": dict(n_generators=3, latent_dim=4, hidden=8, width_divisor=2, depth=1, encoder_hidden=8,
                    n_critic=2),
 }

@@ -27,7 +27,8 @@ from genae.errors import Interrupted, NonFiniteLoss
 from genae.trainer import resume, train
 
 WORLD = 2
-EQUIV = ("vae", "wae-gan", "ctrl-multi", "maskaae")  # ctrl-multi: Gram all-reduce and GlobalBatchNorm
+EQUIV = ("vae", "wae-gan", "ctrl-multi", "maskaae",  # ctrl-multi: Gram all-reduce and GlobalBatchNorm
+         "imae", "infovae", "beta-tcvae")  # batch-level estimators on the global batch (distributed.global_rows)
 STEPS = 4
 BATCH = 20  # global batch: 10 per rank; ctrl-multi's fake data has 10 classes (balanced batches)
 

@@ -54,7 +54,7 @@ from torch.overrides import TorchFunctionMode
 from .errors import GenaeError
 
 __all__ = ["Context", "GlobalBatchNorm", "GlobalNoise", "all_gather_rows", "average_gradients",
-           "convert_batchnorm", "current", "global_mean", "global_var", "init_from_env", "launched_by_torchrun", "local_only",
+           "convert_batchnorm", "current", "global_mean", "global_rows", "global_var", "init_from_env", "launched_by_torchrun", "local_only",
            "main_then_share", "shard_map"]
 
 
@@ -359,6 +359,21 @@ class _AllReduceSum(torch.autograd.Function):
         g = g.contiguous().clone()
         dist.all_reduce(g, op=dist.ReduceOp.SUM)
         return g
+
+
+def global_rows(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """The rows of a per-example tensor ``x`` ``(n, ...)`` for the **whole global batch**, in the
+    single-process order, and the positions of this rank's own rows in it: ``(x, None)`` in one
+    process; under DDP ``((W·n, ...), (n,))`` — the sampler gives rank r the global rows r, r + W,
+    r + 2W, ..., so its row i is global row i·W + r. Differentiable (``all_gather_rows``: every
+    rank's loss may use every row; the trainer's averaging then gives the global gradient). For
+    estimators that compare each example with the whole batch (aggregate-posterior densities, MMD)."""
+    world = _world()
+    if world == 1:
+        return x, None
+    gathered = all_gather_rows(x, world)                                  # (W, n, ...)
+    full = gathered.transpose(0, 1).reshape(world * x.shape[0], *x.shape[1:])
+    return full, torch.arange(x.shape[0], device=x.device) * world + dist.get_rank()
 
 
 def _world() -> int:

@@ -57,6 +57,7 @@ from typing import Any, Iterator, Literal
 import torch
 import torch.nn.functional as F
 
+from ..distributed import global_mean, global_rows
 from ..errors import ConfigError
 from ..nets import IMAE_PRESETS, build_decoder, build_encoder, imae_mlps
 from ..objectives import (aggregate_log_densities, bernoulli_nll, categorical_kl_uniform, dimension_kl_surrogate,
@@ -167,26 +168,30 @@ class IMAE(Method):
     def _imae(self, z, mu, logvar, logits, step) -> dict[str, torch.Tensor]:
         c, n = self.cfg, self.dataset_size
         gamma = 2 * c.beta if c.tc_weight is None else c.tc_weight
-        out = {"neg_dim_kl": -c.beta * dimension_kl_surrogate(z, mu, logvar, n, c.estimator),
-               "tc": gamma * total_correlation(z, mu, logvar, n, c.estimator)}
+        (z, mu, logvar), rows = _global_batch(z, mu, logvar)
+        out = {"neg_dim_kl": -c.beta * dimension_kl_surrogate(z, mu, logvar, n, c.estimator, rows),
+               "tc": gamma * total_correlation(z, mu, logvar, n, c.estimator, rows)}
         if logits is not None:
-            out["neg_mi"] = -c.beta * empirical_mutual_information(logits.softmax(1))
+            p = logits.softmax(1)
+            out["neg_mi"] = -c.beta * empirical_mutual_information(p, marginal=global_mean(p))
         return out
 
     def _jointvae(self, z, mu, logvar, logits, step) -> dict[str, torch.Tensor]:
         c = self.cfg
         cap_z, cap_y = self.capacities(step)
-        out = {"kl_z": c.beta * (gaussian_kl(mu, logvar).mean() - cap_z).abs()}
+        # |KL − C| of the batch-mean KLs: under DDP the global batch's mean, as in one process
+        out = {"kl_z": c.beta * (global_mean(gaussian_kl(mu, logvar)) - cap_z).abs()}
         if logits is not None:
-            out["kl_y"] = c.beta * (categorical_kl_uniform(logits).mean() - cap_y).abs()
+            out["kl_y"] = c.beta * (global_mean(categorical_kl_uniform(logits)) - cap_y).abs()
         return out
 
     def _infovae(self, z, mu, logvar, logits, step) -> dict[str, torch.Tensor]:
         c = self.cfg
         scale = c.latent_dim if c.mmd_kernel == "gaussian" else None
-        out = {"mmd_z": c.beta * mmd(z, torch.randn_like(z), c.mmd_kernel, scale)}
+        (z_all, prior), _ = _global_batch(z, torch.randn_like(z))
+        out = {"mmd_z": c.beta * mmd(z_all, prior, c.mmd_kernel, scale)}
         if logits is not None:
-            q_y = logits.softmax(1).mean(0, keepdim=True)          # the batch's aggregate q(y), (1, K2)
+            q_y = global_mean(logits.softmax(1)).unsqueeze(0)          # the batch's aggregate q(y), (1, K2)
             out["kl_qy"] = c.beta * categorical_kl_uniform(q_y.clamp_min(1e-30).log())[0]
         return out
 
@@ -194,7 +199,8 @@ class IMAE(Method):
         c = self.cfg
         log_qz_x = (-0.5 * ((z - mu).pow(2) * torch.exp(-logvar) + logvar + _LOG_2PI)).sum(1)
         log_pz = (-0.5 * (z.pow(2) + _LOG_2PI)).sum(1)
-        log_qz, log_qz_k = aggregate_log_densities(z, mu, logvar, self.dataset_size, c.estimator)
+        (z_all, mu_all, lv_all), rows = _global_batch(z, mu, logvar)
+        log_qz, log_qz_k = aggregate_log_densities(z_all, mu_all, lv_all, self.dataset_size, c.estimator, rows)
         out = {"mi": (log_qz_x - log_qz).mean(), "tc": c.beta * (log_qz - log_qz_k.sum(1)).mean(),
                "dim_kl": (log_qz_k.sum(1) - log_pz).mean()}
         if logits is not None:
@@ -296,6 +302,18 @@ class IMAE(Method):
 
     def _mean(self, out: torch.Tensor) -> torch.Tensor:
         return torch.sigmoid(out) if self.input_range == "unit" else out
+
+
+def _global_batch(*xs: torch.Tensor) -> tuple[list[torch.Tensor], torch.Tensor | None]:
+    """The batch-level estimators (aggregate posterior, batch marginal, MMD) compare each example
+    with the whole batch, so under DDP they see the global batch: each ``(n, d)`` tensor becomes the
+    global batch's ``(B, d)`` rows in the single-process order, and ``rows`` the positions of this
+    rank's examples (None in one process). Per-example terms are then averaged over ``rows`` only,
+    and the trainer's gradient averaging makes the result the single-process global-batch gradient."""
+    full, rows = global_rows(torch.cat(xs, dim=1))      # one all-gather for all of them
+    if rows is None:                                     # one process: the tensors as they are
+        return list(xs), None
+    return [t.contiguous() for t in full.split([x.shape[1] for x in xs], dim=1)], rows
 
 
 _OBJECTIVES = {"imae": IMAE._imae, "jointvae": IMAE._jointvae, "infovae": IMAE._infovae,

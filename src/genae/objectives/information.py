@@ -85,7 +85,8 @@ def _entropy(p: torch.Tensor) -> torch.Tensor:
     return -(p * p.clamp_min(torch.finfo(p.dtype).tiny).log()).sum(-1)
 
 
-def empirical_mutual_information(p_y_given_x: torch.Tensor, marginal_weight: float = 1.0) -> torch.Tensor:
+def empirical_mutual_information(p_y_given_x: torch.Tensor, marginal_weight: float = 1.0,
+                                 marginal: torch.Tensor | None = None) -> torch.Tensor:
     """Minibatch mutual information of a categorical code (IMAE eq. 7; IMSAT, Hu et al. 2017, eq. 7):
 
         I(x; y) ≈ μ · H(mean_b p(y|x_b)) − mean_b H(p(y|x_b)),
@@ -93,9 +94,12 @@ def empirical_mutual_information(p_y_given_x: torch.Tensor, marginal_weight: flo
     where the marginal p(y) is estimated by the batch mean of the posteriors. p_y_given_x: ``(B, K)``
     probabilities (rows sum to 1). marginal_weight: μ, 1 for the mutual information itself (IMAE);
     IMSAT up-weights the marginal entropy with μ = 4. Returns a **scalar** (nats), to be maximised:
-    log K for confident, balanced assignments, 0 when every row is the same.
+    log K for confident, balanced assignments, 0 when every row is the same. marginal: ``(K,)`` the
+    batch marginal when it is computed elsewhere (the global batch's under DDP); default the mean of
+    ``p_y_given_x``.
     """
-    marginal = p_y_given_x.mean(0)
+    if marginal is None:
+        marginal = p_y_given_x.mean(0)
     return marginal_weight * _entropy(marginal) - _entropy(p_y_given_x).mean()
 
 
@@ -126,14 +130,16 @@ def _mss_log_weights(batch: int, dataset_size: int, dtype: torch.dtype, device) 
 
 
 def aggregate_log_densities(z: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor, dataset_size: int,
-                            estimator: str = "mws") -> tuple[torch.Tensor, torch.Tensor]:
+                            estimator: str = "mws", rows: torch.Tensor | None = None
+                            ) -> tuple[torch.Tensor, torch.Tensor]:
     """Minibatch estimates of the aggregate posterior q(z) = (1/N) Σ_n q(z|x_n) of a diagonal
     Gaussian encoder at the batch's own samples (Chen et al. 2018, "Isolating sources of
     disentanglement", section 4.1 and appendix C).
 
-    z, mu, logvar: ``(B, d)``, z_i ~ N(mu_i, diag exp(logvar_i)); dataset_size: N.
-    Returns ``(log_qz, log_qz_k)``: ``(B,)`` log q̂(z_i) and ``(B, d)`` log q̂_k(z_ik), the marginal
-    of each dimension (so Σ_k log q̂_k is log Π_k q(z_k)).
+    z, mu, logvar: ``(B, d)``, z_i ~ N(mu_i, diag exp(logvar_i)); dataset_size: N. rows: ``(n,)``
+    the batch positions at which to evaluate (the rows one DDP rank owns; None = all B), always
+    against all B posteriors. Returns ``(log_qz, log_qz_k)``: ``(n,)`` log q̂(z_i) and ``(n, d)``
+    log q̂_k(z_ik), the marginal of each dimension (so Σ_k log q̂_k is log Π_k q(z_k)).
 
     - ``"mws"`` (minibatch-weighted sampling, eq. S5 and the reference code):
       log q̂(z_i) = logsumexp_j log q(z_i|x_j) − log(B·N). This is the published estimator,
@@ -148,33 +154,36 @@ def aggregate_log_densities(z: torch.Tensor, mu: torch.Tensor, logvar: torch.Ten
     if estimator not in TC_ESTIMATORS:
         raise ValueError(f"estimator must be one of {', '.join(TC_ESTIMATORS)}, got {estimator!r}")
     batch = z.shape[0]
-    mat = _pairwise_log_density(z, mu, logvar)                      # (B, B, d)
+    mat = _pairwise_log_density(z if rows is None else z[rows], mu, logvar)   # (n, B, d)
     if estimator == "mws":
         const = math.log(batch * dataset_size)
         return torch.logsumexp(mat.sum(2), 1) - const, torch.logsumexp(mat, 1) - const
     if batch < 2:
         raise ValueError("the 'mss' estimator needs a batch of at least 2")
     logw = _mss_log_weights(batch, dataset_size, z.dtype, z.device)
+    if rows is not None:
+        logw = logw[rows]
     return torch.logsumexp(logw + mat.sum(2), 1), torch.logsumexp(logw.unsqueeze(2) + mat, 1)
 
 
 def total_correlation(z: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor, dataset_size: int,
-                      estimator: str = "mws") -> torch.Tensor:
+                      estimator: str = "mws", rows: torch.Tensor | None = None) -> torch.Tensor:
     """Total correlation of the aggregate posterior, TC(z) = KL(q(z) ‖ Π_k q(z_k))
     (Chen et al. 2018, eq. 2; the TC term of IMAE eq. 10), estimated on the batch:
 
         TC ≈ mean_i [ log q̂(z_i) − Σ_k log q̂_k(z_ik) ]
 
     with q̂ from :func:`aggregate_log_densities` (``"mws"`` or ``"mss"``; see there for the MWS
-    constant). z, mu, logvar: ``(B, d)``; returns a **scalar** (nats). A minibatch estimate can be
+    constant). z, mu, logvar: ``(B, d)``; rows: the positions averaged over (None = all; see
+    :func:`aggregate_log_densities`). Returns a **scalar** (nats). A minibatch estimate can be
     negative; larger batches reduce its bias.
     """
-    log_qz, log_qz_k = aggregate_log_densities(z, mu, logvar, dataset_size, estimator)
+    log_qz, log_qz_k = aggregate_log_densities(z, mu, logvar, dataset_size, estimator, rows)
     return (log_qz - log_qz_k.sum(1)).mean()
 
 
 def dimension_kl_surrogate(z: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor, dataset_size: int,
-                           estimator: str = "mss") -> torch.Tensor:
+                           estimator: str = "mss", rows: torch.Tensor | None = None) -> torch.Tensor:
     """IMAE eq. 6: L(z) = −Σ_k KL(p(z_k) ‖ r(z_k)) with r = N(0, 1), where p(z_k) is the aggregate
     posterior of latent dimension k.
 
@@ -184,11 +193,11 @@ def dimension_kl_surrogate(z: torch.Tensor, mu: torch.Tensor, logvar: torch.Tens
     value is calibrated (≈ the true KL for large batches); ``"mws"`` gives the same gradients up
     to the self-term weighting, but each KL comes out lowered by log N (its constant), so L is
     raised by d·log N.
-    z, mu, logvar: ``(B, d)``. Returns a **scalar** (nats, ≤ 0 up to estimation error), to be
-    maximised.
+    z, mu, logvar: ``(B, d)``; rows: the positions averaged over (None = all). Returns a **scalar**
+    (nats, ≤ 0 up to estimation error), to be maximised.
     """
-    _, log_qz_k = aggregate_log_densities(z, mu, logvar, dataset_size, estimator)
-    log_r = -0.5 * (z.pow(2) + _LOG_2PI)
+    _, log_qz_k = aggregate_log_densities(z, mu, logvar, dataset_size, estimator, rows)
+    log_r = -0.5 * ((z if rows is None else z[rows]).pow(2) + _LOG_2PI)
     return -(log_qz_k - log_r).mean(0).sum()
 
 
