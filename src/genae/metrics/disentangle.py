@@ -14,7 +14,7 @@ from .frechet import as_float64
 __all__ = [
     "discretize", "discrete_mutual_info", "mig", "normalized_absolute_covariance",
     "transform_score", "kl_active_dims", "gaussian_informativeness", "aggregate_log_marginals",
-    "total_correlation_estimate", "mig_sampled",
+    "total_correlation_estimate", "mig_sampled", "mig_gaps",
 ]
 
 
@@ -204,7 +204,8 @@ def mig_sampled(z: Any, mu: Any, logvar: Any, factors: Any, probs: Any = None) -
     z, mu, logvar: ``(N, D)`` continuous codes (samples) and q(z|x); factors: ``(N, F)`` discrete
     ground-truth factors. probs: optional ``(N, K)`` p(y|x) of a categorical code, added as one more
     latent (the IMAE appendix-E variant) with I(y; v_k) = H(mean p) − Σ_v p(v)·H(mean_{v_k = v} p).
-    Returns ``{"mig", "per_factor" (F,), "mi" (D [+1], F)}`` in nats / normalised gaps.
+    Returns ``{"mig", "per_factor" (F,), "mi" (D [+1], F), "h_v" (F,)}`` in nats / normalised gaps;
+    :func:`mig_gaps` re-scores any subset of the rows and factors without re-estimating.
     """
     z, mu, lv, v = as_float64(z), as_float64(mu), as_float64(logvar), np.asarray(factors)
     if v.ndim == 1:
@@ -212,16 +213,14 @@ def mig_sampled(z: Any, mu: Any, logvar: Any, factors: Any, probs: Any = None) -
     n, d = z.shape
     _, marg = aggregate_log_marginals(z, mu, lv)
     h_z = -marg.mean(0)                                            # (D,)
-    rows = d + (probs is not None)
-    mi = np.zeros((rows, v.shape[1]))
-    gaps = np.full(v.shape[1], np.nan)
+    mi = np.zeros((d + (probs is not None), v.shape[1]))
+    h_v = np.zeros(v.shape[1])
     p = as_float64(probs) if probs is not None else None
     for k in range(v.shape[1]):
         values, inv = np.unique(v[:, k], return_inverse=True)
         pv = np.bincount(inv) / n
-        h_cond = np.zeros(d)
-        h_y_cond = 0.0
-        for i, _ in enumerate(values):
+        h_cond, h_y_cond = np.zeros(d), 0.0
+        for i in range(len(values)):
             sel = inv == i
             _, m = aggregate_log_marginals(z[sel], mu[sel], lv[sel])
             h_cond += pv[i] * -m.mean(0)
@@ -230,9 +229,18 @@ def mig_sampled(z: Any, mu: Any, logvar: Any, factors: Any, probs: Any = None) -
         mi[:d, k] = np.maximum(h_z - h_cond, 0.0)
         if p is not None:
             mi[d, k] = max(_entropy_probs(p.mean(0)) - h_y_cond, 0.0)
-        h_v = _entropy_probs(pv)
-        if h_v > 0:
-            top = np.sort(mi[:, k])[::-1]
-            gaps[k] = (top[0] - (top[1] if rows > 1 else 0.0)) / h_v
+        h_v[k] = _entropy_probs(pv)
+    gaps = mig_gaps(mi, h_v)
     return {"mig": float(np.nanmean(gaps)) if np.isfinite(gaps).any() else float("nan"),
-            "per_factor": gaps, "mi": mi}
+            "per_factor": gaps, "mi": mi, "h_v": h_v}
+
+
+def mig_gaps(mi: np.ndarray, h_v: np.ndarray) -> np.ndarray:
+    """Per factor k, (I₁ − I₂) / H(v_k) from a ``(latents, F)`` mutual-information matrix and the
+    factors' entropies ``(F,)``; NaN where H(v_k) = 0."""
+    gaps = np.full(mi.shape[1], np.nan)
+    for k in range(mi.shape[1]):
+        if h_v[k] > 0:
+            top = np.sort(mi[:, k])[::-1]
+            gaps[k] = (top[0] - (top[1] if len(top) > 1 else 0.0)) / h_v[k]
+    return gaps
