@@ -193,3 +193,25 @@ def test_genae_sample_class_end_to_end(tmp_path, capsys):
     assert (tmp_path / "s.png").stat().st_size > 0
     assert main(["sample", str(run), "--class", "10", "--out", str(tmp_path / "t.png")]) == 2
     assert "--class 10" in capsys.readouterr().err
+
+
+def test_label_check_runs_every_step_on_cpu_and_once_on_an_accelerator(monkeypatch):
+    """The every-class check needs the counts on the host: on a CPU batch it runs on every step; on
+    an accelerator only on the first batch (no host synchronisation per step)."""
+    from genae.errors import ConfigError
+    from genae.methods import Batch
+    m = _build("ctrl-multi", INFO)
+    x = torch.rand(4, 1, 32, 32)
+    missing = Batch(x, torch.tensor([0, 1, 2, 3]))
+    with pytest.raises(ConfigError, match="missing"):
+        m._check_labels(missing)
+
+    class OnDevice(torch.Tensor):       # a CPU tensor that reports an accelerator device
+        @property
+        def device(self):
+            return torch.device("meta")
+
+    full = Batch(x, torch.arange(10).as_subclass(OnDevice))
+    fresh = _build("ctrl-multi", INFO)
+    fresh._check_labels(full)                                   # first batch: checked
+    assert fresh._check_labels(Batch(x, torch.tensor([0, 1]).as_subclass(OnDevice))) is not None

@@ -107,6 +107,7 @@ class CTRL(Method):
     def __init__(self, cfg: CTRLConfig, info: DataInfo):
         super().__init__(cfg, info)
         _validate(cfg, info)
+        self._labels_checked = False   # see _check_labels
         labelled = cfg.objective != "binary"
         self.needs_labels = self.needs_balanced_batches = labelled  # per instance: one class plays 3 games
         self.num_classes = k = info.num_classes or 0
@@ -234,6 +235,12 @@ class CTRL(Method):
             return batch.y
         if batch.y is None:
             raise ConfigError(f"CTRL objective {self.cfg.objective!r} needs labelled batches")
+        # The check reads the counts on the host: free on a CPU, a synchronisation per step on an
+        # accelerator. There it runs on the first batch only: the class-balanced sampler that the
+        # labelled objectives need (train.balanced_batches) guarantees every class in every batch.
+        if batch.y.device.type != "cpu" and self._labels_checked:
+            return batch.y
+        self._labels_checked = True
         counts = torch.bincount(batch.y, minlength=self.num_classes)[: self.num_classes]
         if bool((counts == 0).any()):
             missing = torch.nonzero(counts == 0).flatten().tolist()
