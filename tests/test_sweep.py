@@ -213,3 +213,26 @@ def test_killed_sweep_resumes_unfinished_runs_and_leaves_finished_ones(tmp_path)
     manifest = json.loads((out / "manifest.json").read_text())
     assert [p["status"] for p in manifest["points"]] == ["done", "done"]
     assert manifest["points"][1]["eval"]["recon-mse"]["step"] == long
+
+
+def test_sweep_trains_each_point_data_parallel_under_torchrun(tmp_path):
+    """``--nproc-per-node 2``: each point trains as a 2-rank torchrun job (gloo on this CPU) and equals
+    one process at the same global batch; its evaluation runs in one process."""
+    from safetensors.torch import load_file
+
+    from genae.config import build_config
+    from genae.runs import latest_checkpoint
+    from genae.trainer import train
+
+    out = tmp_path / "sweep"
+    sets = tiny_overrides("vae") + fast_train_overrides(4, batch_size=20, threads=1)
+    proc = _sweep("vae", "--data", "fake", *_sets(sets), "--seeds", "0", "--metrics", "recon-mse",
+                  "--nproc-per-node", "2", "--out", out)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["asked"]["nproc"] == 2 and manifest["points"][0]["status"] == "done"
+    assert "× 2 processes (torchrun)" in proc.stdout
+    single = train(build_config("vae", "fake", overrides=sets + ["train.seed=0"], out=str(tmp_path / "single")))
+    a = load_file(str(latest_checkpoint(out / manifest["points"][0]["run"]) / "model.safetensors"))
+    b = load_file(str(latest_checkpoint(single) / "model.safetensors"))
+    assert max(float((a[k] - b[k]).abs().max()) for k in a) <= 1e-5

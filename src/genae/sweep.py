@@ -89,6 +89,7 @@ class SweepSpec:
     eval_device: str = "cpu"
     jobs: int | None = None
     threads: int | None = None
+    nproc: int = 1                                          # processes per point's training (torchrun)
     config: str | None = None                               # the file the base came from (a note)
 
     def design(self) -> dict[str, Any]:
@@ -180,7 +181,7 @@ def load_sweep_file(path: str | Path) -> dict[str, Any]:
 
     d = load_yaml(path)
     known = {"method", *NAMESPACES, "set", "grid", "list", "seeds", "metrics", "n_samples", "split",
-             "backbone", "eval_device", "jobs", "threads"}
+             "backbone", "eval_device", "jobs", "threads", "nproc"}
     unknown = sorted(set(d) - known)
     if unknown:
         raise ConfigError(f"{path}: unknown key(s) {unknown}; a sweep file has {', '.join(sorted(known))}")
@@ -209,7 +210,7 @@ def load_sweep_file(path: str | Path) -> dict[str, Any]:
         out["seeds"] = parse_seeds(d["seeds"])
     if "metrics" in d:
         out["metrics"] = parse_metrics(d["metrics"])
-    for key in ("n_samples", "split", "backbone", "eval_device", "jobs", "threads"):
+    for key in ("n_samples", "split", "backbone", "eval_device", "jobs", "threads", "nproc"):
         if key in d:
             out[key] = d[key]
     return out
@@ -366,7 +367,8 @@ def spec_from_manifest(manifest: dict[str, Any]) -> SweepSpec:
     return SweepSpec(**{f: manifest[k] for k, f in DESIGN.items()}, metrics=list(manifest.get("metrics", [])),
                      **{k: ev[k] for k in (*EVAL_SETTINGS, "eval_device") if k in ev},
                      jobs=(manifest.get("asked") or {}).get("jobs"),
-                     threads=(manifest.get("asked") or {}).get("threads"), config=manifest.get("config"))
+                     threads=(manifest.get("asked") or {}).get("threads"),
+                     nproc=(manifest.get("asked") or {}).get("nproc", 1), config=manifest.get("config"))
 
 
 def run_sweep(spec: SweepSpec, out: str | Path | None = None,
@@ -413,13 +415,17 @@ def _check_design(out: Path, spec: SweepSpec) -> dict[str, Any] | None:
     return old
 
 
-def spawn_genae(args: list[str], threads: int, log) -> subprocess.Popen:
-    """``python -m genae ARGS`` as a child limited to ``threads`` compute threads (OpenMP/MKL),
-    importing this very genae (wherever it was imported from), output into the open file ``log``."""
+def spawn_genae(args: list[str], threads: int, log, nproc: int = 1) -> subprocess.Popen:
+    """``python -m genae ARGS`` as a child limited to ``threads`` compute threads (OpenMP/MKL) per
+    process, importing this very genae (wherever it was imported from), output into the open file
+    ``log``. ``nproc`` > 1: ``torchrun --standalone --nproc-per-node nproc -m genae ARGS`` (one
+    data-parallel job of nproc ranks on this node, a free rendezvous port of its own)."""
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads),
            "PYTHONPATH": os.pathsep.join(filter(None, [str(Path(__file__).resolve().parents[1]),
                                                       os.environ.get("PYTHONPATH")]))}
-    return subprocess.Popen([sys.executable, "-m", "genae", *args], stdout=log, stderr=subprocess.STDOUT,
+    launcher = ([sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}"]
+                if nproc > 1 else [sys.executable])
+    return subprocess.Popen([*launcher, "-m", "genae", *args], stdout=log, stderr=subprocess.STDOUT,
                             stdin=subprocess.DEVNULL, env=env)
 
 
@@ -455,7 +461,8 @@ class _Sweep:
             self.points.append(record)
         self.manifest = {"format": FORMAT, **spec.design(), "data": data, "config": spec.config,
                          "metrics": spec.metrics, "eval": {**spec.eval_settings(), "eval_device": spec.eval_device},
-                         "asked": {"jobs": spec.jobs, "threads": spec.threads}, "budget": None,
+                         "asked": {"jobs": spec.jobs, "threads": spec.threads, "nproc": spec.nproc},
+                         "budget": None,
                          "created": (old or {}).get("created", now), "updated": now, "points": self.points}
         self.stop: str | None = None
         self.stop_at = 0.0
@@ -474,13 +481,18 @@ class _Sweep:
             elif point["status"] == "failed":
                 self.log(f"failed [{i + 1}/{len(self.points)}] {point['name']}: {point['message']}")
         self.planning = False
-        budget = thread_budget(available_cores(), len(queue), self.spec.jobs, self.spec.threads)
+        # each job's training runs nproc processes: the thread budget counts them all
+        nproc = self.spec.nproc
+        if nproc < 1:
+            raise ConfigError(f"--nproc-per-node must be at least 1, got {nproc}")
+        budget = thread_budget(max(1, available_cores() // nproc), len(queue), self.spec.jobs, self.spec.threads)
         self.threads = budget.threads
         self.manifest["budget"] = budget._asdict()
         self._save()
         counts = _counts(self.points, queue)
+        ranks = f" × {nproc} processes (torchrun)" if nproc > 1 else ""
         self.log(f"sweep {self.out}: {len(self.points)} points ({counts}); "
-                 f"{budget.jobs} job(s) × {budget.threads} thread(s) on {budget.cores} cores")
+                 f"{budget.jobs} job(s){ranks} × {budget.threads} thread(s) on {budget.cores * nproc} cores")
         if budget.note:
             self.log(f"note: {budget.note}")
         running: list[_Job] = []
@@ -597,7 +609,9 @@ class _Sweep:
         with open(log_path, "a") as f:
             f.write(f"\n[{_dt.datetime.now():%Y-%m-%d %H:%M:%S}] $ genae {shlex.join(args)}\n")
             job.log_offset = f.tell()
-            job.proc = spawn_genae(args, self.threads, f)
+            # training under torchrun when nproc > 1; evaluation in one process (its numbers are
+            # the same either way, and one process needs no rendezvous)
+            job.proc = spawn_genae(args, self.threads, f, self.spec.nproc if phase != "eval" else 1)
         job.phase, job.started = phase, time.monotonic()
         what = {"train": "train", "resume": f"resume from step {point['step']}" if point["step"] else "restart",
                 "eval": f"eval {','.join(self._to_evaluate(point))}"}[phase]
@@ -772,6 +786,9 @@ def add_arguments(p) -> None:
     p.add_argument("--eval-device", help="device of the evaluations (default cpu)")
     p.add_argument("--jobs", type=int, help="jobs at once (default: what fits the cores, one thread each)")
     p.add_argument("--threads", type=int, help="CPU threads per job (jobs × threads never exceeds the cores)")
+    p.add_argument("--nproc-per-node", dest="nproc", type=int,
+                   help="train each point data-parallel with torchrun on this many processes (GPUs); "
+                        "evaluation stays one process")
     p.add_argument("--out", help="sweep directory (default runs/sweep-<method>-<data>-<hash of the design>)")
     p.add_argument("--resume", metavar="SWEEP", help="continue SWEEP as its manifest describes it")
 
@@ -779,7 +796,8 @@ def add_arguments(p) -> None:
 def spec_from_args(args) -> tuple[SweepSpec, str | None]:
     """The ``SweepSpec`` and sweep directory of a ``genae sweep`` command line."""
     given = {k: v for k, v in (("n_samples", args.n_samples), ("split", args.split), ("backbone", args.backbone),
-                               ("eval_device", args.eval_device), ("jobs", args.jobs), ("threads", args.threads))
+                               ("eval_device", args.eval_device), ("jobs", args.jobs), ("threads", args.threads),
+                               ("nproc", args.nproc))
              if v is not None}
     if args.metrics is not None:
         given["metrics"] = parse_metrics(args.metrics)
@@ -789,7 +807,8 @@ def spec_from_args(args) -> tuple[SweepSpec, str | None]:
         design = [flag for k, flag in flags.items() if getattr(args, k)]
         if design:
             raise ConfigError(f"--resume takes the design from {Path(args.resume) / MANIFEST}; drop "
-                              f"{', '.join(design)} (only --jobs, --threads and the evaluation options may change)")
+                              f"{', '.join(design)} (only --jobs, --threads, --nproc-per-node and the evaluation "
+                              f"options may change)")
         return replace(spec_from_manifest(read_manifest(args.resume)), **given), args.resume
     kw: dict[str, Any] = load_sweep_file(args.config) if args.config else {"sets": []}
     if args.method and kw.get("method") and args.method != kw["method"]:
