@@ -34,6 +34,8 @@ def main() -> None:
     p.add_argument("--restarts", type=int, default=2, help="random starts of the inversion (default 2)")
     p.add_argument("--mu", type=float, default=0.05)
     p.add_argument("--batch", type=int, default=100)
+    p.add_argument("--free-layers", default=None,
+                   help="comma-separated multi-bias layer indices whose biases eq. 3 estimates (default all)")
     p.add_argument("--learned-only", action="store_true", help="no derived biases: the best learned manifold")
     p.add_argument("--out", default=None)
     a = p.parse_args()
@@ -48,7 +50,8 @@ def main() -> None:
             if a.learned_only:
                 errs.append(_learned(method, x, a, seed=i))
                 continue
-            d = derive(method, x, mu=a.mu, steps=a.steps, restarts=a.restarts, seed=i)
+            free = None if a.free_layers is None else [int(k) for k in a.free_layers.split(",")]
+            d = derive(method, x, mu=a.mu, steps=a.steps, restarts=a.restarts, seed=i, free=free)
             errs.append(d.error)
             derived = d.derived
         e = torch.cat(errs).double()

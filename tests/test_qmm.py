@@ -169,6 +169,19 @@ def test_eq3_recovers_the_code_and_biases_of_a_generated_image():
     assert all(p.grad is None for p in m.parameters())                       # weights untouched
 
 
+def test_derive_frees_only_the_layers_asked():
+    """``free``: the other multi-bias layers keep the biases of the chosen learned manifold."""
+    m = _build("q-wgan", num_biases=3, latent_dim=3, hidden=16, net="mlp", depth=1).eval()
+    man = m.manifolds()
+    x = torch.rand(2, 1, 28, 28) * 2 - 1                  # not on any learned manifold
+    d = derive(m, x, mu=0.05, steps=30, restarts=1, free=[0])
+    assert torch.equal(d.biases[1], man.layers[1].biases[d.index])
+    assert not torch.equal(d.biases[0], man.layers[0].biases[d.index])
+    assert d.protocol["free_layers"] == [0]
+    with pytest.raises(ValueError, match="outside"):
+        derive(m, x, steps=2, restarts=1, free=[5])
+
+
 def test_derive_falls_back_to_inversion_without_multibias_layers():
     m = _build("wgan-gp", latent_dim=3, hidden=16, net="mlp", depth=1).eval()
     with torch.no_grad():

@@ -24,6 +24,7 @@ inversion alone (``derived=False``): the regeneration is the best learned manifo
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Sequence
 
 import torch
 
@@ -57,9 +58,11 @@ class Derived:
 
 
 def derive(method: Method, x: torch.Tensor, mu: float = 0.05, steps: int = 500, restarts: int = 4,
-           lr: float = 0.1, seed: int = 0) -> Derived:
+           lr: float = 0.1, seed: int = 0, free: Sequence[int] | None = None) -> Derived:
     """Eq. 3 for a batch ``x`` ``(B, *shape)`` in the method's ``input_range`` (see the module
-    docstring); the global RNG is not used (starts come from ``seed``)."""
+    docstring); the global RNG is not used (starts come from ``seed``). ``free``: the indices of
+    the multi-bias layers whose biases are estimated (default all, the paper's); the others keep
+    the biases of the learned manifold the inversion chose."""
     if steps < 1 or restarts < 1 or mu < 0:
         raise ValueError(f"derive: steps and restarts must be positive and mu >= 0 (got {steps}, {restarts}, {mu})")
     was_training = method.training
@@ -71,21 +74,26 @@ def derive(method: Method, x: torch.Tensor, mu: float = 0.05, steps: int = 500, 
         man = method.manifolds()
         fit = invert_multi([man.generator(i) for i in range(man.count)], x, man.dim, steps=steps,
                            restarts=restarts, lr=lr, seed=seed)
-        protocol = {**fit.protocol, "mu": mu, "bias_reference": "mean of the learned biases", "eps": 1e-12}
+        protocol = {**fit.protocol, "mu": mu, "bias_reference": "mean of the learned biases", "eps": 1e-12,
+                    "free_layers": "all" if free is None else sorted(free)}
         if not man.layers:
             with torch.no_grad():
                 regen = man.render(fit.z, fit.index)
             return Derived(fit.z, [], fit.index, regen, _error(method, regen, x), False, protocol)
         z = fit.z.clone().requires_grad_(True)
-        biases = [layer.biases[fit.index].detach().clone().requires_grad_(True) for layer in man.layers]
+        free = set(range(len(man.layers)) if free is None else free)
+        if not free <= set(range(len(man.layers))):
+            raise ValueError(f"derive: free={sorted(free)} names layers outside 0..{len(man.layers) - 1}")
+        biases = [layer.biases[fit.index].detach().clone().requires_grad_(i in free)
+                  for i, layer in enumerate(man.layers)]
         refs = [layer.biases.mean(0) for layer in man.layers]
-        opt = torch.optim.Adam([z, *biases], lr=lr)
+        opt = torch.optim.Adam([z, *(b for i, b in enumerate(biases) if i in free)], lr=lr)
         with torch.enable_grad():
             for _ in range(steps):
                 opt.zero_grad(set_to_none=True)
                 fit_term = (man.render(z, biases=biases) - x).pow(2).flatten(1).sum(1)
                 penalty = sum(tangential_offset(layer.weight, b, ref)
-                              for layer, b, ref in zip(man.layers, biases, refs))
+                              for i, (layer, b, ref) in enumerate(zip(man.layers, biases, refs)) if i in free)
                 # summed over the batch: every image's z and biases get exactly their own gradient
                 (fit_term + mu * penalty).sum().backward()
                 opt.step()
