@@ -83,7 +83,12 @@ def _run_distributed(args) -> int:
         if not ctx.main:  # one voice: the others' stdout (summaries, tables) is dropped
             sys.stdout = open(os.devnull, "w")
         try:
-            return args.func(args) or 0
+            code = args.func(args) or 0
+            # leave together: a rank that tears its connections down while another still works
+            # can make gloo abort the other at exit (seen on `torchrun -m genae eval`, where rank
+            # 0 alone writes after the last collective)
+            distributed.barrier(ctx)
+            return code
         except (GenaeError, Interrupted):
             if not ctx.main:
                 return 130 if isinstance(sys.exc_info()[1], Interrupted) else \
