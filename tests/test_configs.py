@@ -48,3 +48,11 @@ def test_config_builds_its_method(path):
             assert method.reconstruct(x).shape == x.shape
         else:  # a GAN: its generator makes images of the dataset's shape
             assert method.sample(2).shape == x.shape
+
+
+def test_the_hybrid_beta_vae_configs_keep_zero_capacities():
+    """beta-vae-hybrid is JointVAE with zero capacities: a config that sets capacities turns it into
+    JointVAE (a first dSprites config did, and its sweep duplicated jointvae's)."""
+    for path in (p for p in CONFIGS if p.stem.startswith("beta-vae-hybrid")):
+        cfg = build_config(config_file=path)
+        assert cfg.model.capacity_z == 0.0 and cfg.model.capacity_y == 0.0, path.name
