@@ -361,19 +361,22 @@ class _AllReduceSum(torch.autograd.Function):
         return g
 
 
-def global_rows(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """The rows of a per-example tensor ``x`` ``(n, ...)`` for the **whole global batch**, in the
-    single-process order, and the positions of this rank's own rows in it: ``(x, None)`` in one
-    process; under DDP ``((W·n, ...), (n,))`` — the sampler gives rank r the global rows r, r + W,
-    r + 2W, ..., so its row i is global row i·W + r. Differentiable (``all_gather_rows``: every
-    rank's loss may use every row; the trainer's averaging then gives the global gradient). For
-    estimators that compare each example with the whole batch (aggregate-posterior densities, MMD)."""
+def global_rows(*xs: torch.Tensor) -> tuple[list[torch.Tensor], torch.Tensor | None]:
+    """The rows of per-example tensors ``xs`` (each ``(n, d_i)``) for the **whole global batch**, in
+    the single-process order, and the positions of this rank's own rows in it: ``(list(xs), None)``
+    in one process; under DDP ``([(W·n, d_i), ...], (n,))`` from one all-gather — the sampler gives
+    rank r the global rows r, r + W, r + 2W, ..., so its row i is global row i·W + r.
+    Differentiable (``all_gather_rows``: every rank's loss may use every row; the trainer's
+    averaging then gives the global gradient). For estimators that compare each example with the
+    whole batch (aggregate-posterior densities, MMD)."""
     world = _world()
     if world == 1:
-        return x, None
-    gathered = all_gather_rows(x, world)                                  # (W, n, ...)
-    full = gathered.transpose(0, 1).reshape(world * x.shape[0], *x.shape[1:])
-    return full, torch.arange(x.shape[0], device=x.device) * world + dist.get_rank()
+        return list(xs), None
+    n = xs[0].shape[0]
+    gathered = all_gather_rows(torch.cat(xs, dim=1), world)               # (W, n, Σ d_i)
+    full = gathered.transpose(0, 1).reshape(world * n, -1)
+    parts = [t.contiguous() for t in full.split([x.shape[1] for x in xs], dim=1)]
+    return parts, torch.arange(n, device=xs[0].device) * world + dist.get_rank()
 
 
 def _world() -> int:

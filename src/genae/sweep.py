@@ -485,14 +485,15 @@ class _Sweep:
         nproc = self.spec.nproc
         if nproc < 1:
             raise ConfigError(f"--nproc-per-node must be at least 1, got {nproc}")
-        budget = thread_budget(max(1, available_cores() // nproc), len(queue), self.spec.jobs, self.spec.threads)
+        cores = available_cores()
+        budget = thread_budget(max(1, cores // nproc), len(queue), self.spec.jobs, self.spec.threads)
         self.threads = budget.threads
         self.manifest["budget"] = budget._asdict()
         self._save()
         counts = _counts(self.points, queue)
         ranks = f" × {nproc} processes (torchrun)" if nproc > 1 else ""
         self.log(f"sweep {self.out}: {len(self.points)} points ({counts}); "
-                 f"{budget.jobs} job(s){ranks} × {budget.threads} thread(s) on {budget.cores * nproc} cores")
+                 f"{budget.jobs} job(s){ranks} × {budget.threads} thread(s) on {cores} cores")
         if budget.note:
             self.log(f"note: {budget.note}")
         running: list[_Job] = []

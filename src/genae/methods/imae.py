@@ -168,7 +168,9 @@ class IMAE(Method):
     def _imae(self, z, mu, logvar, logits, step) -> dict[str, torch.Tensor]:
         c, n = self.cfg, self.dataset_size
         gamma = 2 * c.beta if c.tc_weight is None else c.tc_weight
-        (z, mu, logvar), rows = _global_batch(z, mu, logvar)
+        # the batch-level estimators see the global batch under DDP (one process: z, mu, logvar as
+        # they are); per-example terms are averaged over this rank's ``rows``
+        (z, mu, logvar), rows = global_rows(z, mu, logvar)
         out = {"neg_dim_kl": -c.beta * dimension_kl_surrogate(z, mu, logvar, n, c.estimator, rows),
                "tc": gamma * total_correlation(z, mu, logvar, n, c.estimator, rows)}
         if logits is not None:
@@ -188,7 +190,7 @@ class IMAE(Method):
     def _infovae(self, z, mu, logvar, logits, step) -> dict[str, torch.Tensor]:
         c = self.cfg
         scale = c.latent_dim if c.mmd_kernel == "gaussian" else None
-        (z_all, prior), _ = _global_batch(z, torch.randn_like(z))
+        (z_all, prior), _ = global_rows(z, torch.randn_like(z))
         out = {"mmd_z": c.beta * mmd(z_all, prior, c.mmd_kernel, scale)}
         if logits is not None:
             q_y = global_mean(logits.softmax(1)).unsqueeze(0)          # the batch's aggregate q(y), (1, K2)
@@ -199,7 +201,7 @@ class IMAE(Method):
         c = self.cfg
         log_qz_x = (-0.5 * ((z - mu).pow(2) * torch.exp(-logvar) + logvar + _LOG_2PI)).sum(1)
         log_pz = (-0.5 * (z.pow(2) + _LOG_2PI)).sum(1)
-        (z_all, mu_all, lv_all), rows = _global_batch(z, mu, logvar)
+        (z_all, mu_all, lv_all), rows = global_rows(z, mu, logvar)
         log_qz, log_qz_k = aggregate_log_densities(z_all, mu_all, lv_all, self.dataset_size, c.estimator, rows)
         out = {"mi": (log_qz_x - log_qz).mean(), "tc": c.beta * (log_qz - log_qz_k.sum(1)).mean(),
                "dim_kl": (log_qz_k.sum(1) - log_pz).mean()}
@@ -302,18 +304,6 @@ class IMAE(Method):
 
     def _mean(self, out: torch.Tensor) -> torch.Tensor:
         return torch.sigmoid(out) if self.input_range == "unit" else out
-
-
-def _global_batch(*xs: torch.Tensor) -> tuple[list[torch.Tensor], torch.Tensor | None]:
-    """The batch-level estimators (aggregate posterior, batch marginal, MMD) compare each example
-    with the whole batch, so under DDP they see the global batch: each ``(n, d)`` tensor becomes the
-    global batch's ``(B, d)`` rows in the single-process order, and ``rows`` the positions of this
-    rank's examples (None in one process). Per-example terms are then averaged over ``rows`` only,
-    and the trainer's gradient averaging makes the result the single-process global-batch gradient."""
-    full, rows = global_rows(torch.cat(xs, dim=1))      # one all-gather for all of them
-    if rows is None:                                     # one process: the tensors as they are
-        return list(xs), None
-    return [t.contiguous() for t in full.split([x.shape[1] for x in xs], dim=1)], rows
 
 
 _OBJECTIVES = {"imae": IMAE._imae, "jointvae": IMAE._jointvae, "infovae": IMAE._infovae,
