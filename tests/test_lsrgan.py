@@ -30,7 +30,7 @@ def test_latent_nll_matches_torch_distributions(reduction):
     ref = -torch.distributions.Normal(mu, (0.5 * logvar).exp()).log_prob(z)
     want = ref.sum(1) if reduction == "sum" else ref.mean(1)
     torch.testing.assert_close(lsr_latent_nll(z, mu, logvar, reduction), want)
-    # the paper's λ equals the reference code's λ times the latent size
+    # the sum is the latent size times the mean: λ on the code's mean weighs what λ / 7 weighs on the paper's sum
     torch.testing.assert_close(lsr_latent_nll(z, mu, logvar, "sum"), 7 * lsr_latent_nll(z, mu, logvar, "mean"))
 
 
@@ -43,6 +43,17 @@ def test_table3_network_shapes():
         assert PatchDiscriminator((3, side, side)).eval()(torch.randn(2, 3, side, side)).shape == (2, 3, 2, 2)
     with pytest.raises(ValueError, match="28×28 or 32×32"):
         LSREncoder((3, 64, 64))
+
+
+def test_patch_discriminator_is_the_reference_codes_width_and_dcgan_initialised():
+    torch.manual_seed(0)
+    d = PatchDiscriminator((3, 32, 32))
+    convs = [m for m in d.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert [c.out_channels for c in convs] == [32, 64, 128, 3]            # base 32, doubling, 3 patch channels
+    w = torch.cat([c.weight.flatten() for c in convs])
+    assert abs(w.mean().item()) < 2e-3 and abs(w.std().item() - 0.02) < 1e-3       # N(0, 0.02)
+    scales = torch.cat([m.weight for m in d.modules() if isinstance(m, torch.nn.BatchNorm2d)])
+    assert abs(scales.mean().item() - 1) < 5e-3 and abs(scales.std().item() - 0.02) < 5e-3   # N(1, 0.02)
 
 
 def _run(tmp_path, name, **extra):
@@ -173,6 +184,26 @@ def test_eval_both_renderers_in_one_call(tmp_path):
     assert res["imagine-mse@vae"]["value"] != res["imagine-mse@lsr"]["value"]
     proc = genae("eval", run, "--metrics", "imagine-mse", "--renderer", "gan", check=False)
     assert proc.returncode != 0 and "choose vae, lsr" in proc.stderr
+    # the same numbers asked by name (what `genae sweep --metrics` passes on)
+    pinned = json.loads(genae("eval", run, "--metrics", "sharpness-sp@lsr,imagine-mse@vae", "--n-samples", 16,
+                              "--json").stdout)
+    assert list(pinned) == ["sharpness-sp@lsr", "imagine-mse@vae"]
+    for k, v in pinned.items():
+        assert v["value"] == res[k]["value"] and v["renderer"] == res[k]["renderer"]
+
+
+def test_a_renderer_in_a_metric_name_needs_a_method_with_renderers():
+    from genae.errors import ConfigError
+    from genae.metrics import EvalContext, check_names, evaluate
+
+    spec = METHODS["vae"]
+    m = spec.build(spec.config(latent_dim=4), DataInfo((1, 28, 28), 10, "image"))
+    with pytest.raises(ConfigError, match="has one decoder"):
+        evaluate(m, EvalContext(None), ["fid@vae"])
+    with pytest.raises(ConfigError, match="unknown metric"):
+        check_names(["fidd@vae"])
+    with pytest.raises(ConfigError, match="after @"):
+        check_names(["fid@"])
 
 
 def test_stage_one_loss_is_the_papers_batch_sums_over_the_batch_size():

@@ -204,7 +204,8 @@ def _parser() -> argparse.ArgumentParser:
                                     "--step a kept earlier one")
     e.add_argument("run")
     e.add_argument("--metrics", default=DEFAULT_METRICS,
-                   help=f"comma-separated names from genae.metrics.METRICS (default: {DEFAULT_METRICS})")
+                   help=f"comma-separated names from genae.metrics.METRICS (default: {DEFAULT_METRICS}); "
+                        "lsr-gan: NAME@vae / NAME@lsr scores one renderer")
     e.add_argument("--split", default="test", choices=["test", "train"], help="reference split")
     e.add_argument("--n-samples", type=int, default=10000, help="generated samples for fid/kid/is/...")
     e.add_argument("--backbone", default="domain", choices=["domain", "inception"],
@@ -450,26 +451,23 @@ def _cmd_sample(args) -> int:
 
 def _evaluate_renderers(method, ctx, names, renderer: str | None) -> dict:
     """``evaluate`` once, or once per renderer of ``--renderer`` (lsr-gan's two decoders): with one
-    renderer the names stay, with several each result is keyed NAME@RENDERER."""
-    from .metrics import evaluate
+    renderer the names stay, with several each result is keyed NAME@RENDERER (what ``--metrics
+    NAME@RENDERER`` asks directly)."""
+    from .metrics import evaluate, split_renderer
 
     if renderer is None:
         return evaluate(method, ctx, names)
     chosen = [r.strip() for r in renderer.split(",") if r.strip()]
-    if not hasattr(method, "renderer"):
+    choices = tuple(getattr(method, "renderers", ()))
+    if not choices:
         raise GenaeError(f"--renderer: {type(method).__name__} has one decoder; only lsr-gan has two renderers")
-    bad = [r for r in chosen if r not in ("vae", "lsr")]
-    if bad or not chosen:
-        raise GenaeError(f"--renderer {renderer!r}: choose vae, lsr or vae,lsr")
-    saved, results = method.renderer, {}
-    try:
-        for r in chosen:
-            method.renderer = r
-            for name, res in evaluate(method, ctx, names).items():
-                results[name if len(chosen) == 1 else f"{name}@{r}"] = {**res, "renderer": r}
-    finally:
-        method.renderer = saved
-    return results
+    if not chosen or any(r not in choices for r in chosen):
+        raise GenaeError(f"--renderer {renderer!r}: choose {', '.join(choices)} or {','.join(choices)}")
+    pinned = [n for n in names if split_renderer(n)[1] is not None]
+    if pinned:
+        raise GenaeError(f"--renderer with {pinned[0]!r}: name the renderer once, in --renderer or after @")
+    res = evaluate(method, ctx, [f"{n}@{r}" for r in chosen for n in names])
+    return {n: res[f"{n}@{chosen[0]}"] for n in names} if len(chosen) == 1 else res
 
 
 def _cmd_eval(args) -> int:

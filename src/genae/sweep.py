@@ -780,7 +780,8 @@ def add_arguments(p) -> None:
     p.add_argument("--point", action="append", default=[], metavar="'NS.KEY=V;NS.KEY=V'",
                    help="one point of a list (instead of, or combined with, the grid); repeatable")
     p.add_argument("--seeds", help="training seeds (train.seed), e.g. 0,1,2 (default: the config's)")
-    p.add_argument("--metrics", help="evaluate each run with these (comma-separated; default: none)")
+    p.add_argument("--metrics", help="evaluate each run with these (comma-separated; default: none; "
+                   "lsr-gan: NAME@vae / NAME@lsr per renderer)")
     p.add_argument("--n-samples", type=int, help="generated samples for fid/kid/... (default 10000)")
     p.add_argument("--split", choices=["test", "train"], help="reference split (default test)")
     p.add_argument("--backbone", choices=["domain", "inception"], help="fid/kid/is features (default domain)")

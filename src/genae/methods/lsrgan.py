@@ -17,7 +17,8 @@ Two stages (``Method.stages``; the trainer enters each at its boundary, also on 
        generator:     −E[log D(G(z))] + λ·E_z[−log q(z | G(z))]     (non-saturating; the latent term
                       through the frozen encoder, ``objectives.lsr_latent_nll``)
    ``latent_reduction``: "sum" (default; the paper's −log q, summed over the latent dimensions) or
-   "mean" (the reference code's average over them: its λ is the paper's λ / latent size).
+   "mean" (the reference code's average over them: λ under "mean" weighs what λ / latent_dim
+   weighs under "sum", so the code's default λ = 1 is the paper's λ = 1/128 at latent 128).
 
 Defaults: Adam lr 2e-4, β = (0.5, 0.999) for every player, batch 32 (the recipe's ``train``
 default), latent 128, β = 1, λ = 1. Networks: ``net="resnet"`` is Table 3 (``nets.lsr``: ResNet
@@ -53,7 +54,7 @@ class LSRGANConfig:
     latent_dim: int = 128
     hidden: int = 0                   # conv base channels / MLP units (net conv or mlp); 0 = family default
     depth: int = 2                    # hidden layers of the MLP networks
-    d_base: int = 64                  # channels of the patch discriminator's first convolution
+    d_base: int = 32                  # channels of the patch discriminator's first convolution (reference code)
     beta: float = 1.0                 # β of stage 1's KL term
     lam: float = 1.0                  # λ of the latent term in stage 2
     latent_reduction: Literal["sum", "mean"] = "sum"   # −log q(z|G(z)) over latent dims: paper / reference code
@@ -67,6 +68,7 @@ class LSRGAN(Method):
     Config = LSRGANConfig
     capabilities = frozenset({"encode", "decode", "reconstruct", "sample", "posterior", "posterior_sample",
                               "figures"})
+    renderers = ("vae", "lsr")        # what ``renderer`` may name (metrics NAME@RENDERER, --renderer)
 
     def __init__(self, cfg: LSRGANConfig, info: DataInfo):
         super().__init__(cfg, info)
@@ -158,7 +160,7 @@ class LSRGAN(Method):
         which = self.renderer
         if which == "auto":
             which = "lsr" if int(self.generator_ready) else "vae"
-        if which not in ("lsr", "vae"):
+        if which not in self.renderers:
             raise ValueError(f"renderer must be 'auto', 'lsr' or 'vae', got {self.renderer!r}")
         return (self.generator if which == "lsr" else self.decoder)(z)
 

@@ -108,25 +108,65 @@ METRICS: dict[str, MetricSpec] = {
 }
 
 
+def split_renderer(name: str) -> tuple[str, str | None]:
+    """``"fid@vae"`` -> ``("fid", "vae")``, ``"fid"`` -> ``("fid", None)``: a metric name may name
+    the renderer of a method with several decoders (lsr-gan's ``vae`` and ``lsr``)."""
+    base, _, renderer = name.partition("@")
+    return base, (renderer or None) if "@" in name else None
+
+
 def check_names(names: Iterable[str]) -> list[str]:
-    """Validate metric names (e.g. from ``--metrics``) before any work; ConfigError lists valid ones."""
+    """Validate metric names (e.g. from ``--metrics``; ``NAME@RENDERER`` allowed, see ``evaluate``)
+    before any work; ConfigError lists valid ones."""
     names = list(names)
-    unknown = [n for n in names if n not in METRICS]
+    unknown = [n for n in names if split_renderer(n)[0] not in METRICS]
     if unknown:
         raise ConfigError(f"unknown metric{'s' if len(unknown) > 1 else ''} {', '.join(unknown)}; "
                           f"valid: {', '.join(METRICS)}")
+    empty = [n for n in names if n.endswith("@")]
+    if empty:
+        raise ConfigError(f"metric {empty[0]!r}: name the renderer after @ (e.g. fid@vae)")
     return names
 
 
 def evaluate(method: Method, ctx: EvalContext, names: Iterable[str]) -> dict[str, dict[str, Any]]:
     """Run the named metrics on ``method`` -> ``{name: result dict}`` (in the order given).
 
-    The method is put in eval mode for the duration (and restored), inference runs under
-    ``torch.no_grad``; samples and encodings are shared between the metrics of this call only.
+    ``NAME@RENDERER`` (e.g. ``fid@vae``, ``fid@lsr``) evaluates NAME with the method's ``renderer``
+    set to RENDERER (one of its ``renderers``; lsr-gan's stage-1 decoder or its generator) and adds
+    ``"renderer"`` to the result; one run then answers "VAE vs LSR-GAN" for every metric, also
+    through ``genae sweep --metrics``. The method is put in eval mode for the duration (and
+    restored), inference runs under ``torch.no_grad``; samples and encodings are shared between the
+    metrics of one renderer only.
     """
+    names = check_names(names)
+    groups: dict[str | None, list[str]] = {}
+    for name in names:
+        base, renderer = split_renderer(name)
+        groups.setdefault(renderer, []).append(base)
+    choices = tuple(getattr(method, "renderers", ()))
+    for renderer in groups:
+        if renderer is not None and renderer not in choices:
+            raise ConfigError(f"metric renderer @{renderer}: {type(method).__name__} "
+                              + (f"renders with {', '.join(choices)}" if choices else "has one decoder; "
+                                 "only lsr-gan has several renderers (@vae, @lsr)"))
+    results: dict[str, dict[str, Any]] = {}
+    for renderer, bases in groups.items():
+        if renderer is None:
+            results.update(_evaluate(method, ctx, bases))
+            continue
+        saved, method.renderer = method.renderer, renderer
+        try:
+            for base, res in _evaluate(method, ctx, bases).items():
+                results[f"{base}@{renderer}"] = {**res, "renderer": renderer}
+        finally:
+            method.renderer = saved
+    return {name: results[name] for name in names}
+
+
+def _evaluate(method: Method, ctx: EvalContext, names: list[str]) -> dict[str, dict[str, Any]]:
     import torch
 
-    names = check_names(names)
     was_training = method.training
     method.eval()
     ctx.clear_method_cache()
@@ -155,7 +195,7 @@ def _run(spec: MetricSpec, method: Method, ctx: EvalContext) -> dict[str, Any]:
 
 
 __all__ = [
-    "METRICS", "EvalContext", "MetricSpec", "Skip", "check_names", "evaluate",
+    "METRICS", "EvalContext", "MetricSpec", "Skip", "check_names", "evaluate", "split_renderer",
     "Backbone", "RawBackbone", "DomainBackbone", "InceptionBackbone", "make_backbone",
     "frechet_distance", "feature_statistics", "kid", "inception_score", "precision_recall",
     "nearest_subspace_accuracy", "class_singular_values", "principal_angles", "feature_rank",

@@ -9,6 +9,11 @@ Our notes give Table 3 as block lists (docs/methods.md; the issue text):
                the first) down to a 4×4 map (3×3 at 28 pixels), then one convolution to 3 channels
                with a 2×2 output: 3 × 2 × 2 patch logits (sigmoid outputs at 32×32).
 
+The table gives no widths for the discriminator; ours follow the reference code's (32, 64, 128
+channels at 32×32, i.e. ``base=32``) and its DCGAN initialisation (weights N(0, 0.02), BatchNorm
+scales N(1, 0.02); ``nets.dcgan.dcgan_init``). With PyTorch's default initialisation and base 64 the
+discriminator won stage 2 within a few hundred steps at CPU scale (docs/results.md, issue 29).
+
 Residual blocks are genae's SNGAN blocks (``nets.resnet``) without spectral normalisation: the
 encoder's first block is the ``OptimizedDownBlock``, the others ``DownBlock`` / ``UpBlock``. The
 latent is 128 in the paper. At 32×32 the encoder's map is 32 × 4 × 4 = 512 features, matching the
@@ -24,6 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .dcgan import dcgan_init
 from .resnet import DownBlock, OptimizedDownBlock, UpBlock
 
 __all__ = ["LSR_SIDES", "LSRDecoder", "LSREncoder", "PatchDiscriminator"]
@@ -75,10 +81,11 @@ class LSRDecoder(nn.Module):
 class PatchDiscriminator(nn.Module):
     """``(B, C, S, S) -> (B, 3, 2, 2)`` patch logits, S = 28, 32 or 64 (see the module docstring).
 
-    ``base``: channels of the first convolution (doubling per layer).
+    ``base``: channels of the first convolution (doubling per layer; 32 in the reference code).
+    Initialised as DCGAN (the reference code's ``weights_init``).
     """
 
-    def __init__(self, shape: Sequence[int], base: int = 64):
+    def __init__(self, shape: Sequence[int], base: int = 32):
         super().__init__()
         c, side, _ = shape
         if len(shape) != 3 or shape[1] != shape[2] or side not in (28, 32, 64):
@@ -92,7 +99,7 @@ class PatchDiscriminator(nn.Module):
             layers.append(nn.LeakyReLU(0.2))
             side, ch_in, ch, i = side // 2, ch, ch * 2, i + 1
         layers.append(nn.Conv2d(ch_in, 3, side - 1, 1, 0))       # -> 3 × 2 × 2
-        self.net = nn.Sequential(*layers)
+        self.net = dcgan_init(nn.Sequential(*layers))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)

@@ -118,7 +118,7 @@ def lsr_latent_nll(z: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor,
     """LSR-GAN's latent term −log q(z|x) of a diagonal Gaussian q = N(mu, diag exp(logvar)), per
     example ``(B,)``: ½ [(z − mu)² e^(−logvar) + logvar + log 2π] summed over the latent dimensions
     (``reduction="sum"``, the paper's −log q) or averaged over them (``"mean"``, the reference
-    code's, so that its λ is the paper's λ divided by the latent size). z, mu, logvar: ``(B, d)``.
+    code's: a weight λ on the mean equals λ / d on the sum). z, mu, logvar: ``(B, d)``.
     """
     if reduction not in ("sum", "mean"):
         raise ValueError(f"lsr_latent_nll: reduction must be 'sum' or 'mean', got {reduction!r}")
