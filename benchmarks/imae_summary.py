@@ -5,7 +5,7 @@ total correlation against MIG), as Markdown tables and two figures.
     python benchmarks/imae_summary.py OUT [--png-dir docs]
 
 OUT is the directory benchmarks/imae_figures.sh wrote (OUT/{mnist,fashion,dsprites}/<method>/runs/
-model.beta=B,seed=S/eval.json).
+model.beta=B,seed=S/eval.json; dSprites' seed 2 ran later, as OUT/dsprites-s2/<method>).
 """
 from __future__ import annotations
 
@@ -21,11 +21,12 @@ METHODS = ("imae", "beta-vae-hybrid", "infovae", "jointvae")
 _POINT = re.compile(r"model\.beta=([0-9.]+),seed=(\d+)")
 
 
-def collect(root: Path) -> dict[str, dict[float, list[dict]]]:
-    """method -> β -> [metrics of each seed's eval.json] (runs without eval.json are skipped)."""
+def collect(*roots: Path) -> dict[str, dict[float, list[dict]]]:
+    """method -> β -> [metrics of each seed's eval.json] over the sweeps under ``roots`` (a seed
+    added later is a sweep of its own); runs without eval.json are skipped."""
     out: dict[str, dict[float, list[dict]]] = defaultdict(lambda: defaultdict(list))
     for m in METHODS:
-        for ev in sorted((root / m / "runs").glob("*/eval.json")):
+        for ev in sorted(e for root in roots for e in (root / m / "runs").glob("*/eval.json")):
             hit = _POINT.fullmatch(ev.parent.name)
             if hit:
                 metrics = json.loads(ev.read_text())["metrics"]
@@ -118,7 +119,7 @@ def main() -> None:
     a = p.parse_args()
     root = Path(a.out)
     acc = {name: collect(root / name) for name in ("mnist", "fashion")}
-    ds = collect(root / "dsprites")
+    ds = collect(root / "dsprites", root / "dsprites-s2")       # seed 2 ran as a sweep of its own
     for name, d in acc.items():
         if d:
             print(f"\n### {name}: unsupervised accuracy of y (median in bold)\n\n{accuracy_table(d)}")

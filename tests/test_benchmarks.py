@@ -173,3 +173,39 @@ def test_imae_summary_reports_the_median_over_seeds(tmp_path, monkeypatch, capsy
     out = capsys.readouterr().out
     row = next(line for line in out.splitlines() if line.startswith("| 1 |"))
     assert "**0.700** (0.700 ± 0.200; 0.500–0.900; n=3)" in row and "0.400 (n=1)" in row
+
+
+def test_lsr_summary_tables_and_rank_correlations(tmp_path, monkeypatch, capsys):
+    import json
+
+    mod = _script("lsr_summary")
+    # Spearman against the closed form 1 − 6 Σd² / (n(n² − 1)) (no ties), and ties get average ranks
+    x, y = [1, 2, 3, 4, 5], [2, 1, 4, 3, 5]
+    assert mod.spearman(x, y) == pytest.approx(1 - 6 * 4 / (5 * 24))
+    assert list(mod.rankdata([3, 1, 3, 2])) == [3.5, 1, 3.5, 2]
+
+    def write(sub, point, **vals):
+        run = tmp_path / sub / "runs" / point
+        run.mkdir(parents=True)
+        metrics = {}
+        for r in ("vae", "lsr"):
+            v = vals[r]
+            metrics.update({f"fid@{r}": {"value": v}, f"fid-seeded@{r}": {"value": v},
+                            f"sharpness-sp@{r}": {"value": v, "reconstructions": v},
+                            f"imagine-mse@{r}": {"value": v, "sse_per_example": 784 * v},
+                            f"decode-variance@{r}": {"value": v},
+                            f"imagine-class-acc@{r}": {"absolute": 1 / v, "relative": 1 / v}})
+        (run / "eval.json").write_text(json.dumps({"metrics": metrics}))
+
+    for s, (v, g) in enumerate([(1.0, 2.0), (1.0, 1.2), (2.0, 3.0)]):
+        write("mnist", f"seed={s}", vae=v, lsr=g)
+    for lam, g in [(0.01, 5.0), (0.1, 4.0), (1, 3.0), (10, 2.0)]:    # every error falls, accuracy rises
+        write("lam", f"model.lam={lam},seed=0", vae=1.0, lsr=g)
+    write("beta", "model.beta=5,seed=0", vae=1.5, lsr=2.5)
+    _run(mod, monkeypatch, tmp_path)
+    out = capsys.readouterr().out
+    assert "| sharpness-sp of imaginations | 1.333 ± 0.577 | 2.067 ± 0.902 | 1.57 ± 0.4 |" in out
+    assert "sharpness LSR/VAE ≥ 1.3 in 2/3 seeds; FID prior-seeded lower in 0/3" in out
+    assert "MSE / pixel ρ = -1.00 (paper: falls)" in out and "accuracy ρ = +1.00 (paper: rises)" in out
+    beta_rows = [line for line in out.split("### Table 1")[1].splitlines() if line.startswith(("| 1 |", "| 5 |"))]
+    assert [r[:12] for r in beta_rows] == ["| 1 | VAE | ", "| 1 | LSR | ", "| 5 | VAE | ", "| 5 | LSR | "]
