@@ -162,6 +162,10 @@ def main() -> None:
     lam = _swept(collect(root / "lam"), "model.lam")
     if lam:
         print(f"\n### Table 2 (λ study; the LSR generator; VAE β = 1)\n\n{lambda_table(lam)}")
+    lam_mean = _swept(collect(root / "lam-mean"), "model.lam")
+    if lam_mean:
+        print(f"\n### Table 2 with the reference code's convention (log q averaged over the latent)\n\n"
+              f"{lambda_table(lam_mean)}")
     beta = _swept(collect(root / "beta"), "model.beta")
     main_seed0 = [r for r in (collect(root / "mnist").get("", []))[:1]]
     if main_seed0:                                   # β = 1 is the main sweep's seed-0 run
