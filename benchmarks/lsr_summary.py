@@ -154,7 +154,7 @@ def main() -> None:
     p.add_argument("--png", default=None, help="write the λ / β figure here")
     a = p.parse_args()
     root = Path(a.out)
-    for name in ("mnist", "fashion"):
+    for name in ("mnist", "fashion", "fashion-lam0.01"):
         runs = collect(root / name).get("", [])
         if runs:
             print(f"\n### {name}: VAE decoder against LSR generator, the same runs\n\n{comparison_table(runs)}\n\n"
