@@ -125,7 +125,16 @@ def beta_table(points: list[tuple[float, list[dict]]]) -> str:
     return "\n".join(rows)
 
 
-def plot(lam: list, beta: list, path: Path) -> None:
+def latent_dim(sweep: Path) -> int:
+    """``model.latent_dim`` of the sweep's first run (its config.yaml)."""
+    import yaml
+
+    cfg = sorted(sweep.glob("runs/*/config.yaml"))[0]
+    return int(yaml.safe_load(cfg.read_text())["model"]["latent_dim"])
+
+
+def plot(lam: list, beta: list, path: Path, lam_mean: list = (), dim: int = 1) -> None:
+    """λ panels on the summed convention's axis: a λ on the mean weighs λ / dim on the sum."""
     from matplotlib.figure import Figure
 
     fig = Figure(figsize=(13, 3.4), layout="constrained")
@@ -133,9 +142,12 @@ def plot(lam: list, beta: list, path: Path) -> None:
     panels = (("imagine-mse", "value", "MSE input vs imagination"), ("decode-variance", "value", "variance of q(z|x) renderings"),
               ("imagine-class-acc", "absolute", "classifier accuracy of imaginations"))
     for ax, (m, f, title) in zip(axes, panels):
-        ax.semilogx([p[0] for p in lam], [values(r, f"{m}@lsr", f).mean() for _, r in lam], "-o", label="LSR (λ study)")
+        ax.semilogx([p[0] for p in lam], [values(r, f"{m}@lsr", f).mean() for _, r in lam], "-o", label="LSR, λ on the sum")
+        if lam_mean:
+            ax.semilogx([p[0] / dim for p in lam_mean], [values(r, f"{m}@lsr", f).mean() for _, r in lam_mean], "-s",
+                        label=f"LSR, λ on the mean (at λ/{dim})")
         ax.axhline(np.mean([values(r, f"{m}@vae", f).mean() for _, r in lam]), color="k", ls=":", label="VAE decoder")
-        ax.set_xlabel("λ (log q summed over the latent)")
+        ax.set_xlabel("λ, summed convention")
         ax.set_title(title, fontsize=9)
         ax.legend(fontsize=7)
     ax = axes[3]
@@ -173,7 +185,7 @@ def main() -> None:
     if beta:
         print(f"\n### Table 1 (β study; λ = 1)\n\n{beta_table(beta)}")
     if a.png and lam and beta:
-        plot(lam, beta, Path(a.png))
+        plot(lam, beta, Path(a.png), lam_mean, latent_dim(root / "lam-mean") if lam_mean else 1)
 
 
 if __name__ == "__main__":
