@@ -11,8 +11,9 @@ Our notes give Table 3 as block lists (docs/methods.md; the issue text):
 
 The table gives no widths for the discriminator; ours follow the reference code's (32, 64, 128
 channels at 32×32, i.e. ``base=32``) and its DCGAN initialisation (weights N(0, 0.02), BatchNorm
-scales N(1, 0.02); ``nets.dcgan.dcgan_init``). With PyTorch's default initialisation and base 64 the
-discriminator won stage 2 within a few hundred steps at CPU scale (docs/results.md, issue 29).
+scales N(1, 0.02); ``nets.dcgan.dcgan_init``). Neither choice decides stage 2 at CPU scale: with
+either discriminator the generator collapses at λ = 1 on a sharp-posterior VAE (docs/results.md,
+issue 29).
 
 Residual blocks are genae's SNGAN blocks (``nets.resnet``) without spectral normalisation: the
 encoder's first block is the ``OptimizedDownBlock``, the others ``DownBlock`` / ``UpBlock``. The
