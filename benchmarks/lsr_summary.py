@@ -20,12 +20,12 @@ import numpy as np
 RENDERERS = ("vae", "lsr")
 #: (metric, field, row label) of the comparison table
 ROWS = (("fid", "value", "FID prior-seeded"),
-        ("fid-seeded", "value", "FID test-seeded (z ~ q(z|x_test))"),
+        ("fid-seeded", "value", "FID test-seeded (z ~ q(z\\|x_test))"),
         ("sharpness-sp", "value", "sharpness-sp of imaginations"),
         ("sharpness-sp", "reconstructions", "sharpness-sp of renderings of μ(x)"),
         ("imagine-mse", "value", "MSE input vs imagination (per pixel, [0, 1])"),
         ("imagine-mse", "sse_per_example", "the same, squared error per image"),
-        ("decode-variance", "value", "variance among renderings of one q(z|x)"),
+        ("decode-variance", "value", "variance among renderings of one q(z\\|x)"),
         ("imagine-class-acc", "absolute", "classifier accuracy of imaginations"),
         ("imagine-class-acc", "relative", "agreement with the classifier on the input"))
 _SEED = re.compile(r"(?:^|,)seed=(\d+)$")
