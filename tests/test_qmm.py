@@ -180,6 +180,15 @@ def test_derive_frees_only_the_layers_asked():
     assert d.protocol["free_layers"] == [0]
     with pytest.raises(ValueError, match="outside"):
         derive(m, x, steps=2, restarts=1, free=[5])
+    # free=[]: no biases estimated, the best learned manifold's fit (the inversion alone)
+    from genae.inversion import invert_multi
+
+    learned = derive(m, x, steps=30, restarts=1, free=[])
+    fit = invert_multi([man.generator(k) for k in range(man.count)], x, man.dim, steps=30, restarts=1,
+                       lr=0.1, seed=0)
+    assert not learned.derived and learned.biases == [] and torch.equal(learned.index, fit.index)
+    torch.testing.assert_close(learned.z, fit.z, rtol=0, atol=0)
+    assert (learned.error > d.error).all()               # estimating layer 0's biases fits better
 
 
 def test_derive_falls_back_to_inversion_without_multibias_layers():

@@ -62,7 +62,9 @@ def derive(method: Method, x: torch.Tensor, mu: float = 0.05, steps: int = 500, 
     """Eq. 3 for a batch ``x`` ``(B, *shape)`` in the method's ``input_range`` (see the module
     docstring); the global RNG is not used (starts come from ``seed``). ``free``: the indices of
     the multi-bias layers whose biases are estimated (default all, the paper's); the others keep
-    the biases of the learned manifold the inversion chose."""
+    the biases of the learned manifold the inversion chose. ``free=[]`` estimates none: the result
+    is the best learned manifold's fit (``derived=False``), as for a method without multi-bias
+    layers."""
     if steps < 1 or restarts < 1 or mu < 0:
         raise ValueError(f"derive: steps and restarts must be positive and mu >= 0 (got {steps}, {restarts}, {mu})")
     was_training = method.training
@@ -76,14 +78,14 @@ def derive(method: Method, x: torch.Tensor, mu: float = 0.05, steps: int = 500, 
                            restarts=restarts, lr=lr, seed=seed)
         protocol = {**fit.protocol, "mu": mu, "bias_reference": "mean of the learned biases", "eps": 1e-12,
                     "free_layers": "all" if free is None else sorted(free)}
-        if not man.layers:
+        free = set(range(len(man.layers)) if free is None else free)
+        if not free <= set(range(len(man.layers))):
+            raise ValueError(f"derive: free={sorted(free)} names layers outside 0..{len(man.layers) - 1}")
+        if not free:                           # no multi-bias layers, or none asked: inversion alone
             with torch.no_grad():
                 regen = man.render(fit.z, fit.index)
             return Derived(fit.z, [], fit.index, regen, _error(method, regen, x), False, protocol)
         z = fit.z.clone().requires_grad_(True)
-        free = set(range(len(man.layers)) if free is None else free)
-        if not free <= set(range(len(man.layers))):
-            raise ValueError(f"derive: free={sorted(free)} names layers outside 0..{len(man.layers) - 1}")
         biases = [layer.biases[fit.index].detach().clone().requires_grad_(i in free)
                   for i, layer in enumerate(man.layers)]
         refs = [layer.biases.mean(0) for layer in man.layers]
