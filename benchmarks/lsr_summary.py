@@ -166,8 +166,8 @@ def main() -> None:
     p.add_argument("--png", default=None, help="write the λ / β figure here")
     a = p.parse_args()
     root = Path(a.out)
-    for name in ("mnist", "fashion", "fashion-lam0.01"):
-        runs = collect(root / name).get("", [])
+    main_runs = {name: collect(root / name).get("", []) for name in ("mnist", "fashion", "fashion-lam0.01")}
+    for name, runs in main_runs.items():
         if runs:
             print(f"\n### {name}: VAE decoder against LSR generator, the same runs\n\n{comparison_table(runs)}\n\n"
                   f"Targets: {targets(runs)}")
@@ -179,9 +179,8 @@ def main() -> None:
         print(f"\n### Table 2 with the reference code's convention (log q averaged over the latent)\n\n"
               f"{lambda_table(lam_mean)}")
     beta = _swept(collect(root / "beta"), "model.beta")
-    main_seed0 = [r for r in (collect(root / "mnist").get("", []))[:1]]
-    if main_seed0:                                   # β = 1 is the main sweep's seed-0 run
-        beta = sorted(beta + [(1.0, main_seed0)])
+    if main_runs["mnist"]:                           # β = 1 is the main sweep's seed-0 run
+        beta = sorted(beta + [(1.0, main_runs["mnist"][:1])])
     if beta:
         print(f"\n### Table 1 (β study; λ = 1)\n\n{beta_table(beta)}")
     if a.png and lam and beta:

@@ -64,6 +64,10 @@ def test_list_points_combine_with_the_grid_and_clashes_are_refused():
         expand(SweepSpec("vae", grid={"train.seed": ["1", "2"]}, seeds=[0]))
     with pytest.raises(ConfigError, match="twice"):
         expand(SweepSpec("vae", points=[{"model.beta": "1"}, {"model.beta": "1"}], seeds=[0]))
+    from genae.sweep import resolve
+
+    with pytest.raises(ConfigError, match="--nproc-per-node must be at least 1"):   # before anything is written
+        resolve(SweepSpec("vae", seeds=[0], nproc=0))
 
 
 def test_command_line_values_and_names():

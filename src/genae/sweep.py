@@ -336,6 +336,8 @@ def resolve(spec: SweepSpec) -> tuple[SweepSpec, Any]:
         raise ConfigError(f"--split {spec.split!r}: choose test or train")
     if spec.n_samples <= 0:
         raise ConfigError("--n-samples must be positive")
+    if spec.nproc < 1:
+        raise ConfigError(f"--nproc-per-node must be at least 1, got {spec.nproc}")
     spec = replace(spec, method=base.method, seeds=spec.seeds or [base.train.seed])
     expand(spec)
     return spec, base
@@ -483,8 +485,6 @@ class _Sweep:
         self.planning = False
         # each job's training runs nproc processes: the thread budget counts them all
         nproc = self.spec.nproc
-        if nproc < 1:
-            raise ConfigError(f"--nproc-per-node must be at least 1, got {nproc}")
         cores = available_cores()
         budget = thread_budget(max(1, cores // nproc), len(queue), self.spec.jobs, self.spec.threads)
         self.threads = budget.threads

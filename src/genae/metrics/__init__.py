@@ -112,7 +112,7 @@ def split_renderer(name: str) -> tuple[str, str | None]:
     """``"fid@vae"`` -> ``("fid", "vae")``, ``"fid"`` -> ``("fid", None)``: a metric name may name
     the renderer of a method with several decoders (lsr-gan's ``vae`` and ``lsr``)."""
     base, _, renderer = name.partition("@")
-    return base, (renderer or None) if "@" in name else None
+    return base, renderer or None
 
 
 def check_names(names: Iterable[str]) -> list[str]:
