@@ -87,8 +87,9 @@ class RawBackbone(Backbone):
 
 
 class DomainBackbone(Backbone):
-    """genae's domain classifier (``domain.load_or_train_domain``: trained on ``train`` once and
-    cached; accuracy measured on ``test``). ``net`` is the ``DomainClassifier``."""
+    """genae's domain classifier (``domain.load_or_train_domain``: the one shipped with genae when
+    ``train`` is a data set it was trained on, else trained on ``train`` once and cached; accuracy
+    measured on ``test``). ``net`` is the ``DomainClassifier``."""
 
     name = "domain"
 
@@ -98,11 +99,11 @@ class DomainBackbone(Backbone):
         if train.kind != "image" or train.y is None:
             raise Skip(f"the domain classifier needs labelled images; {train.name} "
                        f"{'has no labels' if train.y is None else 'is vector data'}")
-        if progress:
-            log(f"domain classifier for {train.name}: loading or training (cached)")
         self.device = device
         self.net, self.weights_hash = domain.load_or_train_domain(train, test, recipe, device, cache_dir,
                                                                   progress=progress)
+        if progress:
+            log(f"feature backbone: {self.description} (weights {self.weights_hash})")
 
     def _forward(self, x_unit):
         h = self.net.features(x_unit)
@@ -118,9 +119,19 @@ class DomainBackbone(Backbone):
     def test_accuracy(self) -> float:
         return round(float(self.net.meta["test_accuracy"]), 4)
 
+    @property
+    def description(self) -> str:
+        """Which classifier this is: genae's shipped one (by name) or one trained here (on which data)."""
+        meta = self.net.meta
+        if meta.get("shipped"):
+            return f"genae's shipped domain classifier {meta['shipped']}"
+        return f"a domain classifier trained here on {meta.get('train_key', '?')}"
+
     def protocol(self) -> dict[str, Any]:
+        # backbone_weights (the tensors' digest) is the backbone's identity: the same weights read
+        # from the shipped file or from a cache give the same number; backbone_name says which it is
         return {"backbone": self.name, "backbone_test_acc": self.test_accuracy,
-                "backbone_weights": self.weights_hash}
+                "backbone_weights": self.weights_hash, "backbone_name": self.description}
 
 
 class InceptionBackbone(Backbone):

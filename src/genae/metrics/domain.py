@@ -17,6 +17,16 @@ string in the safetensors metadata under ``"genae_domain_meta"``. Reading it nev
 anything, so a crafted cache file cannot run code. Written atomically (a uniquely named
 temporary file beside it, fsync, ``os.replace``), so a reader sees the old file or the new one.
 
+Shipped backbones (``backbones/manifest.json`` beside this file, package data): the classifiers
+of MNIST and Fashion-MNIST (and of this project's MNIST-10k subset), trained once with the default
+recipe by ``benchmarks/ship_domain_backbones.py`` and shipped with genae like Inception's fixed
+weights, so that FIDs are comparable between users and machines and the first FID on a fresh
+machine takes seconds. ``load_or_train_domain`` uses one when the training split's contents match
+(the full SHA-256 of its images and labels, not its name) and the recipe is the default; the
+file's own SHA-256 is checked against the manifest on every load, and a damaged file is refused
+with a ``DamagedShippedBackbone`` naming it (never silently retrained: the numbers would no longer
+be comparable with anyone else's). Any other data set trains its own classifier, as below.
+
 Old ``.pt`` caches (pickles, read with ``torch.load(weights_only=False)`` by earlier versions)
 are never opened: they are ignored and the classifier is retrained once. A cache file that is
 damaged, crafted or inconsistent (not safetensors, bad JSON, wrong recipe/dataset, tensors that
@@ -39,11 +49,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..data.transforms import convert_range
-from ..fileio import atomic_write, cache_root
+from ..errors import GenaeError
+from ..fileio import atomic_write, cache_root, sha256_file
 
-__all__ = ["DamagedCache", "DomainClassifier", "DomainRecipe", "cache_root", "dataset_key",
-           "domain_cache_path", "load_or_train_domain", "read_domain_cache", "save_domain_cache",
-           "train_domain_classifier"]
+__all__ = ["DamagedCache", "DamagedShippedBackbone", "DomainClassifier", "DomainRecipe", "SHIPPED_DIR",
+           "cache_root", "data_sha256", "dataset_key", "domain_cache_path", "find_shipped",
+           "load_or_train_domain", "load_shipped", "read_domain_cache", "save_domain_cache",
+           "ship_backbone", "shipped_manifest", "train_domain_classifier", "weights_digest"]
 
 
 @dataclass(frozen=True)
@@ -97,6 +109,12 @@ def _tensor_digest(*tensors: torch.Tensor | None) -> str:
     return h.hexdigest()
 
 
+def data_sha256(ds: Any) -> str:
+    """The full SHA-256 of a split's contents (images and labels, with their shapes and dtypes):
+    what decides whether a shipped backbone was trained on exactly this training set."""
+    return _tensor_digest(ds.x, ds.y)
+
+
 def dataset_key(ds: Any) -> str:
     """A file-name-safe key for a split's *contents*: ``<name>-<C>x<H>x<W>-n<N>-<sha12>``.
 
@@ -105,7 +123,7 @@ def dataset_key(ds: Any) -> str:
     """
     name = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in str(ds.name))[:40]
     shape = "x".join(str(s) for s in ds.x.shape[1:])
-    return f"{name}-{shape}-n{len(ds.x)}-{_tensor_digest(ds.x, ds.y)[:12]}"
+    return f"{name}-{shape}-n{len(ds.x)}-{data_sha256(ds)[:12]}"
 
 
 def _to_unit(x: torch.Tensor) -> torch.Tensor:
@@ -143,11 +161,18 @@ def train_domain_classifier(train: Any, test: Any, recipe: DomainRecipe = Domain
         net.train()
         t0 = time.perf_counter()
         bar = None
-        if progress:  # the first FID on a dataset trains this once (minutes on a CPU): say so, with an ETA
+        if progress:  # the first FID on a user's own dataset trains this once (a minute or more on a CPU)
             from tqdm.auto import tqdm
             bar = tqdm(total=recipe.steps, desc=f"training the domain classifier on {train.name} (cached "
                                                "after this once)", unit="step", dynamic_ncols=True)
         for step in range(recipe.steps):
+            if step == ESTIMATE_STEPS[0]:
+                t_warm = time.perf_counter()
+            if bar is not None and step == ESTIMATE_STEPS[1]:  # the time up front, from the first steps
+                per_step = (time.perf_counter() - t_warm) / (ESTIMATE_STEPS[1] - ESTIMATE_STEPS[0])
+                bar.write(f"domain classifier for {train.name}: {recipe.steps} steps on {n} images, about "
+                          f"{per_step * recipe.steps:.0f} s in all (timed on steps {ESTIMATE_STEPS[0]}-"
+                          f"{ESTIMATE_STEPS[1]})")
             if pos + bs > n:
                 perm, pos = torch.randperm(n, generator=g), 0
             idx = perm[pos:pos + bs]
@@ -174,6 +199,11 @@ def train_domain_classifier(train: Any, test: Any, recipe: DomainRecipe = Domain
     return net
 
 
+#: The steps timed to announce how long the domain classifier's training will take (the first
+#: ones are slower: kernels warm up, memory is first touched).
+ESTIMATE_STEPS = (10, 40)
+
+
 class _deterministic:
     """Turn on ``torch.use_deterministic_algorithms`` for the block and restore the old setting."""
 
@@ -193,6 +223,10 @@ SUFFIX = ".safetensors"
 
 class DamagedCache(ValueError):
     """A domain-classifier cache file that cannot be used (the message says why)."""
+
+
+class DamagedShippedBackbone(GenaeError):
+    """A shipped backbone file whose bytes do not match the manifest's SHA-256 (names the file)."""
 
 
 def save_domain_cache(net: DomainClassifier, path: Path) -> None:
@@ -245,30 +279,106 @@ def domain_cache_path(train: Any, recipe: DomainRecipe, cache_dir: str | os.Path
     return root / "domain" / f"{dataset_key(train)}-r{recipe.key()}{SUFFIX}"
 
 
+#: genae's shipped domain classifiers: ``manifest.json`` and one safetensors file per data set.
+SHIPPED_DIR = Path(__file__).with_name("backbones")
+
+
+def shipped_manifest(shipped_dir: str | os.PathLike | None = None) -> list[dict[str, Any]]:
+    """The entries of ``<shipped_dir>/manifest.json`` (default ``SHIPPED_DIR``): per backbone its
+    ``file``, ``sha256`` (of the file), ``weights`` (the tensor digest FIDs report),
+    ``train_sha256`` / ``test_sha256`` (``data_sha256`` of the splits), ``recipe``,
+    ``test_accuracy``, ``command``, ``machine``. Empty when there is no manifest."""
+    path = Path(shipped_dir if shipped_dir is not None else SHIPPED_DIR) / "manifest.json"
+    if not path.is_file():
+        return []
+    return list(json.loads(path.read_text(encoding="utf-8"))["backbones"])
+
+
+def ship_backbone(net: DomainClassifier, train: Any, test: Any, name: str, out_dir: str | os.PathLike,
+                  **record: Any) -> dict[str, Any]:
+    """Write ``net`` (trained on ``train`` by ``train_domain_classifier``) as the shipped backbone
+    ``name`` into ``out_dir`` and add or replace its entry in ``out_dir/manifest.json``; ``record``:
+    more fields for the entry (the command, the machine, what the data is). Returns the entry."""
+    out = Path(out_dir)
+    path = out / f"domain-{name}{SUFFIX}"
+    save_domain_cache(net, path)
+    entry = {"name": name, "file": path.name, "sha256": sha256_file(path), "weights": weights_digest(net),
+             "train_sha256": data_sha256(train), "test_sha256": data_sha256(test),
+             "train_key": dataset_key(train), "test_key": dataset_key(test), "n_train": len(train.x),
+             "n_test": len(test.x), "recipe": net.meta["recipe"],
+             "test_accuracy": round(float(net.meta["test_accuracy"]), 4), **record}
+    entries = [e for e in shipped_manifest(out) if e["name"] != name] + [entry]
+    doc = {"format": "genae-shipped-backbones-v1", "backbones": entries}
+    atomic_write(out / "manifest.json", (json.dumps(doc, indent=1) + "\n").encode())
+    return entry
+
+
+def find_shipped(train: Any, recipe: DomainRecipe = DomainRecipe(),
+                 shipped_dir: str | os.PathLike | None = None) -> dict[str, Any] | None:
+    """The manifest entry trained on exactly ``train``'s contents with ``recipe``, else None."""
+    entries = shipped_manifest(shipped_dir)
+    if not entries:
+        return None
+    digest = data_sha256(train)
+    return next((e for e in entries if e["train_sha256"] == digest and e["recipe"] == asdict(recipe)), None)
+
+
+def load_shipped(entry: dict[str, Any], train: Any, recipe: DomainRecipe = DomainRecipe(),
+                 shipped_dir: str | os.PathLike | None = None) -> DomainClassifier:
+    """The shipped classifier of ``entry`` (CPU, eval mode), its file's SHA-256 checked first.
+
+    Raises ``DamagedShippedBackbone`` naming the file when its bytes are not the manifest's (a
+    truncated install, an edited file): a different network would silently change every FID."""
+    path = Path(shipped_dir if shipped_dir is not None else SHIPPED_DIR) / entry["file"]
+    got = sha256_file(path) if path.is_file() else "missing"
+    if got != entry["sha256"]:
+        raise DamagedShippedBackbone(
+            f"genae's shipped domain backbone {path} is damaged (SHA-256 {got[:16]}..., the manifest says "
+            f"{entry['sha256'][:16]}...); reinstall genae (pip install --force-reinstall genae) so that FIDs "
+            "stay comparable with everyone else's")
+    try:
+        net = read_domain_cache(path, recipe, dataset_key(train))
+    except DamagedCache as e:  # the right bytes but not a loadable backbone: a broken release
+        raise DamagedShippedBackbone(f"genae's shipped domain backbone {path} cannot be used: {e}") from None
+    net.meta = dict(net.meta, shipped=entry["name"], path=str(path))
+    return net
+
+
 def load_or_train_domain(train: Any, test: Any, recipe: DomainRecipe = DomainRecipe(),
                          device: str | torch.device = "cpu", cache_dir: str | os.PathLike | None = None,
-                         progress: bool = False) -> tuple[DomainClassifier, str]:
-    """The cached classifier for this training set and recipe (training it if needed).
+                         progress: bool = False,
+                         shipped_dir: str | os.PathLike | None = None) -> tuple[DomainClassifier, str]:
+    """The classifier for this training set and recipe: genae's shipped one when it was trained on
+    exactly ``train`` (``find_shipped``), else the cached one, else trained now and cached.
 
     Returns ``(net in eval mode on device, weights hash)``; ``net.meta["test_accuracy"]`` is the
-    accuracy on ``test`` and ``net.meta["path"]`` the cache file (``domain_cache_path``). A
-    damaged cache file is replaced after a ``RuntimeWarning`` naming it (see the module docstring).
+    accuracy on ``test``, ``net.meta["path"]`` the file it came from and ``net.meta["shipped"]``
+    the shipped backbone's name (absent when trained here). A damaged cache file is replaced
+    after a ``RuntimeWarning`` naming it (see the module docstring); a damaged shipped file is an
+    error.
     """
-    path = domain_cache_path(train, recipe, cache_dir)
-    net = None
-    if path.is_file():
-        try:
-            net = read_domain_cache(path, recipe, dataset_key(train))
-        except DamagedCache as e:
-            warnings.warn(f"domain classifier cache {path} is unusable ({e}); discarding it and "
-                          f"retraining", RuntimeWarning, stacklevel=2)
-    if net is not None:
-        if net.meta.get("test_key") != dataset_key(test) and test.y is not None:
-            net.meta = dict(net.meta, test_accuracy=accuracy(net, test.x, test.y, "cpu"),
-                            test_key=dataset_key(test))
+    entry = find_shipped(train, recipe, shipped_dir)
+    if entry is not None:
+        net = load_shipped(entry, train, recipe, shipped_dir)
     else:
-        net = train_domain_classifier(train, test, recipe, device, progress)
-        net = net.cpu()
-        save_domain_cache(net, path)
-    net.meta = dict(net.meta, path=str(path))
-    return net.to(device).eval(), _tensor_digest(*net.state_dict().values())[:16]
+        path = domain_cache_path(train, recipe, cache_dir)
+        net = None
+        if path.is_file():
+            try:
+                net = read_domain_cache(path, recipe, dataset_key(train))
+            except DamagedCache as e:
+                warnings.warn(f"domain classifier cache {path} is unusable ({e}); discarding it and "
+                              f"retraining", RuntimeWarning, stacklevel=2)
+        if net is None:
+            net = train_domain_classifier(train, test, recipe, device, progress).cpu()
+            save_domain_cache(net, path)
+        net.meta = dict(net.meta, path=str(path))
+    if net.meta.get("test_key") != dataset_key(test) and test.y is not None:
+        net.meta = dict(net.meta, test_accuracy=accuracy(net, test.x, test.y, "cpu"), test_key=dataset_key(test))
+    return net.to(device).eval(), weights_digest(net)
+
+
+def weights_digest(net: nn.Module) -> str:
+    """The 16-hex-digit digest of a network's tensors that every FID's protocol reports
+    (``backbone_weights``): the same weights give the same digest whichever file they came from."""
+    return _tensor_digest(*net.state_dict().values())[:16]
