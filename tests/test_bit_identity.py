@@ -19,11 +19,17 @@ from fixtures.make_weight_digests import digests, machine
 FIXTURE = json.loads((Path(__file__).parent / "fixtures" / "weight_digests.json").read_text())
 CASES = [(m, v) for m in TINY for v in NETS[m]]
 
+# Bit-identity is only meaningful where the kernels are the same: on another CPU model, ISA or
+# torch the weights differ in their last bits for reasons that have nothing to do with genae. One
+# skip for the whole module (not one per case), saying why.
+if machine() != FIXTURE["machine"]:
+    pytest.skip(f"bit-identity digests compare only on the machine kind they were made on "
+                f"({FIXTURE['machine']}); this is {machine()}. Every other test checks the same "
+                "training with tolerances", allow_module_level=True)
+
 
 @pytest.mark.parametrize("method, variant", CASES)
 def test_weights_are_bit_identical_to_the_pre_refactor_main(tmp_path, method, variant):
-    if machine() != FIXTURE["machine"]:
-        pytest.skip(f"digests were made on {FIXTURE['machine']}; this is {machine()}")
     want = FIXTURE["runs"].get(f"{method}/{variant}")
     if want is None:
         pytest.fail(f"{method}/{variant} has no recorded digest; a new method gets one when it is "
