@@ -12,7 +12,19 @@ Grouping
     learned (``IGNORED_KEYS``: the seed, paths, devices, logging and progress settings) and the
     ``--ignore`` keys are never swept. Runs with the same method and the same values of every swept
     key form one group (a row); ``train.seed`` is what varies inside a group. ``model.*`` keys that
-    differ only between methods are part of each method's recipe, not a sweep.
+    differ only between methods are part of each method's recipe, not a sweep. Each row says how
+    many seeds it holds and, unless ``train.steps`` is swept, how long its runs trained (``steps``:
+    the step of the checkpoint evaluated, ``a–b`` where its runs differ), since methods compared
+    at their own budgets (``--ignore train.steps``, as ``genae demo`` does) differ in it.
+
+Datasets
+    Runs on different data are never in one table: there is one table (section) per ``data.name``,
+    and, where runs of one name were trained on different files (the SHA-256s that
+    ``RUN/data.json`` records; paths do not count), one per set of files, titled with a digest of
+    them. A run without that record joins the only set its name has, with a note; where there are
+    several it gets a table of its own. Generated data (``fake``, ``synthetic``) has no files:
+    its ``data.*`` keys are swept keys like any other, and ``data.name`` never is one (it cannot
+    be ``--ignore``d either).
 
 Cells
     A column is one number of one metric: ``fid`` (the entry's ``value``), or ``metric.field`` for
@@ -21,11 +33,24 @@ Cells
     the metric; a single run shows its value (n = 1, no ±); ``(n=k)`` is appended when fewer runs
     than the group's have the number. A metric a run never evaluated (or that was skipped as not
     applicable) is "—", never 0. Non-finite values are left out of the mean and counted.
+    A header carries the metric's direction (``fid ↓``: lower is better, ``knn-acc ↑``: higher;
+    none for counts such as ``active-dims`` and spreads such as ``kid.std``: ``METRICS[name].better``)
+    and a legend under the table says what each column measures.
+
+Measures
+    Some protocol fields name *what* a number measures rather than how precisely
+    (``METRICS[name].measure``): the feature backbone and its weights' digest for FID, KID, IS and
+    precision/recall (features of another network are another quantity), the criterion of
+    ``active-dims`` (``method``: mask, KL > 0.01 nats, feature rank), the codes of ``mig`` and
+    ``qmm-score``, the cluster assignments of ``cluster-acc``/``nmi``... A column whose runs differ
+    in them is split into one column per value, ``active-dims (mask)``, ``active-dims (feature
+    rank)``, ``fid (domain 1a2b3c4d5e6f)``, so that two measurements never read as one quantity.
 
 Protocols
     A cell's protocol is the values its ``eval.json`` entry holds of the metric's protocol
     fields (``METRICS[name].protocol``, as ``genae metrics`` lists them: backbone and its weights,
-    n_real/n_fake or n, split...) and of ``step``, the checkpoint evaluated. Protocols are
+    n_real/n_fake or n, split...) and of ``step``, the checkpoint evaluated. Within one column
+    (measure), protocols differ in sample counts, split or step. Protocols are
     numbered [1], [2]... in footnotes. Numbers of different protocols
     are never averaged and never share a column unmarked:
 
@@ -37,7 +62,9 @@ Protocols
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
+import itertools
 import json
 import math
 import statistics
@@ -47,13 +74,16 @@ from typing import Any, Iterable, Sequence
 
 from .errors import GenaeError
 from .config import flatten_config
-from .runs import CONFIG, read_config
+from .runs import CONFIG, DATA_RECORD, read_config
 
-__all__ = ["Comparison", "Group", "Cell", "RunRecord", "compare", "collect_runs", "format_table",
+__all__ = ["Comparison", "Group", "Cell", "RunRecord", "Section", "compare", "collect_runs", "format_table",
            "csv_text", "runs_csv_text", "format_value", "run_compare", "write_outputs", "IGNORED_KEYS",
-           "protocol_fields"]
+           "protocol_fields", "measure_fields"]
 
 SEED_KEY = "train.seed"
+STEPS_KEY = "train.steps"
+DATA_KEY = "data.name"
+ARROWS = {"higher": "↑", "lower": "↓"}
 # Config keys that never change what a run learns or how it is measured; they differ between runs
 # of one experiment (paths, devices, logging) and must not split groups.
 IGNORED_KEYS = frozenset({
@@ -70,7 +100,8 @@ MISSING = "—"
 @dataclass
 class RunRecord:
     """One run directory as read: ``config`` is the flat config (``ns.key`` -> value, without
-    ``method`` and ``data_info``); ``metrics`` the ``eval.json`` entries, each with its ``step``."""
+    ``method`` and ``data_info``); ``metrics`` the ``eval.json`` entries, each with its ``step``;
+    ``data_digest``: a digest of the data files it was trained on (None: none recorded)."""
 
     path: Path
     name: str
@@ -79,6 +110,16 @@ class RunRecord:
     config: dict[str, Any]
     metrics: dict[str, dict[str, Any]]
     eval_step: int | None = None
+    data_digest: str | None = None
+
+    @property
+    def data(self) -> str:
+        return str(self.config.get(DATA_KEY, "?"))
+
+    @property
+    def steps(self) -> int | None:
+        """The step of the checkpoint evaluated; ``train.steps`` for a run not evaluated."""
+        return self.eval_step if self.eval_step is not None else self.config.get(STEPS_KEY)
 
     def number(self, column: str) -> tuple[float | None, tuple | None]:
         """``(value, protocol)`` of ``column`` (``metric`` or ``metric.field``); ``(None, None)``
@@ -91,6 +132,14 @@ class RunRecord:
         if isinstance(v, bool) or not isinstance(v, (int, float)):
             return None, None
         return float(v), protocol_of(entry, metric)
+
+    def measure(self, column: str) -> tuple:
+        """What ``column``'s number measures: ``((field, value), ...)`` of its metric's
+        ``measure_fields`` that the entry holds."""
+        metric = column.partition(".")[0]
+        entry = self.metrics.get(metric)
+        return tuple((k, _canon(entry[k])) for k in measure_fields(metric) if k in entry) \
+            if isinstance(entry, dict) else ()
 
 
 @dataclass
@@ -135,16 +184,27 @@ class Cell:
 @dataclass
 class Group:
     """A row: one method and one value of every swept key (``values``: key -> value, absent keys
-    missing), over its runs (one per seed)."""
+    missing), over its runs (one per seed); ``data``: its table's dataset where the comparison
+    holds several (else empty)."""
 
     method: str
     values: dict[str, Any]
     runs: list[RunRecord]
     cells: dict[str, Cell] = field(default_factory=dict)
+    data: str = ""
 
     @property
     def seeds(self) -> list[Any]:
         return [r.seed for r in self.runs]
+
+    @property
+    def steps_text(self) -> str:
+        """How long the group's runs trained: one step, ``a–b`` where they differ, ``—`` unknown."""
+        steps = [s for s in (r.steps for r in self.runs) if isinstance(s, (int, float))]
+        if not steps:
+            return MISSING
+        lo, hi = min(steps), max(steps)
+        return format_value(lo) if lo == hi else f"{format_value(lo)}–{format_value(hi)}"
 
     def value_text(self, key: str) -> str:
         """The group's value of swept ``key`` as shown (``—`` where its method has no such key)."""
@@ -153,7 +213,18 @@ class Group:
     def label(self, keys: Sequence[str] | None = None) -> str:
         keys = list(self.values) if keys is None else keys
         parts = [f"{k}={format_value(self.values[k])}" for k in keys if k in self.values]
-        return self.method + (" " + " ".join(parts) if parts else "")
+        return self.method + (" " + " ".join(parts) if parts else "") + (f" on {self.data}" if self.data else "")
+
+
+@dataclass
+class Section:
+    """One table: the groups of one dataset (``title``: its name, with a digest of its files where
+    runs of one name were trained on different files) and the columns shown there (those with a
+    number in it, and those with a number nowhere)."""
+
+    title: str
+    groups: list[Group]
+    columns: list[str]
 
 
 @dataclass
@@ -161,8 +232,10 @@ class Comparison:
     """Everything the table, CSV, plots and page are drawn from.
 
     ``swept``: the swept keys (row labels after the method); ``columns``: ``metric`` or
-    ``metric.field``; ``protocols``: every distinct protocol, index i is footnote [i+1];
-    ``notes``: refusals and warnings to print under the table."""
+    ``metric.field``, or such a name with the measure it holds (``active-dims (mask)``: then
+    ``measures`` maps it to ``(metric or metric.field, measure)``); ``protocols``: every distinct
+    protocol, index i is footnote [i+1]; ``sections``: one table per dataset; ``notes``: refusals
+    and warnings to print under the table."""
 
     runs: list[RunRecord]
     swept: list[str]
@@ -170,6 +243,73 @@ class Comparison:
     groups: list[Group]
     protocols: list[tuple] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    sections: list[Section] = field(default_factory=list)
+    measures: dict[str, tuple[str, tuple]] = field(default_factory=dict)
+
+    @property
+    def show_steps(self) -> bool:
+        """Whether rows name their training length: unless ``train.steps`` is a swept key already."""
+        return STEPS_KEY not in self.swept
+
+    def number(self, run: RunRecord, column: str) -> tuple[float | None, tuple | None]:
+        """``RunRecord.number`` of ``column``, ``(None, None)`` where the run measured another
+        quantity than the column holds."""
+        base, measure = self.measures.get(column, (column, None))
+        if measure is not None and run.measure(base) != measure:
+            return None, None
+        return run.number(base)
+
+    def absence(self, run: RunRecord, column: str) -> str:
+        """Why ``run`` has no number in ``column``."""
+        base, measure = self.measures.get(column, (column, None))
+        entry = run.metrics.get(base.partition(".")[0])
+        if not isinstance(entry, dict):
+            return "not evaluated"
+        if "skipped" in entry:
+            return f"skipped: {entry['skipped']}"
+        if measure is not None and run.measure(base) != measure:
+            return f"measured as {measure_text(run.measure(base))}"
+        return "no such number"
+
+    def direction(self, column: str) -> str | None:
+        """"higher", "lower" or None: which way ``column`` is better (``METRICS[metric].better``)."""
+        metric, _, fld = self.measures.get(column, (column, None))[0].partition(".")
+        spec = _spec(metric)
+        return spec.direction(fld or "value") if spec else None
+
+    def title(self, column: str) -> str:
+        """The column's name with its direction: ``fid ↓``, ``knn-acc ↑``, ``active-dims``."""
+        arrow = ARROWS.get(self.direction(column))
+        return f"{column} {arrow}" if arrow else column
+
+    def meaning(self, column: str) -> str:
+        """One legend line: the column, which way is better, what it measures."""
+        base, measure = self.measures.get(column, (column, None))
+        metric, _, fld = base.partition(".")
+        renderer = metric.partition("@")[2]
+        spec = _spec(metric)
+        what = spec.description if spec else "not a registered metric"
+        what += f"; field {fld}" if fld else ""
+        what += f"; rendered by {renderer}" if renderer else ""
+        what += f"; measured as {measure_text(measure)}" if measure is not None else ""
+        better = self.direction(column)
+        return f"{self.title(column)}: " + (f"{better} is better" if better else "no better direction") \
+            + f" — {what}"
+
+    def legend(self, columns: Sequence[str]) -> list[str]:
+        """What the row columns and each of ``columns`` mean."""
+        lines = ["seeds: the runs a row averages, one per seed (cells: mean ± sample std, ddof 1)"]
+        if self.show_steps:
+            lines.append("steps: training steps of the checkpoint evaluated (a–b: the row's runs differ)")
+        return lines + [self.meaning(c) for c in columns]
+
+    def row_head(self) -> list[str]:
+        """The headers of what names a row: method, swept keys, seeds and (unless swept) steps."""
+        return ["method", *self.swept, "seeds", *(["steps"] if self.show_steps else [])]
+
+    def row_cells(self, group: Group) -> list[str]:
+        return [group.method, *map(group.value_text, self.swept), str(len(group.runs)),
+                *([group.steps_text] if self.show_steps else [])]
 
     def tag(self, protocol: tuple) -> int:
         """The footnote number of ``protocol`` (1-based)."""
@@ -185,9 +325,10 @@ class Comparison:
         return seen
 
     def header(self, column: str) -> str:
-        """The column title, with the protocol mark when the whole column shares one."""
+        """The column title with its direction, and the protocol mark when the whole column shares
+        one (``fid ↓ [1]``)."""
         ps = self.column_protocols(column)
-        return f"{column} [{self.tag(ps[0])}]" if len(ps) == 1 else column
+        return f"{self.title(column)} [{self.tag(ps[0])}]" if len(ps) == 1 else self.title(column)
 
     def cell_text(self, group: Group, column: str) -> str:
         """``mean ± std`` (n ≥ 2), the value (n = 1), ``—`` (no number) or ``mixed [i,j]``, with
@@ -296,7 +437,46 @@ def _read_run(path: Path, notes: list[str]) -> RunRecord:
     else:
         notes.append(f"{path} has no eval.json (run `genae eval {path}`): its metrics show as {MISSING}")
     return RunRecord(path=path, name=path.name, method=method, seed=flat.get(SEED_KEY), config=flat,
-                     metrics=metrics, eval_step=step)
+                     metrics=metrics, eval_step=step, data_digest=_data_digest(path, notes))
+
+
+def _data_digest(path: Path, notes: list[str]) -> str | None:
+    """SHA-256 over the SHA-256s of the data files the run recorded (``RUN/data.json``), per split;
+    paths are left out, since the same bytes elsewhere are the same data. None where no file is
+    recorded (generated data, or a run from before records)."""
+    record_path = path / DATA_RECORD
+    if not record_path.is_file():
+        return None
+    try:
+        record = json.loads(record_path.read_text())
+    except (OSError, ValueError, UnicodeDecodeError) as e:
+        notes.append(f"{record_path} unreadable ({type(e).__name__}): the data files of {path.name} are unknown")
+        return None
+    lines = sorted(f"{split}\t{digest}" for split, rec in (record.items() if isinstance(record, dict) else ())
+                   if isinstance(rec, dict) and isinstance(rec.get("files"), dict)
+                   for digest in rec["files"].values())
+    return hashlib.sha256("\n".join(lines).encode()).hexdigest() if lines else None
+
+
+def _dataset_titles(runs: Sequence[RunRecord], notes: list[str]) -> list[str]:
+    """Per run, the title of its table (see Datasets in the module docstring)."""
+    by_name: dict[str, list[RunRecord]] = {}
+    for r in runs:
+        by_name.setdefault(r.data, []).append(r)
+    titles: dict[int, str] = {}
+    for name, rs in by_name.items():
+        digests = list(dict.fromkeys(r.data_digest for r in rs if r.data_digest))
+        unrecorded = [r.name for r in rs if not r.data_digest]
+        if len(digests) > 1:
+            notes.append(f"runs on {name} were trained on {len(digests)} different sets of files (their "
+                         f"{DATA_RECORD}): one table per set, never averaged together")
+        elif digests and unrecorded:
+            notes.append(f"{', '.join(unrecorded)}: no record of the {name} files trained on ({DATA_RECORD}); "
+                         f"taken to be those of the other {name} runs")
+        for r in rs:
+            titles[id(r)] = (name if len(digests) < 2 else f"{name} (files {r.data_digest[:12]})"
+                             if r.data_digest else f"{name} (files not recorded)")
+    return [titles[id(r)] for r in runs]
 
 
 # --------------------------------------------------------------------------------------------
@@ -304,7 +484,7 @@ def _read_run(path: Path, notes: list[str]) -> RunRecord:
 # --------------------------------------------------------------------------------------------
 def swept_keys(runs: Sequence[RunRecord], ignore: Iterable[str] = ()) -> list[str]:
     """The config keys that define the rows (see the module docstring), in config order."""
-    skip = IGNORED_KEYS | set(ignore)
+    skip = IGNORED_KEYS | {DATA_KEY} | set(ignore)  # data.name: a table of its own, not a key
     keys: list[str] = []
     for r in runs:
         keys += [k for k in r.config if k not in keys and k not in skip]
@@ -328,20 +508,27 @@ def compare(paths: Iterable[str | Path], metrics: Sequence[str] | None = None,
     notes: list[str] = []
     runs = collect_runs(paths, notes)
     ignore = list(ignore)
+    if DATA_KEY in ignore:
+        raise GenaeError(f"--ignore {DATA_KEY}: runs on different datasets are never averaged together; "
+                         "each dataset is a table of its own")
     unknown = [k for k in ignore if not any(k in r.config for r in runs)]
     if unknown:
         raise GenaeError(f"--ignore {', '.join(unknown)}: no run has such a config key "
                          "(keys look like model.beta, train.steps, data.seed)")
     keys = swept_keys(runs, ignore)
-    columns = _columns(runs, metrics, notes)
+    columns, measures = _split_measures(runs, _columns(runs, metrics, notes))
+    titles = _dataset_titles(runs, notes)
+    several = len(set(titles)) > 1
 
     groups: dict[tuple, Group] = {}
-    for r in runs:
+    for r, title in zip(runs, titles):
         values = {k: r.config[k] for k in keys if k in r.config}
-        gid = (r.method, tuple((k, _canon(v)) for k, v in values.items()))
-        groups.setdefault(gid, Group(r.method, values, [])).runs.append(r)
-    ordered = sorted(groups.values(), key=lambda g: (g.method, [_sort_key(g.values.get(k, None)) for k in keys]))
-    cmp = Comparison(runs=runs, swept=keys, columns=columns, groups=ordered, notes=notes)
+        gid = (title, r.method, tuple((k, _canon(v)) for k, v in values.items()))
+        groups.setdefault(gid, Group(r.method, values, [], data=title if several else "")).runs.append(r)
+    keyed = sorted(groups.items(), key=lambda item: (item[0][0], item[1].method,
+                                                     [_sort_key(item[1].values.get(k, None)) for k in keys]))
+    ordered = [g for _, g in keyed]
+    cmp = Comparison(runs=runs, swept=keys, columns=columns, groups=ordered, notes=notes, measures=measures)
     for g in ordered:
         g.runs.sort(key=lambda r: _sort_key(r.seed))
         seeds = [_canon(s) for s in g.seeds]
@@ -351,7 +538,7 @@ def compare(paths: Iterable[str | Path], metrics: Sequence[str] | None = None,
         for col in columns:
             cell = Cell()
             for r in g.runs:
-                v, p = r.number(col)
+                v, p = cmp.number(r, col)
                 if v is None:
                     continue
                 cell.values.append(v)
@@ -372,7 +559,30 @@ def compare(paths: Iterable[str | Path], metrics: Sequence[str] | None = None,
                                for p in cell.protocols)
                 notes.append(f"{g.label()}: {col} not averaged, its runs were evaluated under different "
                              f"protocols: {by}; re-evaluate them alike")
+    for title, items in itertools.groupby(keyed, key=lambda item: item[0][0]):
+        rows = [g for _, g in items]
+        shown = [c for c in columns if any(g.cells[c].values for g in rows)
+                 or not any(g.cells[c].values for g in ordered)]
+        cmp.sections.append(Section(title, rows, shown))
     return cmp
+
+
+def _split_measures(runs: Sequence[RunRecord], columns: list[str]) -> tuple[list[str], dict[str, tuple]]:
+    """``columns`` with each one whose runs measured different quantities (``RunRecord.measure``)
+    split into one column per measure, named ``column (measure)``; and those names ->
+    ``(column, measure)``."""
+    out: list[str] = []
+    measures: dict[str, tuple[str, tuple]] = {}
+    for col in columns:
+        found = list(dict.fromkeys(r.measure(col) for r in runs if r.number(col)[0] is not None))
+        if len(found) < 2:
+            out.append(col)
+            continue
+        for m in found:
+            name = f"{col} ({measure_text(m)})"
+            out.append(name)
+            measures[name] = (col, m)
+    return out, measures
 
 
 def _columns(runs: Sequence[RunRecord], metrics: Sequence[str] | None, notes: list[str]) -> list[str]:
@@ -417,13 +627,27 @@ def _columns(runs: Sequence[RunRecord], metrics: Sequence[str] | None, notes: li
 # --------------------------------------------------------------------------------------------
 def protocol_fields(metric: str) -> tuple[str, ...]:
     """The fields of a ``metric`` entry that say how its number was computed: the registry's
-    (``METRICS[metric].protocol``; for a name not registered, every registered metric's), then
-    ``step``."""
+    (``METRICS[metric].protocol``, ``fid@vae``'s that of ``fid``; for a name not registered,
+    every registered metric's), then ``step``."""
     from .metrics import METRICS
 
-    spec = METRICS.get(metric)
+    spec = _spec(metric)
     fields = spec.protocol if spec else tuple(dict.fromkeys(f for s in METRICS.values() for f in s.protocol))
     return (*fields, "step")
+
+
+def measure_fields(metric: str) -> tuple[str, ...]:
+    """The fields of a ``metric`` entry that say what its number measures
+    (``METRICS[metric].measure``; none for a name not registered)."""
+    spec = _spec(metric)
+    return spec.measure if spec else ()
+
+
+def _spec(metric: str):
+    """The registry entry of ``metric`` (``fid@vae``: of ``fid``), or None."""
+    from .metrics import METRICS
+
+    return METRICS.get(metric.partition("@")[0])
 
 
 def protocol_of(entry: dict[str, Any], metric: str) -> tuple:
@@ -434,10 +658,18 @@ def protocol_of(entry: dict[str, Any], metric: str) -> tuple:
 
 def protocol_text(p: tuple) -> str:
     """``backbone=domain, n_fake=10000, ...``; a weights hash shortened to 12 hex digits."""
-    def show(k, v):
-        v = json.loads(v)
-        return v[:12] if k == "backbone_weights" and isinstance(v, str) else format_value(v)
-    return ", ".join(f"{k}={show(k, v)}" for k, v in p) or "(no protocol fields)"
+    return ", ".join(f"{k}={_show(k, v)}" for k, v in p) or "(no protocol fields)"
+
+
+def measure_text(m: tuple) -> str:
+    """The values of a measure, ``mask`` or ``domain 1a2b3c4d5e6f``."""
+    return " ".join(_show(k, v) for k, v in m) or "not recorded"
+
+
+def _show(k: str, v: str) -> str:
+    """A protocol value (as ``_canon`` holds it) as shown; a weights hash as 12 hex digits."""
+    v = json.loads(v)
+    return v[:12] if k == "backbone_weights" and isinstance(v, str) else format_value(v)
 
 
 def format_number(v: float) -> str:
@@ -464,45 +696,55 @@ def format_mean_std(mean: float, std: float | None) -> str:
 
 
 def format_table(cmp: Comparison, markdown: bool = False) -> str:
-    """The table (aligned text, or a Markdown pipe table), then protocol footnotes and notes."""
-    head = ["method", *cmp.swept, "n", "seeds", *map(cmp.header, cmp.columns)]
-    rows = [[g.method, *map(g.value_text, cmp.swept),
-             str(len(g.runs)), ",".join(map(str, g.seeds)), *[cmp.cell_text(g, c) for c in cmp.columns]]
-            for g in cmp.groups]
+    """The tables (aligned text, or Markdown pipe tables), one per dataset under its title where
+    there are several, then the legend, protocol footnotes and notes."""
+    lines: list[str] = []
+    for section in cmp.sections:
+        if len(cmp.sections) > 1:
+            lines += [f"{'## ' if markdown else ''}data: {section.title}", ""]
+        head = [*cmp.row_head(), *map(cmp.header, section.columns)]
+        rows = [[*cmp.row_cells(g), *[cmp.cell_text(g, c) for c in section.columns]] for g in section.groups]
+        if markdown:
+            esc = lambda s: s.replace("|", "\\|")  # noqa: E731
+            lines += ["| " + " | ".join(map(esc, head)) + " |", "|" + "---|" * len(head)]
+            lines += ["| " + " | ".join(map(esc, r)) + " |" for r in rows]
+        else:
+            widths = [max(len(x) for x in col) for col in zip(head, *rows)]
+            numeric = [i >= len(head) - len(section.columns) for i in range(len(head))]
+            fmt = lambda r: "  ".join(x.rjust(w) if num else x.ljust(w)  # noqa: E731
+                                      for x, w, num in zip(r, widths, numeric)).rstrip()
+            lines += [fmt(head), fmt(["-" * w for w in widths])] + [fmt(r) for r in rows]
+        lines.append("")
+    shown = list(dict.fromkeys(c for section in cmp.sections for c in section.columns))
+    foot = cmp.legend(shown) + cmp.footnotes()
     if markdown:
-        esc = lambda s: s.replace("|", "\\|")  # noqa: E731
-        lines = ["| " + " | ".join(map(esc, head)) + " |", "|" + "---|" * len(head)]
-        lines += ["| " + " | ".join(map(esc, r)) + " |" for r in rows]
-        foot = [f"- {f}" for f in cmp.footnotes()] + [f"- note: {n}" for n in cmp.notes]
-        return "\n".join(lines + ([""] + foot if foot else [])) + "\n"
-    widths = [max(len(x) for x in col) for col in zip(head, *rows)]
-    numeric = [i >= len(head) - len(cmp.columns) for i in range(len(head))]
-    fmt = lambda r: "  ".join(x.rjust(w) if num else x.ljust(w)  # noqa: E731
-                              for x, w, num in zip(r, widths, numeric)).rstrip()
-    lines = [fmt(head), fmt(["-" * w for w in widths])] + [fmt(r) for r in rows]
-    lines += [""] + cmp.footnotes() if cmp.protocols else []
-    lines += [f"note: {n}" for n in cmp.notes]
-    return "\n".join(lines) + "\n"
+        lines += [f"- {f}" for f in foot] + [f"- note: {n}" for n in cmp.notes]
+    else:
+        lines += foot + [f"note: {n}" for n in cmp.notes]
+    return "\n".join(lines).rstrip("\n") + "\n"
 
 
 def csv_text(cmp: Comparison) -> str:
-    """The table as CSV: one row per group; per column its mean, std (empty for n < 2), n and
-    protocol (footnote text; ``mixed: ...`` and an empty mean when refused)."""
+    """The table as CSV: one row per group, with its dataset, seed count and values, and steps;
+    per column its mean, std (empty for n < 2), n, protocol (footnote text; ``mixed: ...`` and an
+    empty mean when refused) and which way is better."""
     buf = io.StringIO()
     w = csv.writer(buf)
-    head = ["method", *cmp.swept, "n", "seeds"]
+    head = ["data", "method", *cmp.swept, "seeds", "seed values", "steps"]
     for c in cmp.columns:
-        head += [c, f"{c} std", f"{c} n", f"{c} protocol"]
+        head += [c, f"{c} std", f"{c} n", f"{c} protocol", f"{c} better"]
     w.writerow(head)
-    for g in cmp.groups:
-        row = [g.method, *[_csv_value(g.values.get(k)) for k in cmp.swept], len(g.runs),
-               " ".join(map(str, g.seeds))]
-        for c in cmp.columns:
-            cell = g.cells[c]
-            proto = ("mixed: " + "; ".join(protocol_text(p) for p in cell.protocols) if cell.mixed
-                     else protocol_text(cell.protocol) if cell.protocol else "")
-            row += [_csv_value(cell.mean), _csv_value(cell.std), cell.n if cell.values else 0, proto]
-        w.writerow(row)
+    for section in cmp.sections:
+        for g in section.groups:
+            row = [section.title, g.method, *[_csv_value(g.values.get(k)) for k in cmp.swept], len(g.runs),
+                   " ".join(map(str, g.seeds)), g.steps_text]
+            for c in cmp.columns:
+                cell = g.cells[c]
+                proto = ("mixed: " + "; ".join(protocol_text(p) for p in cell.protocols) if cell.mixed
+                         else protocol_text(cell.protocol) if cell.protocol else "")
+                row += [_csv_value(cell.mean), _csv_value(cell.std), cell.n if cell.values else 0, proto,
+                        cmp.direction(c) or ""]
+            w.writerow(row)
     return buf.getvalue()
 
 
@@ -510,14 +752,16 @@ def runs_csv_text(cmp: Comparison) -> str:
     """Every number before aggregation: one row per (run, column) that has one."""
     buf = io.StringIO()
     w = csv.writer(buf)
-    w.writerow(["run", "path", "method", *cmp.swept, "seed", "metric", "value", "protocol"])
-    for g in cmp.groups:
-        for r in g.runs:
-            for c in cmp.columns:
-                v, p = r.number(c)
-                if v is not None:
-                    w.writerow([r.name, str(r.path), r.method, *[_csv_value(g.values.get(k)) for k in cmp.swept],
-                                r.seed, c, repr(v), protocol_text(p)])
+    w.writerow(["run", "path", "data", "method", *cmp.swept, "seed", "metric", "value", "better", "protocol"])
+    for section in cmp.sections:
+        for g in section.groups:
+            for r in g.runs:
+                for c in cmp.columns:
+                    v, p = cmp.number(r, c)
+                    if v is not None:
+                        w.writerow([r.name, str(r.path), section.title, r.method,
+                                    *[_csv_value(g.values.get(k)) for k in cmp.swept], r.seed, c, repr(v),
+                                    cmp.direction(c) or "", protocol_text(p)])
     return buf.getvalue()
 
 

@@ -34,7 +34,7 @@ from __future__ import annotations
 import time
 from typing import Any, Iterable
 
-from ..errors import ConfigError
+from ..errors import ConfigError, did_you_mean
 from ..methods.base import Method, Unsupported
 from . import generative, imagination, latent, reconstruction, representation
 from .backbones import Backbone, DomainBackbone, InceptionBackbone, RawBackbone, make_backbone
@@ -49,62 +49,78 @@ from .subspace import (class_singular_values, coding_rate, effective_rank, featu
 
 _BACKBONE = ("backbone", "backbone_weights", "backbone_test_acc", "n_real", "n_fake", "split")
 _CODES = ("n_train", "n_test", "split")
+_WEIGHTS = ("backbone", "backbone_weights")  # which features: a different network, another quantity
+HIGHER, LOWER = "higher", "lower"
 
 METRICS: dict[str, MetricSpec] = {
     "fid": MetricSpec(generative.fid, "Fréchet distance of backbone features, samples vs reference split",
-                      ("sample",), _BACKBONE),
+                      ("sample",), _BACKBONE, better=LOWER, measure=_WEIGHTS),
     "kid": MetricSpec(generative.kid, "kernel inception distance (unbiased MMD², cubic kernel), mean ± std",
-                      ("sample",), _BACKBONE),
+                      ("sample",), _BACKBONE, better=LOWER, measure=_WEIGHTS),
     "is": MetricSpec(generative.inception_score, "inception score from the backbone's class probabilities",
-                     ("sample", "images"), ("backbone", "backbone_weights", "n_fake")),
+                     ("sample", "images"), ("backbone", "backbone_weights", "n_fake"),
+                     better=HIGHER, measure=_WEIGHTS),
     "precision-recall": MetricSpec(generative.precision_recall, "k-NN manifold precision and recall (k=3)",
-                                   ("sample",), _BACKBONE),
+                                   ("sample",), _BACKBONE,
+                                   better={"precision": HIGHER, "recall": HIGHER}, measure=_WEIGHTS),
     "recon-mse": MetricSpec(reconstruction.recon_mse, "reconstruction MSE per element ([0,1] pixels)",
-                            ("reconstruct",), ("n", "split")),
+                            ("reconstruct",), ("n", "split"), better={"value": LOWER, "sse_per_example": LOWER}),
     "sharpness": MetricSpec(reconstruction.sharpness_metric, "variance of the Laplacian of samples/reconstructions",
-                            ("sample|reconstruct", "images"), ("n_fake", "n_real", "split")),
+                            ("sample|reconstruct", "images"), ("n_fake", "n_real", "split"),
+                            better={"value": HIGHER, "reconstructions": HIGHER}),
     "recon-class-acc": MetricSpec(reconstruction.recon_class_acc, "domain-classifier accuracy of reconstructions",
-                                  ("reconstruct", "labels", "images"), ("classifier", "backbone_test_acc", "n", "split")),
+                                  ("reconstruct", "labels", "images"), ("classifier", "backbone_test_acc", "n", "split"),
+                                  better={"absolute": HIGHER, "relative": HIGHER}),
     "decode-variance": MetricSpec(reconstruction.decode_variance, "pixel variance of decodings of z ~ q(z|x)",
                                   ("posterior_sample", "decode", "images"), ("n_images", "n_draws", "split")),
     "fid-seeded": MetricSpec(imagination.fid_seeded, "FID of test-seeded images: renderings of z ~ q(z|x) of the "
-                             "reference split", ("posterior_sample", "decode"), _BACKBONE),
+                             "reference split", ("posterior_sample", "decode"), _BACKBONE,
+                             better=LOWER, measure=_WEIGHTS),
     "imagine-mse": MetricSpec(imagination.imagine_mse, "MSE between inputs and their imaginations (z ~ q(z|x))",
-                              ("posterior_sample", "decode"), ("n", "split")),
+                              ("posterior_sample", "decode"), ("n", "split"),
+                              better={"value": LOWER, "sse_per_example": LOWER}),
     "imagine-class-acc": MetricSpec(imagination.imagine_class_acc, "domain-classifier accuracy of imaginations "
                                     "(absolute, relative)", ("posterior_sample", "decode", "labels", "images"),
-                                    ("classifier", "backbone_test_acc", "n", "split")),
+                                    ("classifier", "backbone_test_acc", "n", "split"),
+                                    better={"value": HIGHER, "absolute": HIGHER, "relative": HIGHER}),
     "sharpness-sp": MetricSpec(imagination.sharpness_sp, "San Pedro & Siersdorfer luminance-normalised sharpness "
                                "of imaginations, reconstructions, real images", ("posterior_sample", "decode", "images"),
-                               ("n", "split")),
+                               ("n", "split"), better={"value": HIGHER, "reconstructions": HIGHER}),
     "ns-acc": MetricSpec(representation.ns_acc, "nearest-subspace accuracy of encoder features (centred, uncentred)",
-                         ("encode", "labels"), _CODES),
+                         ("encode", "labels"), _CODES,
+                         better={"value": HIGHER, "centered": HIGHER, "uncentered": HIGHER}),
     "knn-acc": MetricSpec(representation.knn_acc, "k-NN (k=5) accuracy of encoder features",
-                          ("encode", "labels"), _CODES),
+                          ("encode", "labels"), _CODES, better=HIGHER),
     "linear-probe": MetricSpec(representation.linear_probe, "logistic-regression probe accuracy on encoder features",
-                               ("encode", "labels"), _CODES),
+                               ("encode", "labels"), _CODES, better=HIGHER),
     "cluster-acc": MetricSpec(representation.cluster_acc, "unsupervised accuracy (best one-to-one matching)",
-                              ("cluster|encode", "labels"), ("assignments", "n", "split")),
+                              ("cluster|encode", "labels"), ("assignments", "n", "split"),
+                              better=HIGHER, measure=("assignments",)),
     "nmi": MetricSpec(representation.nmi_metric, "normalised mutual information of clusters and labels",
-                      ("cluster|encode", "labels"), ("assignments", "n", "split")),
+                      ("cluster|encode", "labels"), ("assignments", "n", "split"),
+                      better=HIGHER, measure=("assignments",)),
     "feature-rank": MetricSpec(representation.feature_rank_metric, "numerical and effective rank of features",
                                ("encode",), ("n", "split")),
     "rate-reduction": MetricSpec(representation.rate_reduction_metric, "R, Rc, ΔR of normalised features (ε²=0.5)",
-                                 ("encode",), ("n", "split")),
+                                 ("encode",), ("n", "split"), better={"value": HIGHER, "delta_R": HIGHER}),
     "mig": MetricSpec(latent.mig_metric, "mutual information gap against ground-truth factors",
-                      ("posterior|encode", "factors"), ("codes", "n_bins", "n", "split")),
+                      ("posterior|encode", "factors"), ("codes", "n_bins", "n", "split"),
+                      better={"value": HIGHER, "with_y": HIGHER}, measure=("codes",)),
     "mig-sampled": MetricSpec(latent.mig_sampled_metric, "MIG with β-TCVAE's estimator (aggregate-posterior "
-                              "entropies)", ("posterior", "factors"), ("estimator", "n", "split")),
+                              "entropies)", ("posterior", "factors"), ("estimator", "n", "split"),
+                              better={"value": HIGHER, "with_y": HIGHER}, measure=("estimator",)),
     "informativeness": MetricSpec(latent.informativeness, "per-dimension ½·log(1 + Var[μ_k]/E[σ_k²]) (IMAE Prop. 1)",
-                                  ("posterior",), ("n", "split")),
+                                  ("posterior",), ("n", "split"), better=HIGHER),
     "tc": MetricSpec(latent.total_correlation_metric, "total correlation of the aggregate posterior (nats)",
-                     ("posterior",), ("n", "estimator", "split")),
+                     ("posterior",), ("n", "estimator", "split"),
+                     better=LOWER, measure=("estimator",)),
     "qmm-score": MetricSpec(latent.qmm_score, "QMM λ1/λ2 score under slant (shear) and width transforms",
-                            ("encode|manifolds", "images"), ("n_images", "strengths", "split")),
+                            ("encode|manifolds", "images"), ("codes", "n_images", "strengths", "split"),
+                            better={"value": HIGHER, "slant": HIGHER, "width": HIGHER}, measure=("codes",)),
     "nac": MetricSpec(latent.nac, "normalised absolute covariance of active latent dimensions",
-                      ("encode",), ("n", "split")),
+                      ("encode",), ("dims", "n", "split"), better=LOWER, measure=("dims",)),
     "active-dims": MetricSpec(latent.active_dims, "active latent units (mask, KL > 0.01, or feature rank)",
-                              ("active_dims|posterior|encode",), ("method", "split")),
+                              ("active_dims|posterior|encode",), ("method", "split"), measure=("method",)),
 }
 
 
@@ -121,7 +137,9 @@ def check_names(names: Iterable[str]) -> list[str]:
     names = list(names)
     unknown = [n for n in names if split_renderer(n)[0] not in METRICS]
     if unknown:
-        raise ConfigError(f"unknown metric{'s' if len(unknown) > 1 else ''} {', '.join(unknown)}; "
+        # a typo's hint keeps the renderer it named: fdi@vae -> fid@vae
+        hints = [n + did_you_mean(n, [m + n[len(split_renderer(n)[0]):] for m in METRICS]) for n in unknown]
+        raise ConfigError(f"unknown metric{'s' if len(unknown) > 1 else ''} {', '.join(hints)}; "
                           f"valid: {', '.join(METRICS)}")
     empty = [n for n in names if n.endswith("@")]
     if empty:

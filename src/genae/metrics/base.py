@@ -8,8 +8,8 @@ either into ``{"skipped": "<reason>"}``.
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass
-from typing import Any, Callable
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping
 
 import torch
 
@@ -27,12 +27,26 @@ class Skip(Exception):
 class MetricSpec:
     """A registry entry: ``fn(method, ctx) -> dict``, a one-line description, what it needs (method
     capabilities such as ``sample``/``encode``, and data: ``labels``, ``images``, ``factors``; "a|b"
-    = either) and the protocol fields every result of it carries (``genae metrics`` lists them)."""
+    = either) and the protocol fields every result of it carries (``genae metrics`` lists them).
+
+    ``better``: which way is better, "higher" or "lower": a string for the headline ``value``, or a
+    mapping result field -> direction (``"value"`` included); a field it does not name (a count, a
+    spread such as ``std``, a reference value) has none. ``measure``: the protocol fields that name
+    *what* was measured (the feature backbone's weights, the active-dims criterion): numbers that
+    differ in them are different quantities, which ``genae compare`` never puts in one column."""
 
     fn: Callable[[Any, Any], dict[str, Any]]
     description: str
     needs: tuple[str, ...] = ()
     protocol: tuple[str, ...] = ("split",)
+    better: str | Mapping[str, str] | None = field(default=None, hash=False)
+    measure: tuple[str, ...] = ()
+
+    def direction(self, fld: str = "value") -> str | None:
+        """"higher", "lower" or None: which way result field ``fld`` is better."""
+        if isinstance(self.better, Mapping):
+            return self.better.get(fld)
+        return self.better if fld == "value" else None
 
 
 def need_labels(ctx, what: str):

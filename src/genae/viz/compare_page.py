@@ -1,8 +1,9 @@
 """The figures and the self-contained HTML page of ``genae compare`` (images embedded as base64
 PNG, no external files or scripts; every text from a run or config is HTML-escaped).
 
-Sections: the table (protocol marks, footnotes, notes; each cell's tooltip lists its per-seed
-values), one figure per numeric swept key (a panel per metric, a dot per seed and a line through
+Sections: the tables, one per dataset (protocol marks, a legend of what each column measures and
+which way is better, footnotes, notes; each cell's tooltip lists its per-seed values, the seeds
+count's the seeds), one figure per numeric swept key (a panel per metric, a dot per seed and a line through
 the means), the latest sample and reconstruction grids of one run per group side by side, and the
 list of runs.
 """
@@ -14,8 +15,8 @@ import textwrap
 
 from matplotlib.figure import Figure
 
-from ..compare import Comparison, format_value, protocol_text
-from .plots import seed_dots
+from ..compare import Comparison, Section, format_value, protocol_text
+from .plots import seed_dots, separate_tick_labels
 from .report import _CSS, _figure_png, _latest, _png_data_uri
 
 __all__ = ["numeric_keys", "plot_figures", "plot_pngs", "render_page"]
@@ -23,6 +24,7 @@ __all__ = ["numeric_keys", "plot_figures", "plot_pngs", "render_page"]
 _EXTRA_CSS = """
 .grids img{max-height:340px} td.mixed{color:#b00020;font-weight:600} .notes li{color:#7a4b00}
 .proto{font-size:.85em;color:#444} caption{caption-side:bottom;text-align:left;font-size:.8em;color:#666}
+.legend{font-size:.85em;color:#333}
 """
 
 
@@ -96,6 +98,7 @@ def plot_figures(cmp: Comparison) -> dict[str, Figure]:
         # outside the axes: a legend inside would cover the dots
         fig.legend([handles[lab] for lab in labels], labels, loc="outside right upper", fontsize=7,
                    title="line: mean over seeds\ndots: one per seed", title_fontsize=7)
+        separate_tick_labels(fig)  # after the legend and labels: they shape the axes' width
         figs[key] = fig
     return figs
 
@@ -113,12 +116,18 @@ def render_page(cmp: Comparison, pngs: dict[str, bytes] | None = None) -> str:
     """The page's HTML; ``pngs``: key -> PNG of the figure against that key (default: drawn here)."""
     e = html.escape
     pngs = plot_pngs(cmp) if pngs is None else pngs
+    several = len(cmp.sections) > 1
     parts = ["<!DOCTYPE html><html><head><meta charset='utf-8'><title>genae compare</title>"
              f"<style>{_CSS}{_EXTRA_CSS}</style></head><body>",
              "<h1>genae compare</h1>",
              f"<p class='sub'>{len(cmp.runs)} runs in {len(cmp.groups)} groups (method"
-             f"{''.join(', ' + e(k) for k in cmp.swept)}); cells: mean ± sample std (ddof 1) over seeds</p>",
-             "<h2>Metrics</h2>", _table(cmp)]
+             f"{''.join(', ' + e(k) for k in cmp.swept)}) on {e(', '.join(s.title for s in cmp.sections))}"
+             f"{': one table per dataset, never averaged together' if several else ''}; "
+             "cells: mean ± sample std (ddof 1) over seeds</p>", "<h2>Metrics</h2>"]
+    for section in cmp.sections:
+        parts += [f"<h3>data: {e(section.title)}</h3>"] * several + [_table(cmp, section)]
+    shown = list(dict.fromkeys(c for section in cmp.sections for c in section.columns))
+    parts.append("<ul class='legend'>" + "".join(f"<li>{e(line)}</li>" for line in cmp.legend(shown)) + "</ul>")
     if cmp.protocols:
         parts.append("<p class='proto'>Protocols (the mark after a header or number):</p><ul class='proto'>"
                      + "".join(f"<li>{e(f)}</li>" for f in cmp.footnotes()) + "</ul>")
@@ -138,22 +147,20 @@ def render_page(cmp: Comparison, pngs: dict[str, bytes] | None = None) -> str:
     return "\n".join(parts)
 
 
-def _table(cmp: Comparison) -> str:
+def _table(cmp: Comparison, section: Section) -> str:
     e = html.escape
-    head = ["method", *cmp.swept, "n", "seeds"]
-    rows = ["<table><tr>" + "".join(f"<th>{e(h)}</th>" for h in head)
-            + "".join(f"<th>{e(cmp.header(c))}</th>" for c in cmp.columns) + "</tr>"]
-    for g in cmp.groups:
-        cells = [g.method, *map(g.value_text, cmp.swept), str(len(g.runs)), ",".join(map(str, g.seeds))]
-        tds = "".join(f"<td>{e(c)}</td>" for c in cells)
-        for col in cmp.columns:
+    rows = ["<table><tr>" + "".join(f"<th>{e(h)}</th>" for h in cmp.row_head())
+            + "".join(f"<th title='{e(cmp.meaning(c))}'>{e(cmp.header(c))}</th>" for c in section.columns) + "</tr>"]
+    for g in section.groups:
+        tips = {1 + len(cmp.swept): "seeds " + ", ".join(map(str, g.seeds))}  # the count's cell lists them
+        tds = "".join(f"<td title='{e(tips[i])}'>{e(c)}</td>" if i in tips else f"<td>{e(c)}</td>"
+                      for i, c in enumerate(cmp.row_cells(g)))
+        for col in section.columns:
             cell = g.cells[col]
             tip = "; ".join(f"seed {s}: {v:.6g} [{cmp.tag(p)}]"
                             for s, v, p in zip(cell.seeds, cell.values, cell.run_protocols))
-            if not cell.values:  # say why there is no number: skipped (with the reason) or not evaluated
-                tip = "; ".join(f"seed {r.seed}: " + (f"skipped: {entry['skipped']}" if "skipped" in entry
-                                                      else "not evaluated")
-                                for r in g.runs for entry in [r.metrics.get(col.partition(".")[0]) or {}])
+            if not cell.values:  # say why there is no number: skipped (with the reason), measured otherwise...
+                tip = "; ".join(f"seed {r.seed}: {cmp.absence(r, col)}" for r in g.runs)
             klass = "num mixed" if cell.mixed else "num"
             tds += f"<td class='{klass}' title='{e(tip)}'>{e(cmp.cell_text(g, col))}</td>"
         rows.append(f"<tr>{tds}</tr>")
@@ -180,12 +187,13 @@ def _grids(cmp: Comparison) -> str:
 
 def _runs_table(cmp: Comparison) -> str:
     e = html.escape
-    head = ["run", "method", *cmp.swept, "seed", "eval step", "path"]
+    head = ["run", "data", "method", *cmp.swept, "seed", "eval step", "path"]
     rows = ["<table><tr>" + "".join(f"<th>{e(h)}</th>" for h in head) + "</tr>"]
-    for g in cmp.groups:
-        for r in g.runs:
-            cells = [r.name, r.method, *map(g.value_text, cmp.swept), str(r.seed),
-                     "—" if r.eval_step is None else str(r.eval_step), str(r.path)]
-            rows.append("<tr>" + "".join(f"<td>{e(c)}</td>" for c in cells) + "</tr>")
+    for section in cmp.sections:
+        for g in section.groups:
+            for r in g.runs:
+                cells = [r.name, section.title, r.method, *map(g.value_text, cmp.swept), str(r.seed),
+                         "—" if r.eval_step is None else str(r.eval_step), str(r.path)]
+                rows.append("<tr>" + "".join(f"<td>{e(c)}</td>" for c in cells) + "</tr>")
     rows.append("</table>")
     return "\n".join(rows)

@@ -59,6 +59,52 @@ def seed_dots(ax, points, label: str, color=None, center: str = "mean") -> None:
     ax.scatter(*zip(*dots), s=14, color=line.get_color(), alpha=0.45, linewidths=0)
 
 
+def separate_tick_labels(fig) -> None:
+    """Keep the x tick labels of each axes of ``fig`` from overlapping (long labels, or many, or
+    crowded on a log axis). Where two collide: the ticks shown are fixed, minor-tick labels go and
+    the labels turn upright (90°: each is then one line height wide); while they still collide,
+    only every k-th keeps its label, k = 2, 3, ... Measures by laying the figure out (no
+    rendering), once per round over all axes."""
+    from matplotlib.ticker import NullFormatter
+
+    state: dict = {}  # axes -> [tick locations, labels, k] from its first collision on
+    pending = [ax for ax in fig.axes if ax.get_visible()]
+    while pending:
+        fig.draw_without_rendering()  # positions and label texts as they will be drawn
+        still = []
+        for ax in pending:
+            if not _labels_collide(ax):
+                continue
+            if ax not in state:
+                state[ax] = [*_shown_ticks(ax), 1]
+                ax.xaxis.set_minor_formatter(NullFormatter())
+                ax.tick_params(axis="x", which="both", labelrotation=90)
+            else:  # 2, 3, 4, then doubling: a crowded log axis needs few rounds
+                state[ax][2] = state[ax][2] + 1 if state[ax][2] < 4 else 2 * state[ax][2]
+            locs, texts, k = state[ax]
+            k = state[ax][2] = min(k, max(len(locs), 1))
+            ax.set_xticks(locs, [t if i % k == 0 else "" for i, t in enumerate(texts)])
+            if k < len(locs):  # else one label is left, which collides with none
+                still.append(ax)
+        pending = still
+
+
+def _shown_ticks(ax) -> tuple[list[float], list[str]]:
+    """The major ticks inside the view and their labels' texts (after a layout)."""
+    lo, hi = sorted(ax.get_xlim())
+    pairs = [(loc, t.get_text()) for loc, t in zip(ax.get_xticks(), ax.get_xticklabels()) if lo <= loc <= hi]
+    return [loc for loc, _ in pairs], [t for _, t in pairs]
+
+
+def _labels_collide(ax) -> bool:
+    """Whether two non-empty x tick labels (major or minor) inside the view overlap."""
+    lo, hi = sorted(ax.get_xlim())
+    boxes = [t.get_window_extent() for minor in (False, True)
+             for loc, t in zip(ax.get_xticks(minor=minor), ax.get_xticklabels(minor=minor))
+             if lo <= loc <= hi and t.get_visible() and t.get_text()]
+    return any(a.overlaps(b) for i, a in enumerate(boxes) for b in boxes[i + 1:])
+
+
 def save_figure(fig, path: str | Path) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
