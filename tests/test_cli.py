@@ -45,18 +45,63 @@ def test_methods_config_and_data_list():
 
 def test_train_sample_resume(tmp_path):
     run = tmp_path / "run"
-    genae("train", "vae", "--data", "fake", "--out", run, *_sets(tiny_overrides("vae") + fast_train_overrides(4)))
+    # train.amp=none: the word the help names is taken as typed (not turned into null)
+    genae("train", "vae", "--data", "fake", "--out", run,
+          *_sets(tiny_overrides("vae") + fast_train_overrides(4) + ["train.amp=none"]))
     assert (run / "samples" / "samples_00000004.png").is_file()
+    assert yaml.safe_load((run / "config.yaml").read_text())["train"]["amp"] == "none"
     out = tmp_path / "grid.png"
     genae("sample", run, "--n", 9, "--out", out)
     assert out.stat().st_size > 0
+    proc = genae("sample", run, "--n", 9, "--out", tmp_path / "k.png", "--class", 0, check=False)
+    assert proc.returncode == 2 and "VAE samples unconditionally" in proc.stderr
+    assert not (tmp_path / "k.png").exists()
     genae("resume", run)  # already finished: resumes at the end and stops at once
+
+
+def test_sample_class_fixes_what_the_method_samples_by(tmp_path):
+    """--class K on InfoGAN fixes a value of its discrete code (not a class label): K in 0..2 of its
+    3 categories works and gives other images than another K; K = 3 names what K fixes and the
+    range. The help says what K fixes for each kind of method."""
+    from PIL import Image
+
+    from genae.methods.base import SAMPLE_Y
+
+    run = tmp_path / "run"
+    genae("train", "infogan", "--data", "fake", "--out", run,
+          *_sets(tiny_overrides("infogan") + fast_train_overrides(2)))
+    grids = []
+    for k in (0, 2):
+        genae("sample", run, "--n", 4, "--class", k, "--out", tmp_path / f"k{k}.png")
+        grids.append(Image.open(tmp_path / f"k{k}.png").tobytes())
+    assert grids[0] != grids[1]
+    proc = genae("sample", run, "--n", 4, "--class", 3, "--out", tmp_path / "k3.png", check=False)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert f"K fixes {SAMPLE_Y['code']} (code); choose 0..2" in proc.stderr
+    help_text = " ".join(genae("sample", "--help").stdout.split())
+    for kind, what in SAMPLE_Y.items():
+        assert f"{kind}: {what}" in help_text
+
+
+def test_a_failed_set_up_leaves_no_run_directory_and_the_retry_works(tmp_path):
+    """lsr-gan whose two stages do not fit train.steps fails before anything is written; the
+    retry with a good config into the same --out trains."""
+    run = tmp_path / "lsr"
+    model = tiny_overrides("lsr-gan")
+    bad = genae("train", "lsr-gan", "--data", "fake", "--out", run,
+                *_sets(model + ["model.vae_steps=10"] + fast_train_overrides(5)), check=False)
+    assert bad.returncode == 2 and "train.steps=5" in bad.stderr and "Traceback" not in bad.stderr
+    assert not run.exists()
+    genae("train", "lsr-gan", "--data", "fake", "--out", run,
+          *_sets(model + ["model.vae_steps=2"] + fast_train_overrides(4)))
+    assert (run / "checkpoints" / "latest").read_text().strip() == "step-00000004"
 
 
 @pytest.mark.parametrize("args, needle", [
     (["train", "vae", "--data", "fake", "--set", "model.colour=1"], "model.colour"),
     (["train", "vae", "--data", "fake", "--set", "train.steps=-1"], "train.steps"),
     (["train", "vea", "--data", "fake"], "choose one of"),
+    (["config", "wgan-pg"], "unknown method 'wgan-pg' (did you mean 'wgan-gp'?)"),
     (["train", "vae", "--data", "nosuchdata"], "fashion-mnist"),
     (["train", "vae", "--data", "mnist", "--data-dir", "/nonexistent", "--set", "data.download=False"],
      "/nonexistent"),
@@ -99,13 +144,18 @@ def test_eval_json_and_report(tmp_path):
     run = tmp_path / "run"
     genae("train", "vae", "--data", "fake", "--out", run, *_sets(tiny_overrides("vae") + fast_train_overrides(4)))
     names = "recon-mse,sharpness,knn-acc,active-dims,mig"
-    proc = genae("eval", run, "--metrics", names, "--n-samples", 64, "--json")
+    proc = genae("eval", run, "--metrics", names, "--n-samples", 64, "--json", check=False)
     results = json.loads(proc.stdout)  # the whole stdout is one JSON object
     assert list(results) == names.split(",")
     assert 0 <= results["recon-mse"]["value"] <= 1 and results["recon-mse"]["split"] == "test"
-    assert "factors" in results["mig"]["skipped"]  # does not apply: said, not failed
+    assert "factors" in results["mig"]["skipped"]  # does not apply: said, not computed
     saved = json.loads((run / "eval.json").read_text())
     assert saved["step"] == 4 and set(saved["metrics"]) == set(names.split(","))
+    # mig was asked for by name and skipped: everything is printed and written, then exit 5 and one line
+    assert proc.returncode == 5 and proc.stderr.strip().splitlines() == [proc.stderr.strip()]
+    assert "mig skipped" in proc.stderr and "--allow-skipped" in proc.stderr and "recon-mse" not in proc.stderr
+    allowed = genae("eval", run, "--metrics", "mig", "--allow-skipped", "--json")
+    assert "skipped" in json.loads(allowed.stdout)["mig"] and allowed.stderr == ""
     table = genae("eval", run, "--metrics", "nac").stdout
     assert "nac" in table and "written to" in table
     assert set(json.loads((run / "eval.json").read_text())["metrics"]) == {*names.split(","), "nac"}
@@ -123,6 +173,41 @@ def test_eval_json_and_report(tmp_path):
     genae("report", run)
     page = (run / "report.html").read_text()
     assert "data:image/png;base64," in page and "recon-mse" in page
+
+
+def test_eval_skips_in_the_default_metric_list_exit_zero(tmp_path, monkeypatch, capsys):
+    """Without --metrics, a metric of the default list that does not apply is skipped quietly
+    (exit 0); the same list named with --metrics exits 5."""
+    import json
+
+    from genae import cli
+    from genae.config import build_config
+    from genae.trainer import train
+
+    run = train(build_config("vae", "fake", out=str(tmp_path / "run"),
+                             overrides=tiny_overrides("vae") + fast_train_overrides(2)))
+    monkeypatch.setattr(cli, "DEFAULT_METRICS", "recon-mse,mig")  # mig: fake data has no factors
+    assert cli.main(["eval", str(run), "--json"]) == 0
+    assert "skipped" in json.loads(capsys.readouterr().out)["mig"]
+    assert cli.main(["eval", str(run), "--json", "--metrics", "recon-mse,mig"]) == cli.EXIT_SKIPPED == 5
+    assert "mig skipped" in capsys.readouterr().err
+
+
+def test_help_texts_say_what_the_commands_do():
+    """genae --help names the demo's methods (DEMO_RUNS) and its time; genae manifold --help shows
+    its defaults."""
+    import re
+
+    from genae.demo import DEMO_RUNS
+
+    top = " ".join(genae("--help").stdout.split()).lower()
+    demo = top[top.index("demo"):]
+    for method, _ in DEMO_RUNS:
+        assert re.search(rf"\b{method}\b", demo), method
+    assert "ctrl" not in demo and "about 8 minutes on 2 cpu cores" in demo
+    manifold = " ".join(genae("manifold", "--help").stdout.split())
+    for default in ("default 0.05", "default 500", "default 4)"):
+        assert default in manifold
 
 
 def test_demo_end_to_end(tmp_path):

@@ -83,6 +83,38 @@ def test_unknown_method_and_dataset_list_choices():
         build_config("vae", "mnits")
 
 
+def test_typos_of_methods_datasets_and_metrics_get_one_suggestion():
+    """Method names (train, config, sweep: all through the config), datasets and metrics (also
+    NAME@RENDERER, keeping the renderer) share one "did you mean" hint; a name close to none gets
+    none."""
+    from genae.metrics import check_names
+
+    for call, hint in ((lambda: build_config("wgan-pg", "fake"), "(did you mean 'wgan-gp'?)"),
+                       (lambda: default_config_yaml("q-wgna"), "(did you mean 'q-wgan'?)"),
+                       (lambda: build_config("vae", "fashoin-mnist"), "(did you mean 'fashion-mnist'?)"),
+                       (lambda: check_names(["fid", "recon_mse"]), "recon_mse (did you mean 'recon-mse'?)"),
+                       (lambda: check_names(["fdi@vae"]), "fdi@vae (did you mean 'fid@vae'?)")):
+        with pytest.raises(ConfigError) as e:
+            call()
+        assert hint in str(e.value) and str(e.value).count("did you mean") == 1
+    with pytest.raises(ConfigError) as e:
+        build_config("zzzzzz", "fake")
+    assert "did you mean" not in str(e.value) and "choose one of" in str(e.value)
+
+
+def test_the_word_none_is_a_choice_where_the_field_has_it_else_null():
+    """``--set train.amp=none`` (the help's own word) selects the choice "none"; on an Optional
+    field ``none`` and ``null`` still mean None; ``null`` is not a choice of train.amp."""
+    for word in ("none", "None", "'none'"):
+        assert build_config("vae", "fake", overrides=[f"train.amp={word}"]).train.amp == "none"
+    cfg = build_config("vae", "fake", overrides=["train.grad_clip=none", "data.limit=None", "train.out_dir=null"])
+    assert cfg.train.grad_clip is None and cfg.data.limit is None and cfg.train.out_dir is None
+    with pytest.raises(ConfigError, match="train.amp=None is not valid"):
+        build_config("vae", "fake", overrides=["train.amp=null"])
+    with pytest.raises(ConfigError, match="train.steps"):  # neither a choice nor Optional
+        build_config("vae", "fake", overrides=["train.steps=none"])
+
+
 def test_file_errors(tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text("method: vae\nmodle: {}\n")

@@ -100,7 +100,7 @@ def test_sample_fixes_the_generator_and_cluster_is_a_distribution():
         assert (z.abs() <= 1).all()                           # z ~ U[−1, 1]
         p = m.cluster(got)
         torch.testing.assert_close(p.sum(1), torch.ones(4))
-    with pytest.raises(Exception, match="generator indices"):
+    with pytest.raises(Exception, match="fixes a generator index"):
         m.sample(2, y=torch.tensor([0, 3]))
 
 

@@ -269,6 +269,37 @@ def test_mig_sampled_known_answers():
     assert with_y["mi"].shape == (3, 2) and with_y["per_factor"][1] > 0.95 and with_y["per_factor"][0] < 0.05
 
 
+def test_mig_sampled_progress_ticks_add_up_to_its_stated_work(monkeypatch, tmp_path):
+    """``tick`` receives exactly ``mig_sampled_pairs`` (point, example) pairs (N² + Σ_v N_v² per
+    factor) and changes no number; the ``mig-sampled`` metric shows one such bar only with
+    ``progress`` on (off for ``genae eval --json``)."""
+    rng = np.random.default_rng(5)
+    n = 300
+    v = np.stack([rng.integers(0, 3, n), rng.integers(0, 5, n)], 1)
+    z, mu, logvar = rng.normal(size=(n, 2)), rng.normal(size=(n, 2)), rng.normal(size=(n, 2)) * 0.1
+    seen = []
+    ticked = disentangle.mig_sampled(z, mu, logvar, v, tick=seen.append)
+    want = n * n + sum(int((np.bincount(v[:, k]) ** 2).sum()) for k in range(2))
+    assert sum(seen) == disentangle.mig_sampled_pairs(v) == want and len(seen) > 3
+    np.testing.assert_array_equal(ticked["mi"], disentangle.mig_sampled(z, mu, logvar, v)["mi"])
+
+    from genae import metrics as M
+    from genae.data import DataConfig, load_dataset
+    from test_qmm import _Bar  # stands in for tqdm.auto.tqdm
+
+    monkeypatch.setattr("tqdm.auto.tqdm", _Bar)
+    monkeypatch.setattr(_Bar, "made", [])
+    cfg = DataConfig("synthetic", n=200, latent_dim=2, dim=6)
+    m = _build("imae", load_dataset(cfg, "train").info, latent_dim=3, n_categories=2, vat_weight=0.0)
+    for progress in (False, True):
+        ctx = M.EvalContext(cfg, cache_dir=str(tmp_path), batch_size=64, progress=progress)
+        ds = ctx.dataset()
+        ds.x, ds.factors = ds.x[:150], ds.factors[:150]  # a small reference split
+        assert np.isfinite(M.evaluate(m, ctx, ["mig-sampled"])["mig-sampled"]["value"])
+    (bar,) = [b for b in _Bar.made if "mig-sampled" in b.desc]
+    assert bar.n == bar.total > 0 and bar.closed
+
+
 def test_latent_metrics_of_a_hybrid_method_end_to_end(tmp_path):
     """mig (with the appendix-E ``with_y``), mig-sampled (both variants from one estimate),
     informativeness, tc and cluster-acc on a hybrid posterior, through ``metrics.evaluate``."""

@@ -177,6 +177,56 @@ def test_undeclared_capabilities_and_bad_sample_y_are_rejected_at_class_creation
         type("Bad", (Method,), {"capabilities": frozenset({"telepathy"})})
     with pytest.raises(TypeError, match="sample_y"):
         type("Bad", (Method,), {"sample_y": "mood"})
+    with pytest.raises(TypeError, match="sample_y_count"):  # what y fixes, but not how many values it has
+        type("Bad", (Method,), {"sample_y": "code"})
+
+
+@pytest.mark.parametrize("name", list(METHODS))
+def test_sample_y_as_int_or_tensor_and_its_range(name):
+    """``sample(n, y=k)`` equals ``sample(n, y=full((n,), k))`` for the same seed, for every value
+    of ``sample_y_count()``; a value out of range, a wrong shape or a float tensor raises
+    ``Unsupported`` naming what y fixes; a method that samples unconditionally refuses any y."""
+    from genae.methods.base import SAMPLE_Y
+
+    method = _build(name).eval()
+    if not method.supports("sample"):
+        return
+    batch = _batch(method)
+    with torch.no_grad():
+        if method.supports("fit_prior"):  # CTRL samples from Gaussians fitted to encoded data
+            method.fit_prior(batch.x, batch.y)
+        draw = lambda y: method.sample(5, y=y, generator=torch.Generator().manual_seed(7))  # noqa: E731
+        if method.sample_y is None:
+            for y in (0, torch.zeros(5, dtype=torch.long)):
+                with pytest.raises(Unsupported, match="unconditionally"):
+                    draw(y)
+            return
+        k = method.sample_y_count()
+        assert k >= 2, f"{name}: y has {k} value(s) but sample_y={method.sample_y!r}"
+        for value in (0, k - 1):
+            by_int = draw(value)
+            assert by_int.shape == (5, *method.info.shape)
+            torch.testing.assert_close(by_int, draw(torch.full((5,), value, dtype=torch.long)), rtol=0, atol=0)
+        assert not torch.equal(draw(0), draw(k - 1)), f"{name}: y does not change the samples"
+        for bad in (k, -1, torch.full((5,), k), torch.zeros(4, dtype=torch.long), torch.zeros(5), 0.0):
+            with pytest.raises(Unsupported, match=SAMPLE_Y[method.sample_y]):
+                draw(bad)
+
+
+def test_an_instance_with_nothing_for_y_to_choose_samples_unconditionally():
+    """sample_y is per instance: one manifold (num_biases=1) or CTRL's LDR-Binary on unlabelled
+    data leaves y nothing to fix, though the class declares one."""
+    unlabelled = DataInfo((1, 28, 28), None, "image")
+    for method in (_build("q-wgan", num_biases=1, reg_weight=0.0), _build("q-beta-vae", num_biases=1, reg_weight=0.0),
+                   _build("ctrl-binary", unlabelled), _build("imae", n_categories=0, vat_weight=0.0)):
+        assert type(method).sample_y is not None and method.sample_y is None
+        method.eval()
+        if method.supports("fit_prior"):
+            method.fit_prior(torch.rand(20, 1, 28, 28) * 2 - 1, None)
+        with torch.no_grad(), pytest.raises(Unsupported, match="unconditionally"):
+            method.sample(3, y=0)
+        with torch.no_grad():
+            assert method.sample(3).shape == (3, 1, 28, 28)
 
 
 @pytest.mark.parametrize("name", list(METHODS))

@@ -191,6 +191,59 @@ def test_derive_frees_only_the_layers_asked():
     assert (learned.error > d.error).all()               # estimating layer 0's biases fits better
 
 
+class _Bar:
+    """Stands in for ``tqdm.auto.tqdm``: records the bars made, their total and their progress."""
+
+    made: list["_Bar"] = []
+
+    def __init__(self, total=None, **kw):
+        self.total, self.n, self.closed, self.desc = total, 0, False, kw.get("desc", "")
+        _Bar.made.append(self)
+
+    def update(self, n=1):
+        self.n += n
+
+    def close(self):
+        self.closed = True
+
+
+def test_derive_shows_a_progress_bar_over_inversion_and_eq3_only_when_asked(monkeypatch):
+    """``genae manifold``'s minutes of work: one bar, A·steps of inversion then steps of eq. 3,
+    full and closed at the end; none without ``progress``."""
+    monkeypatch.setattr("tqdm.auto.tqdm", _Bar)
+    monkeypatch.setattr(_Bar, "made", [])
+    m = _build("q-wgan", num_biases=3, latent_dim=3, hidden=8, net="mlp", depth=1).eval()
+    x = torch.rand(2, 1, 28, 28) * 2 - 1
+    quiet = derive(m, x, steps=6, restarts=1)
+    assert _Bar.made == []
+    shown = derive(m, x, steps=6, restarts=1, progress=True)
+    (bar,) = _Bar.made
+    assert bar.total == bar.n == (3 + 1) * 6 and bar.closed and "eq. 3" in bar.desc
+    torch.testing.assert_close(shown.z, quiet.z, rtol=0, atol=0)  # the bar changes nothing
+
+
+def test_qmm_score_inversion_shows_one_full_bar_only_with_progress(monkeypatch):
+    """qmm-score's encoding by optimisation (selection, identity, both walks over all batches)
+    advances one bar to exactly its total; ``genae eval --json`` (progress off) shows none."""
+    from genae.data import DataConfig
+    from genae.metrics import EvalContext
+    from genae.metrics.latent import qmm_score
+
+    monkeypatch.setattr("tqdm.auto.tqdm", _Bar)
+    monkeypatch.setattr("genae.metrics.latent.QMM_INVERSION",
+                        {"steps": 3, "restarts": 2, "walk_steps": 2, "select_steps": 2, "lr": 0.1})
+    monkeypatch.setattr(_Bar, "made", [])
+    m = _build("q-wgan", num_biases=3, latent_dim=3, hidden=8, net="mlp", depth=1).eval()
+    for progress in (False, True):
+        ctx = EvalContext(DataConfig("fake"), qmm_images=3, batch_size=2, progress=progress)
+        with torch.no_grad():
+            res = qmm_score(m, ctx)
+        assert res["codes"] == "inversion"
+    (bar,) = _Bar.made
+    # 2 batches × (3 manifolds × 2 select + 3 identity + 2 transforms × 10 strengths × 2 walk steps)
+    assert bar.total == bar.n == 2 * (3 * 2 + 3 + 2 * 10 * 2) and bar.closed
+
+
 def test_derive_falls_back_to_inversion_without_multibias_layers():
     m = _build("wgan-gp", latent_dim=3, hidden=16, net="mlp", depth=1).eval()
     with torch.no_grad():
@@ -231,6 +284,7 @@ def test_manifold_command_and_qmm_score_by_inversion(tmp_path):
     Image.fromarray((np.random.default_rng(0).random((40, 30)) * 255).astype(np.uint8)).save(img)
     out = genae("manifold", run, "--image", img, "--out", tmp_path / "grid.png", "--steps", 20, "--restarts", 1)
     assert (tmp_path / "grid.png").is_file() and "derived manifold" in out.stdout
+    assert "[genae manifold] inversion on 3 manifold(s), then eq. 3" in out.stderr  # the minutes are shown
     grid = np.asarray(Image.open(tmp_path / "grid.png"))
     assert grid.shape[0] > 28 * 4                        # input row, derived row, 3 learned rows
     bad = tmp_path / "notes.txt"

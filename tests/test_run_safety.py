@@ -253,6 +253,28 @@ def test_out_into_a_foreign_folder_or_a_file_is_refused_untouched(tmp_path):
     assert proc.returncode == 2 and "is a file" in proc.stderr and afile.read_text() == "x"
 
 
+def test_a_set_up_error_after_the_run_dir_exists_removes_exactly_what_it_made(tmp_path):
+    """A set-up that fails once the run directory is written (here the balanced sampler: classes
+    without examples under data.limit) removes what this attempt made, the new folders up to the
+    first that existed, but keeps the user's own empty folder; the retry into the same --out works."""
+    def cfg(out, limit):
+        return build_config("ctrl-multi", "fake", out=str(out), overrides=tiny_overrides("ctrl-multi") + [
+            f"data.limit={limit}", *fast_train_overrides(2, batch_size=10)])
+
+    (tmp_path / "kept.txt").write_text("a file beside the run is not ours")
+    for out in (tmp_path / "new" / "deeper" / "run", tmp_path / "mine"):
+        if out.name == "mine":
+            out.mkdir()
+        with pytest.raises(ConfigError, match="have no examples"):
+            train(cfg(out, 5))
+        if out.name == "mine":
+            assert out.is_dir() and list(out.iterdir()) == []  # the user's folder stays, emptied of ours
+        else:
+            assert not (tmp_path / "new").exists()
+        assert runs.latest_checkpoint(train(cfg(out, None))).name == "step-00000002"
+    assert (tmp_path / "kept.txt").is_file()
+
+
 def test_atomic_write_uses_a_name_unique_to_the_process(tmp_path, monkeypatch):
     from genae import fileio
 

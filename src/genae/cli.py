@@ -4,13 +4,16 @@
     genae resume RUN
     genae sample RUN --n N --out FILE.png [--seed S] [--class K]
     genae eval RUN --metrics fid,kid,... [--split test] [--n-samples N] [--backbone domain] [--step S] [--json]
+               [--allow-skipped]
     genae report RUN
     genae compare RUN|SWEEP ... [--metrics fid,...] [--markdown] [--csv F] [--html F] [--out DIR]
     genae methods | genae config METHOD | genae data list|info|fetch | genae demo
 
 User errors (bad config, missing data, non-finite loss) print one line on stderr and exit non-zero
 without a traceback; exit codes: 2 usage/config/data, 3 non-finite loss, 4 a lost rank (DDP),
-130 interrupted.
+5 ``genae eval``: a metric named in --metrics does not apply to the run and was skipped (its
+reason is printed and written to eval.json like any result; --allow-skipped exits 0), 130
+interrupted.
 
 Multi-GPU / multi-node: ``torchrun --nproc-per-node N -m genae train ...`` (and ``resume``) joins the
 process group of torchrun's environment (``genae.distributed``); rank 0 alone prints and writes.
@@ -27,6 +30,7 @@ from pathlib import Path
 from .errors import GenaeError, Interrupted, NonFiniteLoss
 
 DEFAULT_METRICS = "fid,kid,precision-recall,recon-mse,sharpness,knn-acc,cluster-acc,active-dims"
+EXIT_SKIPPED = 5  # genae eval: a metric asked for with --metrics was skipped (see the docstring)
 
 
 
@@ -167,7 +171,12 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--n", type=int, default=64)
     s.add_argument("--out", required=True, help="PNG file")
     s.add_argument("--seed", type=int, default=0)
-    s.add_argument("--class", dest="cls", type=int, default=None, help="class to sample (if supported)")
+    s.add_argument("--class", dest="cls", type=int, default=None, metavar="K",
+                   help="fix what the run's method samples by to K (`genae methods`, column sample(y=...)): "
+                        "class: a class label of the data (ctrl-*); code: a value of the discrete latent "
+                        "code (infogan, imae, jointvae, ...); manifold: one of the learned manifolds "
+                        "(q-wgan, q-beta-vae); generator: a generator index (dmwgan). K runs from 0 to "
+                        "their number − 1; other methods sample unconditionally")
     s.add_argument("--device", default="cpu")
     s.set_defaults(func=_cmd_sample)
 
@@ -177,11 +186,16 @@ def _parser() -> argparse.ArgumentParser:
     mf.add_argument("--image", required=True, help="an image file (PNG, JPEG, ...); converted to the run's "
                                                   "channels and size")
     mf.add_argument("--out", required=True, help="PNG file")
-    mf.add_argument("--mu", type=float, default=0.05, help="weight μ of the tangential penalty (eq. 3)")
-    mf.add_argument("--steps", type=int, default=500, help="Adam steps of the inversion and of eq. 3")
-    mf.add_argument("--restarts", type=int, default=4, help="random starts of the inversion")
-    mf.add_argument("--seed", type=int, default=0)
-    mf.add_argument("--device", default="cpu")
+    mf.add_argument("--mu", type=float, default=0.05,
+                    help="weight μ of the tangential penalty (eq. 3; default %(default)s)")
+    mf.add_argument("--steps", type=int, default=500,
+                    help="Adam steps of the inversion and of eq. 3 (default %(default)s each)")
+    mf.add_argument("--restarts", type=int, default=4, help="random starts of the inversion (default %(default)s)")
+    mf.add_argument("--seed", type=int, default=0,
+                    help="seed of the inversion's starts and the grid's codes (default %(default)s)")
+    mf.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N, mps or auto (default %(default)s)")
+    mf.add_argument("--no-progress", dest="progress", action="store_false",
+                    help="no progress bar on stderr (the inversion and eq. 3 take minutes on a CPU)")
     mf.set_defaults(func=_cmd_manifold)
 
     im = sub.add_parser("imagine", help="per input, its reconstruction and renderings of samples z ~ q(z|x) "
@@ -203,9 +217,13 @@ def _parser() -> argparse.ArgumentParser:
     e = sub.add_parser("eval", help="evaluate a run's latest checkpoint (writes RUN/eval.json), or with "
                                     "--step a kept earlier one")
     e.add_argument("run")
-    e.add_argument("--metrics", default=DEFAULT_METRICS,
+    e.add_argument("--metrics", default=None,
                    help=f"comma-separated names from genae.metrics.METRICS (default: {DEFAULT_METRICS}); "
-                        "lsr-gan: NAME@vae / NAME@lsr scores one renderer")
+                        "lsr-gan: NAME@vae / NAME@lsr scores one renderer. A metric named here that does "
+                        f"not apply to the run is skipped and the exit code is {EXIT_SKIPPED} (see "
+                        "--allow-skipped); the default list skips quietly")
+    e.add_argument("--allow-skipped", action="store_true",
+                   help="exit 0 although a metric named in --metrics was skipped (it still says why)")
     e.add_argument("--split", default="test", choices=["test", "train"], help="reference split")
     e.add_argument("--n-samples", type=int, default=10000, help="generated samples for fid/kid/is/...")
     e.add_argument("--backbone", default="domain", choices=["domain", "inception"],
@@ -238,10 +256,15 @@ def _parser() -> argparse.ArgumentParser:
     cp = sub.add_parser("compare", help="compare runs and sweeps: metrics grouped by method and swept "
                         "values, mean ± std over seeds, each number with its protocol",
                         description="Rows: a method and one value of each swept config key (keys that "
-                        "differ between runs, except the seed, paths, devices and logging); cells: mean ± "
-                        "sample std (ddof 1) over the seeds, '—' where not evaluated. Each number's "
-                        "protocol (backbone, n_real/n_fake or n, split, step) is a footnote mark; "
-                        "numbers of different protocols are never averaged ('mixed [i,j]').")
+                        "differ between runs, except the seed, paths, devices and logging), with their "
+                        "number of seeds and training steps; cells: mean ± sample std (ddof 1) over the "
+                        "seeds, '—' where not evaluated; headers: which way is better (↑/↓), explained in "
+                        "a legend. Each number's protocol (backbone, n_real/n_fake or n, split, step) is a "
+                        "footnote mark; numbers of different protocols are never averaged ('mixed [i,j]'). "
+                        "Not comparable, so never in one column: runs on different datasets (data.name, or "
+                        "other data files by the SHA-256s in RUN/data.json) get one table each; a metric "
+                        "measured differently (another backbone's weights, active-dims by mask, KL or "
+                        "feature rank) gets one column per measure.")
     cp.add_argument("runs", nargs="+", metavar="RUN|SWEEP", help="run directories, sweep directories "
                     "or folders of runs")
     cp.add_argument("--metrics", default=None, help="comma-separated metrics or metric.field "
@@ -276,8 +299,8 @@ def _parser() -> argparse.ArgumentParser:
         _data_dir_arg(a)
         a.set_defaults(func=func)
 
-    demo = sub.add_parser("demo", help="VAE, WAE-GAN, MaskAAE and CTRL on MNIST under one protocol, and the "
-                                       "page comparing them (< 10 min on 2 CPU cores)")
+    demo = sub.add_parser("demo", help="VAE, WAE-GAN, MaskAAE and AAE on MNIST under one protocol, and the "
+                                       "page comparing them (about 8 minutes on 2 CPU cores)")
     demo.add_argument("--out", default=None, help="run directory (default runs/demo-<time>)")
     _data_dir_arg(demo)
     demo.add_argument("--set", dest="overrides", action="append", default=[], metavar="NS.KEY=VALUE",
@@ -363,7 +386,8 @@ def _cmd_manifold(args) -> int:
         raise GenaeError(f"--image {e}") from None
     # as the trainer converts stored uint8 images
     x = to_range(convert_range(image, "unit", "uint8"), method.input_range).to(device)
-    d = derive(method, x, mu=args.mu, steps=args.steps, restarts=args.restarts, seed=args.seed)
+    d = derive(method, x, mu=args.mu, steps=args.steps, restarts=args.restarts, seed=args.seed,
+               progress=args.progress)
     save_png(manifold_grid(method, x, d, seed=args.seed), out)
     what = "a derived manifold (new biases, eq. 3)" if d.derived else "the best learned manifold (inversion)"
     print(f"{out}: row 1 the image and its regeneration (MSE {d.error[0].item():.4g} per pixel), row 2 "
@@ -426,18 +450,23 @@ def _cmd_sample(args) -> int:
     device = str(resolve_device(args.device, "--device"))
     method = load_run(args.run, device=device)
     gen = torch.Generator(device=device).manual_seed(args.seed)
-    y = None
-    if args.cls is not None:
-        k = method.info.num_classes
-        if method.sample_y != "class":
-            raise GenaeError(f"--class: {type(method).__name__} samples unconditionally; it cannot "
-                             "fix a class")
-        if not k or not 0 <= args.cls < k:
-            raise GenaeError(f"--class {args.cls}: this run's data has "
-                             f"{'no classes' if not k else f'classes 0..{k - 1}'}")
-        y = torch.full((args.n,), args.cls, dtype=torch.long, device=device)
-    with torch.no_grad():
-        x = method.sample(args.n, y=y, generator=gen)
+    if args.cls is not None and method.supports("sample"):  # (one that cannot sample says so below)
+        if method.sample_y is None:
+            raise GenaeError(f"--class: {type(method).__name__} samples unconditionally (this run); "
+                             "there is nothing for K to fix")
+        from .methods.base import SAMPLE_Y
+
+        k, what = method.sample_y_count(), SAMPLE_Y[method.sample_y]
+        if not 0 <= args.cls < k:
+            raise GenaeError(f"--class {args.cls}: for this run ({type(method).__name__}) K fixes {what} "
+                             f"({method.sample_y}); choose 0..{k - 1}")
+    from .methods import Unsupported
+
+    try:
+        with torch.no_grad():
+            x = method.sample(args.n, y=args.cls, generator=gen)
+    except Unsupported as e:  # e.g. CTRL whose prior saw no example of class K
+        raise GenaeError(f"genae sample: {e}") from None
     if method.info.kind != "image":
         from safetensors.torch import save_file
 
@@ -475,7 +504,7 @@ def _cmd_eval(args) -> int:
     from .runs import check_data_record, checkpoint_step, jsonable, open_checkpoint, write_eval
     from .trainer import resolve_device
 
-    names = check_names([n.strip() for n in args.metrics.split(",") if n.strip()])
+    names = check_names([n.strip() for n in (args.metrics or DEFAULT_METRICS).split(",") if n.strip()])
     if args.n_samples <= 0:
         raise GenaeError("--n-samples must be positive")
     from . import distributed
@@ -511,6 +540,11 @@ def _cmd_eval(args) -> int:
                          "printed above") from None
     if not args.json:
         print(f"written to {path}")
+    skipped = [name for name, r in results.items() if "skipped" in r]
+    if skipped and args.metrics is not None and not args.allow_skipped:  # asked for, not computed
+        print(f"error: {', '.join(skipped)} skipped: not applicable to this run (the reasons are in the "
+              f"results, which are written); pass --allow-skipped to exit 0 all the same", file=sys.stderr)
+        return EXIT_SKIPPED
     return 0
 
 
@@ -536,7 +570,8 @@ def _cmd_compare(args) -> int:
                        csv_path=args.csv, html_path=args.html, out=args.out)
 
 
-PROTOCOL_KEYS = ("backbone", "backbone_test_acc", "n_real", "n_fake", "split", "seconds")
+PROTOCOL_KEYS = ("backbone", "backbone_name", "backbone_weights", "backbone_test_acc", "n_real", "n_fake", "split",
+                 "seconds")
 
 
 def _format_table(results: dict, title: str) -> str:

@@ -25,7 +25,7 @@ from typing import Any, Literal
 import yaml
 
 from .data import DataConfig, check_data_config
-from .errors import ConfigError
+from .errors import ConfigError, did_you_mean
 from .methods import METHODS
 from .optim import SCHEDULES
 
@@ -143,8 +143,20 @@ def build_config(method: str | None = None, data: str | None = None, data_dir: s
     return cfg
 
 
+class _NoneWord:
+    """The bare word ``none`` of ``--set key=none``: the choice "none" for a field that has it
+    (``train.amp``), else null like ``null`` (``coerce`` decides, knowing the field's type)."""
+
+    def __repr__(self) -> str:
+        return "none"
+
+
+NONE_WORD = _NoneWord()
+
+
 def parse_override(item: str) -> tuple[str, str, Any]:
-    """``"model.beta=4"`` -> ("model", "beta", 4). Values are Python literals, else plain strings."""
+    """``"model.beta=4"`` -> ("model", "beta", 4). Values are Python literals, else plain strings;
+    ``true``/``false``/``null`` as in YAML, and ``none`` is ``NONE_WORD`` (see there)."""
     if "=" not in item:
         raise ConfigError(f"override {item!r} is not of the form namespace.key=value")
     path, raw = item.split("=", 1)
@@ -153,7 +165,7 @@ def parse_override(item: str) -> tuple[str, str, Any]:
         raise ConfigError(f"override key {path!r} must be <namespace>.<key> with namespace one of "
                           f"{', '.join(NAMESPACES)}")
     raw = raw.strip()
-    words = {"true": True, "false": False, "null": None, "none": None}  # YAML spellings too
+    words = {"true": True, "false": False, "null": None, "none": NONE_WORD}  # YAML spellings too
     if raw.lower() in words:
         return parts[0], parts[1], words[raw.lower()]
     try:
@@ -304,6 +316,8 @@ def coerce(value: Any, annotation: Any, key: str) -> Any:
     """
     origin = typing.get_origin(annotation)
     args = typing.get_args(annotation)
+    if value is NONE_WORD:  # `--set key=none`: the choice the help names where there is one, else null
+        value = "none" if "none" in _literal_choices(annotation) else None
     if origin in (typing.Union, types.UnionType):
         errors = []
         for option in args:
@@ -353,6 +367,15 @@ def coerce(value: Any, annotation: Any, key: str) -> Any:
     raise ConfigError(f"{key}: unsupported config annotation {annotation!r}")
 
 
+def _literal_choices(annotation: Any) -> tuple:
+    """The choices of a ``Literal[...]`` annotation, or of the ``Literal``s in a union."""
+    if typing.get_origin(annotation) is Literal:
+        return typing.get_args(annotation)
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        return tuple(c for option in typing.get_args(annotation) for c in _literal_choices(option))
+    return ()
+
+
 def _type_name(annotation: Any) -> str:
     if isinstance(annotation, type):
         return annotation.__name__
@@ -385,5 +408,6 @@ def _plain(obj: Any) -> dict[str, Any]:
 
 def _method_spec(name: Any):
     if name not in METHODS:
-        raise ConfigError(f"unknown method {name!r}; choose one of: {', '.join(METHODS)}")
+        raise ConfigError(f"unknown method {name!r}{did_you_mean(name, METHODS)}; choose one of: "
+                          f"{', '.join(METHODS)}")
     return METHODS[name]

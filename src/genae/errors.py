@@ -5,6 +5,16 @@ traceback: they describe a problem with the user's input or environment, not a b
 """
 from __future__ import annotations
 
+import difflib
+from typing import Iterable
+
+
+def did_you_mean(name: object, choices: Iterable[str]) -> str:
+    """`` (did you mean 'vae'?)`` for a name close to one of ``choices`` (a typo), else ``""``;
+    goes right after the unknown name in a message."""
+    close = difflib.get_close_matches(str(name), list(choices), n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
 
 class GenaeError(Exception):
     """Base of the user-facing errors."""

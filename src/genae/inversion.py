@@ -38,11 +38,13 @@ class Inversion:
 
 
 def invert(generator: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, dim: int, steps: int = 500,
-           restarts: int = 4, lr: float = 0.1, seed: int = 0, start: torch.Tensor | None = None) -> Inversion:
+           restarts: int = 4, lr: float = 0.1, seed: int = 0, start: torch.Tensor | None = None,
+           tick: Callable[[int], object] | None = None) -> Inversion:
     """Codes ``(B, dim)`` whose generations best match ``x`` ``(B, *shape)`` (see the module
     docstring); ``x`` in the generator's output range and on its device. ``start`` ``(B, dim)``:
     one given starting code per example instead of random ones (a warm start, e.g. the code of a
-    nearby image; ``restarts`` must then be 1)."""
+    nearby image; ``restarts`` must then be 1). ``tick``: called with 1 after every Adam step
+    (e.g. a progress bar's ``update``; it is given no tensor, so it costs no host sync)."""
     if steps < 1 or restarts < 1 or dim < 1:
         raise ValueError(f"invert: steps, restarts and dim must be positive (got {steps}, {restarts}, {dim})")
     b = len(x)
@@ -62,6 +64,8 @@ def invert(generator: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, d
             # the sum keeps every code's gradient its own; inputs=[z] keeps G's parameters untouched
             per_example.sum().backward(inputs=[z])
             opt.step()
+            if tick is not None:
+                tick(1)
     with torch.no_grad():
         err = (generator(z) - target).pow(2).flatten(1).sum(1).view(restarts, b)
         best = err.argmin(0)
@@ -73,7 +77,8 @@ def invert(generator: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, d
 
 def invert_multi(generators: Sequence[Callable[[torch.Tensor], torch.Tensor]], x: torch.Tensor, dim: int,
                  **kw) -> Inversion:
-    """``invert`` against each generator; per example the best generator's code, error and index."""
+    """``invert`` against each generator (``kw``, ``tick`` included, go to each: ``len(generators)
+    * steps`` ticks); per example the best generator's code, error and index."""
     if not generators:
         raise ValueError("invert_multi needs at least one generator")
     fits = [invert(gen, x, dim, **kw) for gen in generators]

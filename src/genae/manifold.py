@@ -58,29 +58,36 @@ class Derived:
 
 
 def derive(method: Method, x: torch.Tensor, mu: float = 0.05, steps: int = 500, restarts: int = 4,
-           lr: float = 0.1, seed: int = 0, free: Sequence[int] | None = None) -> Derived:
+           lr: float = 0.1, seed: int = 0, free: Sequence[int] | None = None, progress: bool = False) -> Derived:
     """Eq. 3 for a batch ``x`` ``(B, *shape)`` in the method's ``input_range`` (see the module
     docstring); the global RNG is not used (starts come from ``seed``). ``free``: the indices of
     the multi-bias layers whose biases are estimated (default all, the paper's); the others keep
     the biases of the learned manifold the inversion chose. ``free=[]`` estimates none: the result
     is the best learned manifold's fit (``derived=False``), as for a method without multi-bias
-    layers."""
+    layers. ``progress``: a bar on stderr over the Adam steps (inversion, then eq. 3)."""
     if steps < 1 or restarts < 1 or mu < 0:
         raise ValueError(f"derive: steps and restarts must be positive and mu >= 0 (got {steps}, {restarts}, {mu})")
+    man = method.manifolds()
+    free_layers = "all" if free is None else sorted(free)
+    free = set(range(len(man.layers)) if free is None else free)
+    if not free <= set(range(len(man.layers))):  # before minutes of inversion
+        raise ValueError(f"derive: free={sorted(free)} names layers outside 0..{len(man.layers) - 1}")
     was_training = method.training
     method.eval()
     params = [p for p in method.parameters() if p.requires_grad]
     for p in params:
         p.requires_grad_(False)
+    bar = None
     try:
-        man = method.manifolds()
+        if progress:
+            from tqdm.auto import tqdm
+            bar = tqdm(total=(man.count + bool(free)) * steps, unit="step", leave=False, dynamic_ncols=True,
+                       desc=f"[genae manifold] inversion on {man.count} manifold(s)" + (", then eq. 3" if free else ""))
+        tick = bar.update if bar is not None else None
         fit = invert_multi([man.generator(i) for i in range(man.count)], x, man.dim, steps=steps,
-                           restarts=restarts, lr=lr, seed=seed)
+                           restarts=restarts, lr=lr, seed=seed, tick=tick)
         protocol = {**fit.protocol, "mu": mu, "bias_reference": "mean of the learned biases", "eps": 1e-12,
-                    "free_layers": "all" if free is None else sorted(free)}
-        free = set(range(len(man.layers)) if free is None else free)
-        if not free <= set(range(len(man.layers))):
-            raise ValueError(f"derive: free={sorted(free)} names layers outside 0..{len(man.layers) - 1}")
+                    "free_layers": free_layers}
         if not free:                           # no multi-bias layers, or none asked: inversion alone
             with torch.no_grad():
                 regen = man.render(fit.z, fit.index)
@@ -99,11 +106,15 @@ def derive(method: Method, x: torch.Tensor, mu: float = 0.05, steps: int = 500, 
                 # summed over the batch: every image's z and biases get exactly their own gradient
                 (fit_term + mu * penalty).sum().backward()
                 opt.step()
+                if tick is not None:
+                    tick(1)
         with torch.no_grad():
             z, biases = z.detach(), [b.detach() for b in biases]
             regen = man.render(z, biases=biases)
         return Derived(z, biases, fit.index, regen, _error(method, regen, x), True, protocol)
     finally:
+        if bar is not None:
+            bar.close()
         for p in params:
             p.requires_grad_(True)
         method.train(was_training)

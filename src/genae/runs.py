@@ -26,6 +26,7 @@ files of a checkpoint atomic together.)
 """
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import fcntl
 import hashlib
@@ -67,12 +68,14 @@ def read_metrics(path: str | Path) -> list[dict]:
     return rows
 
 
-def new_run_dir(cfg: RunConfig) -> tuple[Path, "RunLock"]:
+def new_run_dir(cfg: RunConfig) -> tuple[Path, "RunLock", list[Path]]:
     """Create and lock ``cfg.train.out_dir`` (default ``runs/<method>-<data>-<YYYYmmdd-HHMMSS>``).
 
     Refuses, touching nothing, a path that is a file, a run (continue it with ``genae resume``)
     and a non-empty folder that is not a run (its files are not ours to mix checkpoints into).
-    Returns the directory and its ``RunLock``, held: the caller releases it when done.
+    Returns the directory, its ``RunLock``, held (the caller releases it when done), and the
+    folders this call created, innermost first (none when the directory existed, empty): what
+    ``discard_new_run`` removes when the run's set-up fails.
     """
     if cfg.train.out_dir:
         path = Path(cfg.train.out_dir)
@@ -81,6 +84,7 @@ def new_run_dir(cfg: RunConfig) -> tuple[Path, "RunLock"]:
         data = cfg.data.name.replace("folder:", "folder-").replace("/", "_")
         path = Path("runs") / f"{cfg.method}-{data}-{stamp}"
     _check_new_run_dir(path, ignore=(LOCK,))
+    missing = [p for p in (path, *path.parents) if not p.exists()]
     try:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as e:
@@ -91,7 +95,23 @@ def new_run_dir(cfg: RunConfig) -> tuple[Path, "RunLock"]:
     except GenaeError:
         lock.release()
         raise
-    return path, lock
+    return path, lock, missing
+
+
+def discard_new_run(path: Path, created: list[Path]) -> None:
+    """Undo ``new_run_dir`` after a set-up that failed before the first training step, so that
+    the retry finds the directory free: everything written into ``path`` (empty, but for a lock
+    file, when the run began), then the folders of ``created`` that are still empty (``path``
+    itself, and parents such as ``runs/`` unless another run has appeared in them meanwhile).
+    A folder that existed before stays. Call while holding the run's lock."""
+    for entry in Path(path).iterdir():
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry, ignore_errors=True)
+        else:
+            entry.unlink(missing_ok=True)
+    for folder in created:  # innermost first; rmdir leaves a folder that is not empty
+        with contextlib.suppress(OSError):
+            folder.rmdir()
 
 
 def _check_new_run_dir(path: Path, ignore: tuple[str, ...]) -> None:

@@ -599,9 +599,10 @@ class _Sweep:
         if phase == "resume":
             return ["resume", run, "--set", threads]
         s = self.spec
-        return ["eval", run, "--metrics", ",".join(self._to_evaluate(point)), "--json", "--n-samples", str(s.n_samples),
-                "--split", s.split, "--backbone", s.backbone, "--device", s.eval_device,
-                "--seed", str(point["seed"])]
+        # a metric that does not apply to a point is recorded as skipped, as the table shows it
+        return ["eval", run, "--metrics", ",".join(self._to_evaluate(point)), "--allow-skipped", "--json",
+                "--n-samples", str(s.n_samples), "--split", s.split, "--backbone", s.backbone,
+                "--device", s.eval_device, "--seed", str(point["seed"])]
 
     def _start(self, job: _Job, phase: str) -> None:
         point = job.point

@@ -160,18 +160,27 @@ def train(cfg: RunConfig, networks: dict[str, torch.nn.Module] | None = None, ca
         names = runs.init_from(method, cfg.train.init_from)
         if ctx is None or ctx.main:
             print(f"initialised {', '.join(names)} from {cfg.train.init_from}", file=sys.stderr)
+    StagePlan(method, list(method.optimizers()), cfg.train.steps)  # the stages fit train.steps
     method = method.to(device)
     test = _load_test(cfg)
+    started: list[bool] = []  # filled once set-up is done: from then on the run directory stays
     with contextlib.ExitStack() as held:
         def prepare() -> str:  # rank 0 only under DDP: the others learn the directory (or the error)
-            run_dir, lock = runs.new_run_dir(cfg)
+            run_dir, lock, created = runs.new_run_dir(cfg)
             held.callback(lock.release)
+
+            def discard(exc_type, *_) -> None:  # runs before the lock's release (pushed after it)
+                if exc_type is not None and not started:  # set-up failed: the retry must find --out free
+                    runs.discard_new_run(run_dir, created)
+
+            held.push(discard)
             runs.write_config(run_dir, cfg, data.info)
             runs.write_data_record(run_dir, {"train": data, "test": test})
             return str(run_dir)
 
         run_dir = Path(distributed.main_then_share(ctx, prepare))
-        return _fit(run_dir, cfg, method, data, test, device, resume=None, callbacks=callbacks)
+        return _fit(run_dir, cfg, method, data, test, device, resume=None, callbacks=callbacks,
+                    on_start=lambda: started.append(True))
 
 
 def resume(run_dir: str | Path, steps: int | None = None, overrides: Sequence[str] = (),
@@ -406,7 +415,8 @@ def train_step(method: Method, state: TrainingState, stage: Stage, params, amp, 
 # The loop
 # --------------------------------------------------------------------------------------------
 def _fit(run_dir: Path, cfg: RunConfig, method: Method, data, test, device: torch.device,
-         resume: dict[str, Any] | None, callbacks: Sequence = ()) -> Path:
+         resume: dict[str, Any] | None, callbacks: Sequence = (), on_start=lambda: None) -> Path:
+    """Set up the training state and sinks, call ``on_start()`` (set-up succeeded), train."""
     t = cfg.train
     if t.threads:  # several runs sharing few cores are much faster without OpenMP oversubscription
         torch.set_num_threads(t.threads)
@@ -435,6 +445,7 @@ def _fit(run_dir: Path, cfg: RunConfig, method: Method, data, test, device: torc
             sink.config(cfg.to_dict())
     deferred = _DeferredCheck(ctx) if t.nan_check == "interval" else None
     stage, params = None, None
+    on_start()
 
     with _StopSignals() as stop, warnings.catch_warnings():
         # A schedule advances once per step of its stages, also when that step skipped its player's

@@ -22,13 +22,12 @@ changed (``genae.data.provenance``)::
 """
 from __future__ import annotations
 
-import difflib
 from dataclasses import fields, replace
 from pathlib import Path
 
 import torch
 
-from ..errors import ConfigError, CorruptDataset, DatasetNotFound
+from ..errors import ConfigError, CorruptDataset, DatasetNotFound, did_you_mean
 from .arrays import PREFIX as ARRAYS_PREFIX, arrays_meta, as_split, load_arrays, store_arrays
 from .batches import BatchSampler
 from .cifar import CIFAR10_FILES, load_cifar10
@@ -93,9 +92,7 @@ def resolve_spec(name: str) -> DatasetSpec:
         return DatasetSpec(load_folder_dataset, f"images under {path}", (), labelled, "image")
     if name in DATASETS:
         return DATASETS[name]
-    close = difflib.get_close_matches(str(name), DATASETS, n=1)
-    hint = f" (did you mean {close[0]!r}?)" if close else ""
-    raise ConfigError(f"data.name: unknown dataset {name!r}{hint}; choose one of "
+    raise ConfigError(f"data.name: unknown dataset {name!r}{did_you_mean(name, DATASETS)}; choose one of "
                       f"{', '.join(DATASETS)}, or folder:PATH")
 
 

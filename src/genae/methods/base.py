@@ -29,6 +29,7 @@ Conventions
 from __future__ import annotations
 
 import copy
+import numbers
 import typing
 from dataclasses import dataclass, field, fields
 from typing import Any, ClassVar, Iterator, Literal
@@ -200,6 +201,9 @@ class Method(nn.Module):
                             f"valid: {', '.join(CAPABILITIES)}")
         if cls.sample_y is not None and cls.sample_y not in SAMPLE_Y:
             raise TypeError(f"{cls.__name__}.sample_y={cls.sample_y!r}; valid: {', '.join(SAMPLE_Y)} or None")
+        if cls.sample_y is not None and cls.sample_y_count is Method.sample_y_count:
+            raise TypeError(f"{cls.__name__}.sample_y={cls.sample_y!r} needs sample_y_count(): how many "
+                            "values y can take")
 
     def __init__(self, cfg: Any, info: DataInfo):
         super().__init__()
@@ -297,17 +301,47 @@ class Method(nn.Module):
         """``(latent,)`` bool mask of the code dimensions the method itself switches on."""
         raise self._unsupported("active_dims")
 
-    def sample(self, n: int, y: torch.Tensor | None = None,
+    def sample(self, n: int, y: int | torch.Tensor | None = None,
                generator: torch.Generator | None = None) -> torch.Tensor:
-        """``n`` samples ``(n, *shape)`` in ``input_range``; ``y`` ``(n,)`` int64 fixes what
-        ``sample_y`` says (a method with ``sample_y=None`` refuses it: ``reject_y``).
+        """``n`` samples ``(n, *shape)`` in ``input_range``; ``y`` fixes what ``sample_y`` says:
+        an int (the same value for all ``n``) or ``(n,)`` integers, each in
+        ``[0, sample_y_count())`` (``check_y``; a method with ``sample_y=None`` refuses any y).
 
         ``generator`` makes the noise reproducible without touching the global RNG (which the
         trainer checkpoints for exact resume).
         """
         raise self._unsupported("sample")
 
-    def reject_y(self, y: torch.Tensor | None) -> None:
+    def sample_y_count(self) -> int:
+        """How many values ``y`` of ``sample`` can take (it takes 0 .. count − 1): the data's
+        classes, the discrete code's categories, the manifolds or the generators, as ``sample_y``
+        says. A method with a ``sample_y`` defines it; it is asked only while ``sample_y`` is not
+        None (an instance may set that to None, e.g. with one manifold)."""
+        return 0
+
+    def check_y(self, y: int | torch.Tensor | None, n: int) -> torch.Tensor | None:
+        """``y`` of ``sample(n, y)`` as a ``(n,)`` int64 tensor on the method's device (an int
+        means every one of the ``n`` samples gets it; None stays None). ``Unsupported`` when the
+        method samples unconditionally, or ``y`` is not an int / ``(n,)`` integer tensor with
+        values in ``[0, sample_y_count())``."""
+        if self.sample_y is None:
+            self.reject_y(y)
+        if y is None:
+            return None
+        k, what = self.sample_y_count(), SAMPLE_Y[self.sample_y]
+        expected = (f"{type(self).__name__}.sample(n, y): y fixes {what} ({self.sample_y} 0..{k - 1}); "
+                    f"give an int or a ({n},) integer tensor")
+        if isinstance(y, bool) or not isinstance(y, (numbers.Integral, torch.Tensor)):
+            raise Unsupported(f"{expected}; got {type(y).__name__}")
+        if not isinstance(y, torch.Tensor):
+            y = torch.full((n,), int(y), dtype=torch.long)
+        if y.shape != (n,) or y.dtype.is_floating_point or y.dtype.is_complex or y.dtype == torch.bool:
+            raise Unsupported(f"{expected}; got a {tuple(y.shape)} {y.dtype} tensor")
+        if bool(((y < 0) | (y >= k)).any()):  # one host sync per sample call, as before
+            raise Unsupported(f"{expected}; got values {int(y.min())}..{int(y.max())}")
+        return y.to(self.device, torch.long)
+
+    def reject_y(self, y: int | torch.Tensor | None) -> None:
         """For unconditional ``sample``: a ``y`` would be silently ignored, so it is an error."""
         if y is not None:
             raise Unsupported(f"{type(self).__name__} samples unconditionally: sample(n, y=...) has "

@@ -111,6 +111,8 @@ class CTRL(Method):
         labelled = cfg.objective != "binary"
         self.needs_labels = self.needs_balanced_batches = labelled  # per instance: one class plays 3 games
         self.num_classes = k = info.num_classes or 0
+        if k == 0:  # LDR-Binary on unlabelled data: one pooled Gaussian, nothing for y to choose
+            self.sample_y = None
         try:
             self.encoder, self.decoder = build_ctrl_nets(cfg.arch, info.shape, cfg.feature_dim, cfg.width or None)
         except ConfigError as e:  # name the fix for images of another size (e.g. MNIST's 28×28)
@@ -196,23 +198,24 @@ class CTRL(Method):
                                                                                  self.class_mean[j])
                 self.class_count[j] = len(zj)
 
-    def sample(self, n: int, y: torch.Tensor | None = None,
+    def sample(self, n: int, y: int | torch.Tensor | None = None,
                generator: torch.Generator | None = None) -> torch.Tensor:
-        """Decoded draws from the class Gaussians (eq. 13; ``y`` given or drawn uniformly) or, for
-        LDR-Binary / unlabelled data with ``y=None``, from the pooled Gaussian (eq. 14)."""
+        """Decoded draws from the class Gaussians (eq. 13; ``y``, an int or ``(n,)``, given or
+        drawn uniformly) or, for LDR-Binary / unlabelled data with ``y=None``, from the pooled
+        Gaussian (eq. 14)."""
+        y = self.check_y(y, n)
         if self.all_count.item() == 0:
             raise Unsupported("CTRL samples from Gaussians fitted to encoded training data: call "
                               "fit_prior(x, y) first (the trainer does before every checkpoint)")
         classes_known = bool((self.class_count > 0).any())
         if y is None and self.cfg.objective != "binary" and classes_known:
             y = (torch.randint(self.num_classes, (n,), device=self.device) if generator is None else
-                 torch.randint(self.num_classes, (n,), generator=generator, device=generator.device))
+                 torch.randint(self.num_classes, (n,), generator=generator, device=generator.device)
+                 .to(self.device))
         if y is None:
             mean, dirs, std = self.all_mean.expand(n, -1), self.all_dirs.expand(n, -1, -1), self.all_std.expand(n, -1)
         else:
-            y = y.to(self.device).long()
-            missing = sorted({int(c) for c in y.unique() if not (0 <= c < self.num_classes)
-                              or self.class_count[c] == 0})
+            missing = sorted({int(c) for c in y.unique() if self.class_count[c] == 0})
             if missing:
                 raise Unsupported(f"no class subspace for class(es) {missing}: fit_prior saw "
                                   f"{'no labels' if not classes_known else 'no examples of them'}")
@@ -220,6 +223,9 @@ class CTRL(Method):
         noise = self.prior_noise(n, dirs.shape[2], generator)
         z = mean + self.cfg.alpha * torch.einsum("ndr,nr->nd", dirs, noise * std)
         return self.decoder(F.normalize(z, dim=1))
+
+    def sample_y_count(self) -> int:
+        return self.num_classes  # K
 
     def figures(self, x: torch.Tensor, y: torch.Tensor | None) -> dict[str, Any]:
         """|ZẐᵀ| and |ZZᵀ| heatmaps, decoded samples aligned with class principal directions,

@@ -38,7 +38,7 @@ from .base import Batch, DataInfo, Manifolds, Method, Update, check_config
 
 @dataclass
 class DCGANConfig:
-    net: Literal["mlp", "conv"] = "mlp"
+    net: Literal["auto", "mlp", "conv"] = "auto"  # auto: DCGAN conv networks on 28/32/64 images, MLPs otherwise
     latent_dim: int = 100             # dim z
     hidden: int = 0                   # MLP units / conv base channels; 0 = 512 (mlp) or 64 (conv)
     depth: int = 2                    # hidden layers of the MLP networks

@@ -56,16 +56,16 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import ConfigError
-from ..nets import DEFAULT_WIDTH, MLP, build_decoder, build_discriminator
+from ..nets import DEFAULT_WIDTH, MLP, build_decoder, build_discriminator, resolve_net
 from ..objectives import learned_prior_loss, wgan_generator_loss, wgan_gp_critic_loss
 from ..optim import build_optimizer
-from .base import Batch, DataInfo, Manifolds, Method, Unsupported, Update, check_config
+from .base import Batch, DataInfo, Manifolds, Method, Update, check_config
 
 
 @dataclass
 class DMWGANConfig:
     n_generators: int = 10            # A
-    net: Literal["mlp", "conv"] = "mlp"
+    net: Literal["auto", "mlp", "conv"] = "auto"  # auto: DCGAN conv networks on 28/32/64 images, MLPs otherwise
     latent_dim: int = 100             # dim z, z ~ U[−1, 1]
     hidden: int = 0                   # critic width and the base generator width; 0 = 512 (mlp) or 64 (conv)
     width_divisor: int = 4            # each generator's width = base width // width_divisor
@@ -102,7 +102,7 @@ class DMWGAN(Method):
         if self.input_range == "raw":  # no image grids for vector data
             self.capabilities = type(self).capabilities - {"figures"}
         self.critic = build_discriminator(cfg.net, info.shape, cfg.hidden or None, cfg.depth, batchnorm=False)
-        base = cfg.hidden or DEFAULT_WIDTH[cfg.net]  # the family was checked by the critic's builder
+        base = cfg.hidden or DEFAULT_WIDTH[resolve_net(cfg.net, info.shape)]  # family checked by the critic's builder
         g_width = base // cfg.width_divisor
         if g_width < 1:
             raise ConfigError(f"model.width_divisor={cfg.width_divisor} leaves the generators no width "
@@ -157,15 +157,16 @@ class DMWGAN(Method):
         """``(A,)`` r = softmax(ζ), the probability of each generator."""
         return self.prior_logits.softmax(0)
 
-    def sample(self, n: int, y: torch.Tensor | None = None,
+    def sample(self, n: int, y: int | torch.Tensor | None = None,
                generator: torch.Generator | None = None) -> torch.Tensor:
-        """``n`` samples G_i(z), i ~ r; ``y`` ``(n,)`` int64 generator indices in [0, A) fixes i
-        (``sample_y = "generator"``)."""
-        a = self.cfg.n_generators
-        if y is not None and (y.shape != (n,) or y.min() < 0 or y.max() >= a):
-            raise Unsupported(f"sample(n, y): y must be ({n},) generator indices in [0, {a})")
-        index = self._draw_index(n, generator) if y is None else y.to(self.device)
+        """``n`` samples G_i(z), i ~ r; ``y`` (an int or ``(n,)``) generator indices in [0, A)
+        fixes i (``sample_y = "generator"``)."""
+        index = self.check_y(y, n)
+        index = self._draw_index(n, generator) if index is None else index
         return self._generate(self._noise(n, generator), index)
+
+    def sample_y_count(self) -> int:
+        return self.cfg.n_generators  # A
 
     def cluster(self, x: torch.Tensor) -> torch.Tensor:
         """``(B, A)`` Q(i|x): the encoder's probability that generator i made ``x``."""

@@ -65,7 +65,7 @@ from ..objectives import (aggregate_log_densities, bernoulli_nll, categorical_kl
                           reparameterize, total_correlation, vat_loss)
 from ..objectives.information import MMD_KERNELS, TC_ESTIMATORS
 from ..optim import OPTIMIZERS, build_optimizer
-from .base import Batch, DataInfo, Method, Posterior, Unsupported, Update, check_config
+from .base import Batch, DataInfo, Method, Posterior, Update, check_config
 
 OBJECTIVES = ("imae", "jointvae", "infovae", "beta-tcvae")
 _LOG_2PI = math.log(2 * math.pi)
@@ -241,14 +241,11 @@ class IMAE(Method):
             raise self._unsupported("cluster")
         return self._heads(self.encoder(x))[2].softmax(1)
 
-    def sample(self, n: int, y: torch.Tensor | None = None,
+    def sample(self, n: int, y: int | torch.Tensor | None = None,
                generator: torch.Generator | None = None) -> torch.Tensor:
-        """Decoded means at z ~ N(0, I) and y ~ U(K2), or the categories ``y`` ``(n,)`` given."""
-        k = self.cfg.n_categories
-        if k == 0:
-            self.reject_y(y)
-        elif y is not None and (y.shape != (n,) or y.min() < 0 or y.max() >= k):
-            raise Unsupported(f"sample(n, y): y must be ({n},) categories in [0, {k})")
+        """Decoded means at z ~ N(0, I) and y ~ U(K2), or the categories ``y`` (an int or
+        ``(n,)``) given."""
+        k, y = self.cfg.n_categories, self.check_y(y, n)
         z = self.prior_noise(n, self.cfg.latent_dim, generator)
         if k == 0:
             return self.decode(z)
@@ -256,6 +253,9 @@ class IMAE(Method):
             dev = generator.device if generator is not None else self.device
             y = torch.randint(0, k, (n,), generator=generator, device=dev)
         return self.decode(self._code(self._onehot(y.to(self.device)), z))
+
+    def sample_y_count(self) -> int:
+        return self.cfg.n_categories  # K2 (0: no categorical code, sample_y None)
 
     def figures(self, x: torch.Tensor, y: torch.Tensor | None) -> dict[str, Any]:
         """Fig. 2a: per dimension, ½·log(1 + Var[μ_k]/E[σ_k²]) with its two parts; Figs. 2 and 4:

@@ -41,12 +41,12 @@ from ..nets import MLP, build_decoder, build_discriminator
 from ..objectives import (categorical_mi_bound, js_discriminator_loss, ns_generator_loss,
                           uniform_gaussian_mi_bound)
 from ..optim import build_optimizer
-from .base import Batch, DataInfo, Manifolds, Method, Unsupported, Update, check_config
+from .base import Batch, DataInfo, Manifolds, Method, Update, check_config
 
 
 @dataclass
 class InfoGANConfig:
-    net: Literal["mlp", "conv"] = "mlp"
+    net: Literal["auto", "mlp", "conv"] = "auto"  # auto: DCGAN conv networks on 28/32/64 images, MLPs otherwise
     noise_dim: int = 62               # dim of z (62 in the paper's MNIST model; QMM's setting: 8)
     n_categories: int = 10            # K of the categorical code c_cat
     n_continuous: int = 2             # number of continuous codes c_cont ~ U[−1, 1]
@@ -110,14 +110,15 @@ class InfoGAN(Method):
         yield Update({"generator": g_loss}, {"generator/adv": adv.detach(), "generator/mi": mi.detach()})
 
     # --- inference API ------------------------------------------------------------------------
-    def sample(self, n: int, y: torch.Tensor | None = None,
+    def sample(self, n: int, y: int | torch.Tensor | None = None,
                generator: torch.Generator | None = None) -> torch.Tensor:
-        """``n`` samples G(z, c); ``y`` ``(n,)`` int64 in [0, K) fixes the categorical code
+        """``n`` samples G(z, c); ``y`` (an int or ``(n,)``) in [0, K) fixes the categorical code
         (``sample_y = "code"``), the noise and continuous codes are drawn as in training."""
-        if y is not None and (y.shape != (n,) or y.min() < 0 or y.max() >= self.cfg.n_categories):
-            raise Unsupported(f"sample(n, y): y must be ({n},) codes in [0, {self.cfg.n_categories})")
-        _, _, latent = self._codes(n, y, generator)
+        _, _, latent = self._codes(n, self.check_y(y, n), generator)
         return self.generator(latent)
+
+    def sample_y_count(self) -> int:
+        return self.cfg.n_categories  # K
 
     def cluster(self, x: torch.Tensor) -> torch.Tensor:
         """``(B, K)`` softmax of Q's categorical logits: p(c_cat | x)."""

@@ -21,7 +21,9 @@ Two stages (``Method.stages``; the trainer enters each at its boundary, also on 
    weighs under "sum", so the code's default λ = 1 is the paper's λ = 1/128 at latent 128).
 
 Defaults: Adam lr 2e-4, β = (0.5, 0.999) for every player, batch 32 (the recipe's ``train``
-default), latent 128, β = 1, λ = 1. Networks: ``net="resnet"`` is Table 3 (``nets.lsr``: ResNet
+default), latent 128, β = 1, λ = 1, stage 1 for 5,000 of the default 10,000 steps (so that the
+defaults run both stages; the paper's CIFAR-10 recipe gives stage 1 one sixth of the steps:
+configs/lsr-gan_cifar10.yaml). Networks: ``net="resnet"`` is Table 3 (``nets.lsr``: ResNet
 encoder and decoder for 28×28 or 32×32 images and the 3 × 2 × 2 patch discriminator); "conv" is
 genae's DCGAN encoder/decoder with the patch discriminator, "mlp" the MLP family with an MLP
 discriminator (vector data). Images use ``input_range="tanh"`` (tanh decoder).
@@ -58,7 +60,8 @@ class LSRGANConfig:
     beta: float = 1.0                 # β of stage 1's KL term
     lam: float = 1.0                  # λ of the latent term in stage 2
     latent_reduction: Literal["sum", "mean"] = "sum"   # −log q(z|G(z)) over latent dims: paper / reference code
-    vae_steps: int = 10000            # length of stage 1; 0 = start at stage 2 (train.init_from a VAE run)
+    vae_steps: int = 5000             # length of stage 1 (half the default train.steps, so both stages run);
+                                      # 0 = start at stage 2 (train.init_from a VAE run)
     lr: float = 2e-4
     betas: tuple[float, float] = (0.5, 0.999)
     optimizer: Literal["adam", "adamw", "rmsprop", "sgd"] = "adam"

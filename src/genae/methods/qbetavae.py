@@ -37,7 +37,7 @@ from ..nets.multibias import build_multibias_generator
 from ..objectives import em_responsibilities, gaussian_kl, reconstruction_nll, reparameterize
 from ..optim import build_optimizer
 from .base import Batch, DataInfo, Manifolds, Method, Posterior, Update, check_config
-from .qmm_shared import check_index, check_multibias, multibias_figures, reg_weight_at, sum_alignment
+from .qmm_shared import check_multibias, multibias_figures, reg_weight_at, sum_alignment
 
 
 @dataclass
@@ -119,16 +119,19 @@ class QBetaVAE(Method):
         index = self._log_lik(z, x).argmax(1)
         return self._mean(self.decoder(z, index))
 
-    def sample(self, n: int, y: torch.Tensor | None = None,
+    def sample(self, n: int, y: int | torch.Tensor | None = None,
                generator: torch.Generator | None = None) -> torch.Tensor:
-        """Decoder means at z ~ N(0, I), decoder i uniform; ``y`` ``(n,)`` fixes i."""
+        """Decoder means at z ~ N(0, I), decoder i uniform; ``y`` (an int or ``(n,)``) fixes i."""
         a = self.cfg.num_biases
-        index = check_index(self, y, n)
+        index = self.check_y(y, n)
         z = self.prior_noise(n, self.cfg.latent_dim, generator)
         if index is None:
             dev = generator.device if generator is not None else self.device
             index = torch.randint(a, (n,), generator=generator, device=dev).to(self.device)
         return self._mean(self.decoder(z, index))
+
+    def sample_y_count(self) -> int:
+        return self.cfg.num_biases  # A (1: one decoder, sample_y None)
 
     def manifolds(self) -> Manifolds:
         """The A decoders' means as manifolds of z ~ N(0, I); new ones can be derived (eq. 3)."""

@@ -1,6 +1,6 @@
 """What the QMM methods (``q-wgan``, ``q-beta-vae``) share: config checks of the multi-bias recipe,
-λ's schedule, R_BA summed over a generator's multi-bias layers, ``sample``'s manifold index, and
-the report's manifold and bias figures. Each method file keeps its own players and game."""
+λ's schedule, R_BA summed over a generator's multi-bias layers, and the report's manifold and
+bias figures. Each method file keeps its own players and game."""
 from __future__ import annotations
 
 from typing import Any
@@ -9,9 +9,9 @@ import torch
 
 from ..errors import ConfigError
 from ..objectives import bias_alignment
-from .base import Manifolds, Method, Unsupported
+from .base import Manifolds, Method
 
-__all__ = ["check_index", "check_multibias", "multibias_figures", "reg_weight_at", "sum_alignment"]
+__all__ = ["check_multibias", "multibias_figures", "reg_weight_at", "sum_alignment"]
 
 
 def check_multibias(num_biases: int, reg_weight: float, reg_schedule) -> None:
@@ -40,19 +40,6 @@ def sum_alignment(layers) -> torch.Tensor:
     if layers[0].num_biases < 2:
         return torch.zeros((), device=layers[0].weight.device)
     return sum(bias_alignment(layer.weight, layer.biases) for layer in layers)
-
-
-def check_index(method: Method, y: torch.Tensor | None, n: int) -> torch.Tensor | None:
-    """``y`` of ``sample(n, y)`` as ``(n,)`` manifold indices on the method's device (None stays
-    None); Unsupported if invalid, or if the method has one manifold (``sample_y`` None)."""
-    if method.sample_y is None:
-        method.reject_y(y)
-    if y is None:
-        return None
-    a = method.cfg.num_biases
-    if y.shape != (n,) or y.min() < 0 or y.max() >= a:
-        raise Unsupported(f"sample(n, y): y must be ({n},) manifold indices in [0, {a})")
-    return y.to(method.device)
 
 
 def multibias_figures(method: Method, man: Manifolds, cols: int = 10) -> dict[str, Any]:

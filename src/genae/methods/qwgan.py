@@ -40,7 +40,7 @@ from ..nets.multibias import build_multibias_generator
 from ..objectives import wgan_critic_loss, wgan_generator_loss
 from ..optim import build_optimizer
 from .base import Batch, DataInfo, Manifolds, Method, Update, check_config
-from .qmm_shared import check_index, check_multibias, multibias_figures, reg_weight_at, sum_alignment
+from .qmm_shared import check_multibias, multibias_figures, reg_weight_at, sum_alignment
 
 
 @dataclass
@@ -106,12 +106,16 @@ class QWGAN(Method):
         return sum_alignment(self.generator.multibias)
 
     # --- inference API ------------------------------------------------------------------------
-    def sample(self, n: int, y: torch.Tensor | None = None,
+    def sample(self, n: int, y: int | torch.Tensor | None = None,
                generator: torch.Generator | None = None) -> torch.Tensor:
-        """``n`` samples G(z, i), z ~ N(0, I), i uniform; ``y`` ``(n,)`` fixes the manifold i."""
-        index = check_index(self, y, n)
+        """``n`` samples G(z, i), z ~ N(0, I), i uniform; ``y`` (an int or ``(n,)``) fixes the
+        manifold i."""
+        index = self.check_y(y, n)
         z = self.prior_noise(n, self.cfg.latent_dim, generator)
         return self.generator(z, self._draw_index(n, generator) if index is None else index)
+
+    def sample_y_count(self) -> int:
+        return self.cfg.num_biases  # A (1: one manifold, sample_y None)
 
     def manifolds(self) -> Manifolds:
         """The A bias sets as manifolds of z ~ N(0, I); new ones can be derived (QMM eq. 3)."""

@@ -45,7 +45,7 @@ from .base import Batch, DataInfo, Method, Posterior, Update, check_config
 
 @dataclass
 class VAEGANConfig:
-    net: Literal["mlp", "conv"] = "mlp"
+    net: Literal["auto", "mlp", "conv"] = "auto"  # auto: DCGAN conv networks on 28/32/64 images, MLPs otherwise
     latent_dim: int = 128             # dimension of z (128 in the paper's CelebA model)
     hidden: int = 0                   # MLP units / conv base channels; 0 = 512 (mlp) or 64 (conv)
     depth: int = 2                    # hidden layers of the MLP networks

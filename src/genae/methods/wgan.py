@@ -51,7 +51,7 @@ from .base import Batch, DataInfo, Manifolds, Method, Update, check_config
 @dataclass
 class WGANConfig:
     lipschitz: Literal["gp", "sn"] = "gp"  # how D is kept 1-Lipschitz: gradient penalty or spectral norm
-    net: Literal["mlp", "conv"] = "mlp"
+    net: Literal["auto", "mlp", "conv"] = "auto"  # auto: DCGAN conv networks on 28/32/64 images, MLPs otherwise
     latent_dim: int = 128             # dim z
     hidden: int = 0                   # MLP units / conv base channels; 0 = 512 (mlp) or 64 (conv)
     depth: int = 2                    # hidden layers of the MLP networks

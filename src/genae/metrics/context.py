@@ -250,6 +250,16 @@ class EvalContext:
 
         return tqdm(batches, desc=f"[genae eval] {what}", unit="batch", leave=False, dynamic_ncols=True)
 
+    def bar(self, total: int, what: str, unit: str):
+        """A progress bar (rate, ETA) on stderr over ``total`` units of long work when ``progress``
+        is on, else None; advance it with ``update(n)``, ``close()`` it when done."""
+        if not self.progress:
+            return None
+        from tqdm.auto import tqdm
+
+        return tqdm(total=total, desc=f"[genae eval] {what}", unit=unit, unit_scale=True, leave=False,
+                    dynamic_ncols=True)
+
     def encode(self, method, x: torch.Tensor) -> np.ndarray:
         """``method.encode`` of stored examples ``x`` in batches -> ``(N, latent)`` float64 (codes
         flattened per example)."""

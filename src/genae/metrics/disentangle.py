@@ -5,7 +5,7 @@ Pure functions on codes ``z: (N, D)`` (rows = samples) in float64 NumPy.
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -14,7 +14,7 @@ from .frechet import as_float64
 __all__ = [
     "discretize", "discrete_mutual_info", "mig", "normalized_absolute_covariance",
     "transform_score", "kl_active_dims", "gaussian_informativeness", "aggregate_log_marginals",
-    "total_correlation_estimate", "mig_sampled", "mig_gaps",
+    "total_correlation_estimate", "mig_sampled", "mig_sampled_pairs", "mig_gaps",
 ]
 
 
@@ -167,17 +167,21 @@ def _logmeanexp(a: np.ndarray, axis: int) -> np.ndarray:
     return (m + np.log(np.exp(a - m).mean(axis=axis, keepdims=True))).squeeze(axis)
 
 
-def aggregate_log_marginals(z: Any, mu: Any, logvar: Any, chunk: int = 256) -> tuple[np.ndarray, np.ndarray]:
+def aggregate_log_marginals(z: Any, mu: Any, logvar: Any, chunk: int = 256,
+                            tick: Callable[[int], object] | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Log-densities of the empirical aggregate posterior q(z) = (1/N) Σ_n q(z|x_n) of N encoded
     examples, at the points ``z`` ``(M, D)``: ``(log q(z_i) (M,), log q_k(z_ik) (M, D))``.
     mu, logvar: ``(N, D)``. Exact for the N examples given (no minibatch weighting); float64,
-    O(M·N·D) in chunks of ``chunk`` points."""
+    O(M·N·D) in chunks of ``chunk`` points. ``tick``: called after each chunk with the (point,
+    example) pairs it evaluated (M·N in all), e.g. a progress bar's ``update``."""
     z, mu, lv = as_float64(z), as_float64(mu), as_float64(logvar)
     joint, marg = np.empty(len(z)), np.empty(z.shape)
     for s in range(0, len(z), chunk):
         mat = _log_normal(z[s:s + chunk], mu, lv)                 # (c, N, D)
         joint[s:s + chunk] = _logmeanexp(mat.sum(2), 1)
         marg[s:s + chunk] = _logmeanexp(mat, 1)
+        if tick is not None:
+            tick(len(mat) * len(mu))
     return joint, marg
 
 
@@ -194,7 +198,8 @@ def _entropy_probs(p: np.ndarray) -> float:
     return float(-(p * np.log(p)).sum())
 
 
-def mig_sampled(z: Any, mu: Any, logvar: Any, factors: Any, probs: Any = None) -> dict[str, Any]:
+def mig_sampled(z: Any, mu: Any, logvar: Any, factors: Any, probs: Any = None,
+                tick: Callable[[int], object] | None = None) -> dict[str, Any]:
     """MIG with the estimator of Chen et al. 2018 (β-TCVAE, section 5 and their reference code):
     I(z_j; v_k) = H(z_j) − H(z_j | v_k), where the entropies are Monte-Carlo estimates at one sample
     z_i ~ q(z|x_i) per example under the aggregate posterior of the examples (all N for H(z_j);
@@ -206,12 +211,13 @@ def mig_sampled(z: Any, mu: Any, logvar: Any, factors: Any, probs: Any = None) -
     latent (the IMAE appendix-E variant) with I(y; v_k) = H(mean p) − Σ_v p(v)·H(mean_{v_k = v} p).
     Returns ``{"mig", "per_factor" (F,), "mi" (D [+1], F), "h_v" (F,)}`` in nats / normalised gaps;
     :func:`mig_gaps` re-scores any subset of the rows and factors without re-estimating.
+    ``tick``: advanced by the pairs each density evaluation covers (``mig_sampled_pairs`` in all).
     """
     z, mu, lv, v = as_float64(z), as_float64(mu), as_float64(logvar), np.asarray(factors)
     if v.ndim == 1:
         v = v[:, None]
     n, d = z.shape
-    _, marg = aggregate_log_marginals(z, mu, lv)
+    _, marg = aggregate_log_marginals(z, mu, lv, tick=tick)
     h_z = -marg.mean(0)                                            # (D,)
     mi = np.zeros((d + (probs is not None), v.shape[1]))
     h_v = np.zeros(v.shape[1])
@@ -222,7 +228,7 @@ def mig_sampled(z: Any, mu: Any, logvar: Any, factors: Any, probs: Any = None) -
         h_cond, h_y_cond = np.zeros(d), 0.0
         for i in range(len(values)):
             sel = inv == i
-            _, m = aggregate_log_marginals(z[sel], mu[sel], lv[sel])
+            _, m = aggregate_log_marginals(z[sel], mu[sel], lv[sel], tick=tick)
             h_cond += pv[i] * -m.mean(0)
             if p is not None:
                 h_y_cond += pv[i] * _entropy_probs(p[sel].mean(0))
@@ -233,6 +239,15 @@ def mig_sampled(z: Any, mu: Any, logvar: Any, factors: Any, probs: Any = None) -
     gaps = mig_gaps(mi, h_v)
     return {"mig": float(np.nanmean(gaps)) if np.isfinite(gaps).any() else float("nan"),
             "per_factor": gaps, "mi": mi, "h_v": h_v}
+
+
+def mig_sampled_pairs(factors: Any) -> int:
+    """The work of ``mig_sampled`` in (point, example) density pairs, for a progress bar's total:
+    N² for H(z), then Σ_v N_v² per factor for H(z | v_k = v)."""
+    v = np.asarray(factors)
+    v = v[:, None] if v.ndim == 1 else v
+    counts = [np.unique(v[:, k], return_counts=True)[1].astype(np.int64) for k in range(v.shape[1])]
+    return int(len(v) ** 2 + sum(int((c * c).sum()) for c in counts))
 
 
 def mig_gaps(mi: np.ndarray, h_v: np.ndarray) -> np.ndarray:

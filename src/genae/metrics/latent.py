@@ -95,7 +95,13 @@ def mig_sampled_metric(method, ctx: EvalContext) -> dict[str, Any]:
     if "z" not in post:
         raise Skip("mig-sampled needs a Gaussian part of q(z|x)")
     names, factors = _factors(ctx, "mig-sampled", with_shape=True)
-    out = disentangle.mig_sampled(post["z"], post["mean"], post["logvar"], factors, post.get("probs"))
+    bar = ctx.bar(disentangle.mig_sampled_pairs(factors), "mig-sampled: aggregate-posterior entropies", "pair")
+    try:
+        out = disentangle.mig_sampled(post["z"], post["mean"], post["logvar"], factors, post.get("probs"),
+                                      tick=bar.update if bar is not None else None)
+    finally:
+        if bar is not None:
+            bar.close()
     d, cols = post["z"].shape[1], [names.index(n) for n in chosen]
     gaps = disentangle.mig_gaps(out["mi"][:d][:, cols], out["h_v"][cols])
     res = {"value": float(np.nanmean(gaps)) if np.isfinite(gaps).any() else float("nan"),
@@ -223,16 +229,21 @@ def qmm_score(method, ctx: EvalContext) -> dict[str, Any]:
     x = to_unit(ctx.dataset(ctx.split).x[:ctx.qmm_images])
     transforms = (("slant", image.shear, QMM_SHEAR), ("width", image.hscale, QMM_WIDTH))
     by_inversion = not method.supports("encode")
-    start = _InversionStart(method, ctx, x) if by_inversion else None
     out: dict[str, Any] = {}
-    for name, fn, strengths in transforms:
-        xs = [quantize(fn(x, float(s))) for s in strengths]
-        if by_inversion:
-            codes = start.walk(xs, len(xs) // 2)
-        else:
-            with torch.no_grad():
-                codes = [ctx.encode(method, xt) for xt in xs]
-        out[name] = disentangle.transform_score(np.stack(codes, axis=1))["score"]
+    walks = sum(len(s) - 1 for _, _, s in transforms)  # strengths reached by walking, over both transforms
+    start = _InversionStart(method, ctx, x, walks) if by_inversion else None
+    try:
+        for name, fn, strengths in transforms:
+            xs = [quantize(fn(x, float(s))) for s in strengths]
+            if by_inversion:
+                codes = start.walk(xs, len(xs) // 2)
+            else:
+                with torch.no_grad():
+                    codes = [ctx.encode(method, xt) for xt in xs]
+            out[name] = disentangle.transform_score(np.stack(codes, axis=1))["score"]
+    finally:
+        if start is not None:
+            start.close()
     extra = ({"codes": "inversion", "inversion": dict(QMM_INVERSION),
               "manifold": "best fit of the untransformed image"} if by_inversion else {})
     return {**out, "value": out["slant"], **extra, "n_images": len(x), "strengths": len(QMM_SHEAR),
@@ -242,26 +253,36 @@ def qmm_score(method, ctx: EvalContext) -> dict[str, Any]:
 
 class _InversionStart:
     """Per source image: its manifold and the code of its untransformed version (shared by both
-    transforms), then ``walk`` inverts the strengths outward from the identity."""
+    transforms), then ``walk`` inverts the strengths outward from the identity. ``walks``: how many
+    non-identity strengths ``walk`` will be given in all (the progress bar's total, in Adam steps)."""
 
-    def __init__(self, method, ctx: EvalContext, x: torch.Tensor):
+    def __init__(self, method, ctx: EvalContext, x: torch.Tensor, walks: int):
         from ..inversion import invert, invert_multi
 
         self.method, self.ctx, kw = method, ctx, QMM_INVERSION
         self.man = man = method.manifolds()
         self.index, self.z = [], []
+        select = man.count * kw["select_steps"] if man.count > 1 else 0
+        batches = -(-len(x) // ctx.batch_size)
+        self.bar = ctx.bar(batches * (select + kw["steps"] + walks * kw["walk_steps"]),
+                           "qmm-score: encoding by optimisation", "step")
+        self.tick = self.bar.update if self.bar is not None else None
         xq = quantize(x)
         for i in range(0, len(x), ctx.batch_size):
             xb = ctx.to_method(xq[i:i + ctx.batch_size], method)
             if man.count > 1:
                 idx = invert_multi([man.generator(k) for k in range(man.count)], xb, man.dim,
-                                   steps=kw["select_steps"], restarts=1, lr=kw["lr"]).index
+                                   steps=kw["select_steps"], restarts=1, lr=kw["lr"], tick=self.tick).index
             else:
                 idx = torch.zeros(len(xb), dtype=torch.long, device=xb.device)
             fit = invert(self._on(idx.repeat(kw["restarts"])), xb, man.dim, steps=kw["steps"],
-                         restarts=kw["restarts"], lr=kw["lr"])
+                         restarts=kw["restarts"], lr=kw["lr"], tick=self.tick)
             self.index.append(idx)
             self.z.append(fit.z)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
 
     def _on(self, index: torch.Tensor):
         return lambda z: self.man.render(z, index)
@@ -280,6 +301,6 @@ class _InversionStart:
                 for k in order:
                     xb = ctx.to_method(xs[k][sl], self.method)
                     z = invert(self._on(idx), xb, self.man.dim, steps=kw["walk_steps"], restarts=1,
-                               lr=kw["lr"], start=z).z
+                               lr=kw["lr"], start=z, tick=self.tick).z
                     codes[k].append(z)
         return [torch.cat(c).double().cpu().numpy() for c in codes]

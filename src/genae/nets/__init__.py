@@ -23,8 +23,9 @@ Two ways to build:
   ``build_decoder(kind, latent, shape, width, out_act, depth)`` and
   ``build_discriminator(kind, shape, width, depth, out_dim, batchnorm)`` with ``kind`` ``"mlp"``
   (``depth`` hidden layers of ``width`` units) or ``"conv"`` (DCGAN convolutions with ``width`` base
-  channels; square images of side 28, 32 or 64, any channel count). ``width=None`` uses
-  ``DEFAULT_WIDTH[kind]``.
+  channels; square images of side 28, 32 or 64, any channel count) or ``"auto"`` (``resolve_net``:
+  "conv" on images the DCGAN family takes, else "mlp"; the image GANs' default). ``width=None``
+  uses ``DEFAULT_WIDTH[kind]``.
 - **Named presets** (``PRESETS``): the networks of a paper's table, each naming its family, its
   source and the roles it declares; ``build_preset(name, role, shape, dim, width)``. CTRL's
   ``model.arch`` names are presets ``ctrl-<arch>`` (``build_ctrl_nets``). Not presets yet: QMM's
@@ -49,7 +50,7 @@ from .mlp import (ACTIVATIONS, IMAE_PRESETS, MLP, MLPDecoder, MLPEncoder, activa
 from .resnet import (SNGAN_PLANS, DownBlock, OptimizedDownBlock, ResNetDecoder, ResNetEncoder, UpBlock,
                      sngan_discriminator, sngan_generator, spectral_normalize)
 
-__all__ = ["ACTIVATIONS", "IMAE_PRESETS", "imae_mlps", "CONV_SIZES", "CTRL_ARCHS", "CTRL_DEFAULT_WIDTH", "DEFAULT_WIDTH", "NETS",
+__all__ = ["ACTIVATIONS", "IMAE_PRESETS", "imae_mlps", "CONV_SIZES", "CTRL_ARCHS", "CTRL_DEFAULT_WIDTH", "DEFAULT_WIDTH", "NETS", "resolve_net",
            "PRESETS", "ROLES", "SNGAN_PLANS", "DCGAN32Decoder", "DCGAN32Encoder", "DCGANDecoder",
            "DCGANEncoder", "DownBlock", "L2Normalize", "MLP", "MLPDecoder", "MLPEncoder",
            "OptimizedDownBlock", "Preset", "ResNetDecoder", "ResNetEncoder", "UpBlock", "activation",
@@ -62,12 +63,25 @@ NETS = ("mlp", "conv")
 DEFAULT_WIDTH = {"mlp": 512, "conv": 64}  # MLP hidden units / conv base channels
 
 
+def resolve_net(kind: str, shape: Sequence[int]) -> str:
+    """``model.net`` as built: "auto" is "conv" for images the DCGAN family takes (square, side 28,
+    32 or 64) and "mlp" otherwise (vectors, other image sizes); "mlp"/"conv" are kept as given."""
+    if kind != "auto":
+        return kind
+    try:
+        conv_plan(shape)
+        return "conv"
+    except ValueError:
+        return "mlp"
+
+
 def build_encoder(kind: str, shape: Sequence[int], out_dim: int, width: int | None = None,
                   depth: int = 2) -> nn.Module:
     """``(B, *shape) -> (B, out_dim)`` encoder of family ``kind`` ("mlp" | "conv").
 
     ``depth``: number of hidden layers of the MLP (the conv family's depth follows the image size).
     """
+    kind = resolve_net(kind, shape)
     width = _check(kind, shape, width, depth)
     if kind == "mlp":
         return MLPEncoder(shape, out_dim, (width,) * depth)
@@ -78,6 +92,7 @@ def build_decoder(kind: str, latent: int, shape: Sequence[int], width: int | Non
                   out_act: str | None = None, depth: int = 2) -> nn.Module:
     """``(B, latent) -> (B, *shape)`` decoder (generator) of family ``kind``; ``out_act`` "sigmoid" |
     "tanh" | None."""
+    kind = resolve_net(kind, shape)
     width = _check(kind, shape, width, depth)
     if kind == "mlp":
         return MLPDecoder(latent, shape, (width,) * depth, out_act=out_act)
@@ -94,6 +109,7 @@ def build_discriminator(kind: str, shape: Sequence[int], width: int | None = Non
     when ``batchnorm``; a WGAN-GP critic takes ``batchnorm=False``). ``spectral_norm``: spectral
     normalisation (Miyato et al. 2018) on every convolution and linear layer (``spectral_normalize``).
     """
+    kind = resolve_net(kind, shape)
     width = _check(kind, shape, width, depth)
     if kind == "mlp":
         net = MLPEncoder(shape, out_dim, (width,) * depth, act="lrelu", batchnorm=batchnorm)
@@ -104,7 +120,7 @@ def build_discriminator(kind: str, shape: Sequence[int], width: int | None = Non
 
 def _check(kind: str, shape: Sequence[int], width: int | None, depth: int) -> int:
     if kind not in NETS:
-        raise ConfigError(f"model.net: unknown network family {kind!r}; choose one of {', '.join(NETS)}")
+        raise ConfigError(f"model.net: unknown network family {kind!r}; choose one of auto, {', '.join(NETS)}")
     if kind == "conv":
         try:
             conv_plan(shape)
