@@ -114,3 +114,21 @@ def test_dcgan_noise_is_uniform_and_init_is_dcgan():
     assert z.min() >= -1 and z.max() <= 1 and abs(z.mean().item()) < 0.02 and abs(z.var().item() - 1 / 3) < 0.01
     convs = [m.weight for m in method.modules() if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear))]
     assert all(abs(w.std().item() - 0.02) < 0.005 for w in convs if w.numel() > 200)
+
+
+IMAGE_GANS = ("dcgan", "wgan-gp", "wgan-sn", "infogan", "infogan-qmm", "dmwgan", "vae-gan")
+
+
+@pytest.mark.parametrize("name", IMAGE_GANS)
+def test_image_gans_default_to_their_conv_networks_on_images_and_mlps_on_vectors(name):
+    """`genae train dcgan --data mnist` with no config builds the DCGAN convolutions (an MLP pair
+    gave grey checkerboards); vectors and image sizes the conv family does not take get MLPs."""
+    from genae.nets import resolve_net
+
+    assert METHODS[name].config().net == "auto"
+    has_conv = lambda m: any(isinstance(l, (nn.Conv2d, nn.ConvTranspose2d)) for l in m.modules())  # noqa: E731
+    assert has_conv(_build(name, hidden=8))
+    assert not has_conv(_build(name, info=DataInfo((16,), None, "vector"), hidden=8))
+    assert resolve_net("auto", (1, 28, 28)) == resolve_net("auto", (3, 64, 64)) == "conv"
+    assert resolve_net("auto", (1, 20, 20)) == resolve_net("auto", (16,)) == "mlp"
+    assert resolve_net("mlp", (1, 28, 28)) == "mlp"
