@@ -136,3 +136,16 @@ def test_mnist_10k_finds_its_shipped_backbone_by_contents():
     ds = load_dataset(DataConfig("mnist", root=str(MNIST_10K)), "train")
     entry = domain.find_shipped(ds)
     assert entry is not None and entry["name"] == "mnist-10k"
+
+
+def test_a_dataset_without_a_shipped_backbone_trains_one_saying_how_long_first(capsys):
+    """The first FID on a user's own data trains its classifier: a bar, and the time it will take
+    (timed on the first steps) before most of it has run."""
+    train_ds, test_ds = load_dataset(DataConfig("fake", n=64), "train"), load_dataset(DataConfig("fake"), "test")
+    steps = domain.ESTIMATE_STEPS[1] + 10
+    recipe = domain.DomainRecipe(width=4, feature_dim=8, steps=steps, batch_size=16)
+    torch.set_num_threads(1)
+    domain.train_domain_classifier(train_ds, test_ds, recipe, progress=True)
+    err = capsys.readouterr().err
+    assert f"{steps} steps on 64 images, about" in err and "s in all" in err
+    assert "training the domain classifier on fake" in err      # the bar, on stderr

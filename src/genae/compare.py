@@ -51,7 +51,8 @@ Protocols
     fields (``METRICS[name].protocol``, as ``genae metrics`` lists them: backbone and its weights,
     n_real/n_fake or n, split...) and of ``step``, the checkpoint evaluated. Within one column
     (measure), protocols differ in sample counts, split or step. Protocols are
-    numbered [1], [2]... in footnotes. Numbers of different protocols
+    numbered [1], [2]... in footnotes; while the rows show their training steps in a column of
+    their own, the marks leave the step out (the column says it). Numbers of different protocols
     are never averaged and never share a column unmarked:
 
     - a column whose cells all share one protocol carries its mark in the header (``fid [1]``);
@@ -311,15 +312,20 @@ class Comparison:
         return [group.method, *map(group.value_text, self.swept), str(len(group.runs)),
                 *([group.steps_text] if self.show_steps else [])]
 
+    def shown(self, protocol: tuple) -> tuple:
+        """``protocol`` as the marks show it: without ``step`` while the rows show their steps in a
+        column of their own (a mark per training length would only repeat that column)."""
+        return tuple((k, v) for k, v in protocol if not (k == "step" and self.show_steps))
+
     def tag(self, protocol: tuple) -> int:
-        """The footnote number of ``protocol`` (1-based)."""
-        return self.protocols.index(protocol) + 1
+        """The footnote number of ``protocol`` (1-based; ``shown``)."""
+        return self.protocols.index(self.shown(protocol)) + 1
 
     def column_protocols(self, column: str) -> list[tuple]:
-        """The distinct protocols of a column's numbers, in table order."""
+        """The distinct protocols of a column's numbers as marked (``shown``), in table order."""
         seen: list[tuple] = []
         for g in self.groups:
-            for p in g.cells[column].protocols:
+            for p in map(self.shown, g.cells[column].protocols):
                 if p not in seen:
                     seen.append(p)
         return seen

@@ -38,6 +38,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import sys
 import time
 import warnings
 from dataclasses import asdict, dataclass
@@ -172,7 +173,7 @@ def train_domain_classifier(train: Any, test: Any, recipe: DomainRecipe = Domain
                 per_step = (time.perf_counter() - t_warm) / (ESTIMATE_STEPS[1] - ESTIMATE_STEPS[0])
                 bar.write(f"domain classifier for {train.name}: {recipe.steps} steps on {n} images, about "
                           f"{per_step * recipe.steps:.0f} s in all (timed on steps {ESTIMATE_STEPS[0]}-"
-                          f"{ESTIMATE_STEPS[1]})")
+                          f"{ESTIMATE_STEPS[1]})", file=sys.stderr)
             if pos + bs > n:
                 perm, pos = torch.randperm(n, generator=g), 0
             idx = perm[pos:pos + bs]
