@@ -148,6 +148,26 @@ def main(argv: list[str] | None = None) -> int:
     return 1 if failed else 0
 
 
+def train_seconds(run: Path) -> float | None:
+    """Training time of a finished run from its logged rates: the sum over log intervals of
+    steps / steps-per-second, each interval capped at 3× the median one, so that a pause of the
+    machine (SIGSTOP while another measurement ran) does not count, while stages of different
+    cost (lsr-gan) still do."""
+    import statistics
+
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines() if line.strip()] \
+        if (run / "metrics.jsonl").is_file() else []
+    spans, last = [], 0
+    for r in rows:
+        if r.get("steps_per_s"):
+            spans.append((r["step"] - last) / r["steps_per_s"])
+            last = r["step"]
+    if not spans:
+        return None
+    cap = 3 * statistics.median(spans)
+    return sum(min(t, cap) for t in spans)
+
+
 def write_table(out: Path, methods: list[str], seconds: dict[str, float], probe: int | None,
                 rates: dict[str, float]) -> None:
     rows = ["| method | network (default) | steps (default) | train time (1 thread) | FID ↓ (5,000 samples) | grid |",
@@ -173,7 +193,7 @@ def write_table(out: Path, methods: list[str], seconds: dict[str, float], probe:
         fid = res.get("fid", {}).get("value")
         mse = res.get("recon-mse", {}).get("value")
         score = f"{fid:.2f}" if fid is not None else (f"recon-mse {mse:.4f}" if mse is not None else "—")
-        t = seconds.get(m)
+        t = train_seconds(run) if not probe else seconds.get(m)
         per = f"{t / steps:.3f} s/step" if probe and t else (f"{t / 60:.1f} min" if t else "—")
         grid = f"![{m}](grids/{m}.png)" if (out / "grids" / f"{m}.png").is_file() else "—"
         rows.append(f"| {m} | {net} | {steps} | {per} | {score} | {grid} |")

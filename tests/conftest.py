@@ -14,7 +14,7 @@ TINY = {
     "vae": dict(latent_dim=4, hidden=32),
     "beta-vae": dict(latent_dim=4, hidden=32),
     "wae-gan": dict(latent_dim=4, hidden=32, n_critic=2),
-    "aae": dict(latent_dim=4, hidden=32),
+    "aae": dict(latent_dim=4, hidden=32, adv_lr=1e-4),  # the bit-identity digests' recipe (adv_lr's old default)
     "maskaae": dict(latent_dim=4, hidden=32, depth=1, critic_hidden=16, n_critic=2),
     "maskaae-fixed": dict(latent_dim=4, hidden=32, depth=1, critic_hidden=16, n_critic=2),
     "ctrl-multi": dict(arch="mlp", width=32, feature_dim=8, r=2, r_unlabelled=4),

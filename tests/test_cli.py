@@ -204,7 +204,7 @@ def test_help_texts_say_what_the_commands_do():
     demo = top[top.index("demo"):]
     for method, _ in DEMO_RUNS:
         assert re.search(rf"\b{method}\b", demo), method
-    assert "ctrl" not in demo and "about 8 minutes on 2 cpu cores" in demo
+    assert "ctrl" not in demo and "about 3 minutes on 2 cpu cores" in demo
     manifold = " ".join(genae("manifold", "--help").stdout.split())
     for default in ("default 0.05", "default 500", "default 4)"):
         assert default in manifold

@@ -646,7 +646,8 @@ def test_backbones_features_and_weights_hash_are_stable(tmp_path, monkeypatch):
     assert again.weights_hash == dom.weights_hash and len(dom.weights_hash) == 16
     assert torch.equal(again.features(x), f1)
     res = M.evaluate(StubVAE(ctx.dataset("train").info), ctx, ["fid", "recon-class-acc"])
-    assert res["fid"]["backbone_weights"] == dom.weights_hash
+    assert res["fid"]["backbone_weights"] == res["recon-class-acc"]["backbone_weights"] == dom.weights_hash
+    assert res["recon-class-acc"]["backbone_name"] == res["fid"]["backbone_name"] == dom.description
     assert res["fid"]["backbone_test_acc"] == res["recon-class-acc"]["backbone_test_acc"] == dom.test_accuracy
     assert ctx.classifier() is dom.net
     # inception (a stand-in network: no weights offline): stable features, the loader's hash.

@@ -300,7 +300,7 @@ def _parser() -> argparse.ArgumentParser:
         a.set_defaults(func=func)
 
     demo = sub.add_parser("demo", help="VAE, WAE-GAN, MaskAAE and AAE on MNIST under one protocol, and the "
-                                       "page comparing them (about 8 minutes on 2 CPU cores)")
+                                       "page comparing them (about 3 minutes on 2 CPU cores)")
     demo.add_argument("--out", default=None, help="run directory (default runs/demo-<time>)")
     _data_dir_arg(demo)
     demo.add_argument("--set", dest="overrides", action="append", default=[], metavar="NS.KEY=VALUE",

@@ -48,6 +48,8 @@ from .subspace import (class_singular_values, coding_rate, effective_rank, featu
                        nearest_subspace_accuracy, principal_angles, rate_reduction)
 
 _BACKBONE = ("backbone", "backbone_weights", "backbone_test_acc", "n_real", "n_fake", "split")
+# the domain classifier a class accuracy used: its weights' digest says which one it was
+_CLASSIFIER = ("classifier", "backbone_weights", "backbone_test_acc", "n", "split")
 _CODES = ("n_train", "n_test", "split")
 _WEIGHTS = ("backbone", "backbone_weights")  # which features: a different network, another quantity
 HIGHER, LOWER = "higher", "lower"
@@ -69,8 +71,8 @@ METRICS: dict[str, MetricSpec] = {
                             ("sample|reconstruct", "images"), ("n_fake", "n_real", "split"),
                             better={"value": HIGHER, "reconstructions": HIGHER}),
     "recon-class-acc": MetricSpec(reconstruction.recon_class_acc, "domain-classifier accuracy of reconstructions",
-                                  ("reconstruct", "labels", "images"), ("classifier", "backbone_test_acc", "n", "split"),
-                                  better={"absolute": HIGHER, "relative": HIGHER}),
+                                  ("reconstruct", "labels", "images"), _CLASSIFIER,
+                                  better={"absolute": HIGHER, "relative": HIGHER}, measure=_CLASSIFIER[:2]),
     "decode-variance": MetricSpec(reconstruction.decode_variance, "pixel variance of decodings of z ~ q(z|x)",
                                   ("posterior_sample", "decode", "images"), ("n_images", "n_draws", "split")),
     "fid-seeded": MetricSpec(imagination.fid_seeded, "FID of test-seeded images: renderings of z ~ q(z|x) of the "
@@ -81,8 +83,8 @@ METRICS: dict[str, MetricSpec] = {
                               better={"value": LOWER, "sse_per_example": LOWER}),
     "imagine-class-acc": MetricSpec(imagination.imagine_class_acc, "domain-classifier accuracy of imaginations "
                                     "(absolute, relative)", ("posterior_sample", "decode", "labels", "images"),
-                                    ("classifier", "backbone_test_acc", "n", "split"),
-                                    better={"value": HIGHER, "absolute": HIGHER, "relative": HIGHER}),
+                                    _CLASSIFIER, better={"value": HIGHER, "absolute": HIGHER, "relative": HIGHER},
+                                    measure=_CLASSIFIER[:2]),
     "sharpness-sp": MetricSpec(imagination.sharpness_sp, "San Pedro & Siersdorfer luminance-normalised sharpness "
                                "of imaginations, reconstructions, real images", ("posterior_sample", "decode", "images"),
                                ("n", "split"), better={"value": HIGHER, "reconstructions": HIGHER}),

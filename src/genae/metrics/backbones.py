@@ -127,6 +127,11 @@ class DomainBackbone(Backbone):
             return f"genae's shipped domain classifier {meta['shipped']}"
         return f"a domain classifier trained here on {meta.get('train_key', '?')}"
 
+    def identity(self) -> dict[str, Any]:
+        """Which classifier a number used (``recon-class-acc``, ``imagine-class-acc``): its test
+        accuracy, weights digest and name."""
+        return {k: v for k, v in self.protocol().items() if k != "backbone"}
+
     def protocol(self) -> dict[str, Any]:
         # backbone_weights (the tensors' digest) is the backbone's identity: the same weights read
         # from the shipped file or from a cache give the same number; backbone_name says which it is

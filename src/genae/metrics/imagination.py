@@ -68,8 +68,8 @@ def imagine_class_acc(method, ctx: EvalContext) -> dict[str, Any]:
     y = torch.as_tensor(y[:len(x)])
     p_imag, p_orig = classifier.predict(imag, ctx.batch_size), classifier.predict(x, ctx.batch_size)
     return {"absolute": float((p_imag == y).double().mean()), "relative": float((p_imag == p_orig).double().mean()),
-            "value": float((p_imag == y).double().mean()), "classifier": "domain",
-            "backbone_test_acc": classifier.test_accuracy, "n": len(x), "split": ctx.split}
+            "value": float((p_imag == y).double().mean()), "classifier": "domain", **classifier.identity(),
+            "n": len(x), "split": ctx.split}
 
 
 def sharpness_sp(method, ctx: EvalContext) -> dict[str, Any]:

@@ -69,8 +69,7 @@ def recon_class_acc(method, ctx: EvalContext) -> dict[str, Any]:
     return {"absolute": float((p_rec == y).double().mean()),
             "relative": float((p_rec == p_orig).double().mean()),
             "classifier_on_originals": float((p_orig == y).double().mean()),
-            "classifier": "domain", "backbone_test_acc": classifier.test_accuracy,
-            "n": len(orig), "split": ctx.split}
+            "classifier": "domain", **classifier.identity(), "n": len(orig), "split": ctx.split}
 
 
 def decode_variance(method, ctx: EvalContext, n_images: int = 500, n_draws: int = 10) -> dict[str, Any]:
