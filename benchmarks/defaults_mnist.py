@@ -77,6 +77,9 @@ def job(method: str, out: Path, data_dir: str, probe: int | None, cut: list[str]
     """The commands of one method, in order (those already done are left out)."""
     run = out / "runs" / method
     length = [f"train.steps={probe}", f"train.sample_every={probe}", f"train.ckpt_every={probe}"] if probe else list(cut)
+    if probe and default_steps(method)[1]:
+        # a two-stage method (lsr-gan) spends half the probe in each stage: its stage 2 is the slow one
+        length.append(f"model.vae_steps={probe // 2}")
     sets = [x for s in QUIET + length + [f"train.device={device}"] for x in ("--set", s)]
     cmds = []
     if not (run / "config.yaml").is_file():
@@ -106,6 +109,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--device", default="cpu", help="cpu, or cuda on a GPU machine (benchmarks/defaults_gpu.sh)")
     ap.add_argument("--minutes", type=float, default=None,
                     help="train each method at most this long on one thread (needs OUT-probe/seconds.json)")
+    ap.add_argument("--table", action="store_true",
+                    help="train nothing: write OUT/defaults.md and OUT/grids.png from the runs there")
     args = ap.parse_args(argv)
     out = Path(args.out if not args.probe else f"{args.out}-probe")
     rates_file = Path(f"{args.out}-probe") / "seconds.json"
@@ -115,6 +120,10 @@ def main(argv: list[str] | None = None) -> int:
     (out / "grids").mkdir(parents=True, exist_ok=True)
     (out / "logs").mkdir(exist_ok=True)
     methods = [m for m in (args.only.split(",") if args.only else METHODS) if m]
+    if args.table:
+        write_table(out, methods, {}, None, rates)
+        write_montage(out, methods)
+        return 0
     pending = {m: job(m, out, args.data_dir, args.probe, budget_steps(m, rates, args.minutes), args.device)
                for m in methods}
     running: dict[str, tuple[subprocess.Popen, float]] = {}
@@ -199,6 +208,27 @@ def write_table(out: Path, methods: list[str], seconds: dict[str, float], probe:
         rows.append(f"| {m} | {net} | {steps} | {per} | {score} | {grid} |")
     (out / "defaults.md").write_text("\n".join(rows) + "\n")
     print("\n".join(rows))
+
+
+def write_montage(out: Path, methods: list[str], cols: int = 6) -> None:
+    """OUT/grids.png: every method's 8×8 grid under its name, ``cols`` to a row (one
+    figure for docs/results.md instead of a file per method)."""
+    from PIL import Image, ImageDraw
+
+    tiles = [(m, Image.open(out / "grids" / f"{m}.png").convert("L")) for m in methods
+             if (out / "grids" / f"{m}.png").is_file()]
+    if not tiles:
+        return
+    w, h = max(im.width for _, im in tiles), max(im.height for _, im in tiles)
+    label, pad = 14, 6
+    rows = -(-len(tiles) // cols)
+    sheet = Image.new("L", (cols * (w + pad) + pad, rows * (h + label + pad) + pad), 255)
+    draw = ImageDraw.Draw(sheet)
+    for i, (m, im) in enumerate(tiles):
+        x, y = pad + (i % cols) * (w + pad), pad + (i // cols) * (h + label + pad)
+        draw.text((x, y), m, fill=0)
+        sheet.paste(im, (x, y + label))
+    sheet.save(out / "grids.png", optimize=True)
 
 
 if __name__ == "__main__":

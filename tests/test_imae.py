@@ -127,6 +127,10 @@ def test_infovae_aggregate_kl_of_y_matches_numpy():
     q = logits.softmax(1).numpy().mean(0)
     assert np.isclose(t["kl_qy"].item(), 2.0 * (math.log(3) - _np_entropy(q)))
     assert t["mmd_z"].shape == ()
+    # λ (mmd_weight) scales MMD² inside β: the same draws under λ = 1 give a thousandth
+    torch.manual_seed(0)
+    t1 = _build("infovae", beta=2.0, mmd_weight=1.0)._infovae(z.float(), mu.float(), logvar.float(), logits, 0)
+    assert torch.allclose(t["mmd_z"], 1000.0 * t1["mmd_z"])
 
 
 def test_temperature_schedule():
