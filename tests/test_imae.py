@@ -121,15 +121,15 @@ def test_imae_terms_match_numpy_and_gamma_defaults_to_two_beta():
 
 def test_infovae_aggregate_kl_of_y_matches_numpy():
     z, mu, logvar, logits = _posterior()
-    m = _build("infovae", beta=2.0)
+    m, m1 = _build("infovae", beta=2.0), _build("infovae", beta=2.0, mmd_weight=1.0)
     torch.manual_seed(0)
     t = m._infovae(z.float(), mu.float(), logvar.float(), logits, 0)
     q = logits.softmax(1).numpy().mean(0)
     assert np.isclose(t["kl_qy"].item(), 2.0 * (math.log(3) - _np_entropy(q)))
     assert t["mmd_z"].shape == ()
-    # λ (mmd_weight) scales MMD² inside β: the same draws under λ = 1 give a thousandth
+    # λ (mmd_weight, default 1000) scales MMD² inside β: the same prior draws under λ = 1 give a thousandth
     torch.manual_seed(0)
-    t1 = _build("infovae", beta=2.0, mmd_weight=1.0)._infovae(z.float(), mu.float(), logvar.float(), logits, 0)
+    t1 = m1._infovae(z.float(), mu.float(), logvar.float(), logits, 0)
     assert torch.allclose(t["mmd_z"], 1000.0 * t1["mmd_z"])
 
 
