@@ -21,7 +21,7 @@ from typing import Any, Iterable, Mapping
 import torch
 
 from .config import RunConfig, validate
-from .errors import ConfigError
+from .errors import ConfigError, short_repr
 
 __all__ = ["evaluate", "load_run", "resume", "train"]
 
@@ -69,11 +69,33 @@ def _dataset_name(data: Any, labels: Any, test: Any, test_labels: Any) -> str:
         raise ConfigError("genae.train: give data= (a tensor, an array, a Dataset or a dataset name)")
     if isinstance(data, str):
         if labels is not None or test is not None:
-            raise ConfigError(f"data={data!r} names a dataset, which brings its own labels and test split")
+            raise ConfigError(f"data={short_repr(data)} names a dataset, which brings its own labels and test split")
         return data
     train_split = as_split(data, labels, "data")
     test_split = as_split(test, test_labels, "test") if test is not None else None
     return PREFIX + str(store_arrays(train_split, test_split))
+
+
+def _reference_name(method, data: Any, labels: Any, resized: bool = False) -> str:
+    """The dataset name of ``data`` for evaluating ``method``: a name as given, or arrays stored as
+    both splits, after checking that they are the kind and shape of data the method was built for
+    (a network fed other sizes fails deep inside with a shape error, or scores nonsense);
+    ``resized``: the run's ``data.image_size`` resizes images at load, so only channels count."""
+    from .data.arrays import PREFIX, as_split, store_arrays
+
+    if isinstance(data, str):
+        return _dataset_name(data, labels, None, None)
+    split = as_split(data, labels, "data")
+    x, _, kind = split
+    info = method.info
+    want, have = tuple(info.shape), tuple(x.shape[1:])
+    if resized:  # data.image_size resizes the images at load: only the channels must agree
+        want, have = want[:1], have[:1]
+    if kind != info.kind or have != want:
+        raise ConfigError(f"data: {kind}s of shape {tuple(x.shape[1:])}, but the method was built for "
+                          f"{info.kind}s of shape {tuple(info.shape)}; give data of that shape (resize "
+                          f"images, e.g. torch.nn.functional.interpolate)")
+    return PREFIX + str(store_arrays(split, split))
 
 
 def resume(run: str | Path, steps: int | None = None, *, set: Iterable[str] = (),  # noqa: A002
@@ -103,22 +125,28 @@ def evaluate(run_or_method: Any, metrics: Iterable[str], *, data: Any = None, la
     from .methods.base import Method
     from .metrics import EvalContext, evaluate as _evaluate
     from .runs import open_checkpoint
+    from .trainer import resolve_device
 
+    # the arguments first, before a run is loaded or data stored
+    if isinstance(n_samples, bool) or not isinstance(n_samples, int) or n_samples <= 0:
+        raise ConfigError(f"genae.evaluate: n_samples={short_repr(n_samples)}; give a positive number of "
+                          "generated samples")
+    if split not in ("test", "train"):
+        raise ConfigError(f"genae.evaluate: split={short_repr(split)}; choose test or train")
+    if backbone not in ("domain", "inception"):
+        raise ConfigError(f"genae.evaluate: backbone={short_repr(backbone)}; choose domain or inception")
+    device = str(resolve_device(device, "device") if not isinstance(device, torch.device) else device)
     if isinstance(run_or_method, Method):
         method = run_or_method
         if data is None:
             raise ConfigError("genae.evaluate(method, ...): give data= (what to compare against)")
-        if isinstance(data, DataConfig):
-            data_cfg = data
-        else:
-            data_cfg = DataConfig(_dataset_name(data, labels, data if not isinstance(data, str) else None,
-                                                labels))
+        data_cfg = data if isinstance(data, DataConfig) else DataConfig(_reference_name(method, data, labels))
     else:
         method, cfg, _ = open_checkpoint(run_or_method, device=device, step=step,
                                          networks=dict(networks) if networks else None)
         data_cfg = cfg.data if data is None else (data if isinstance(data, DataConfig) else
-                                                  dataclasses.replace(cfg.data, name=_dataset_name(
-                                                      data, labels, data, labels)))
+                                                  dataclasses.replace(cfg.data, name=_reference_name(
+                                                      method, data, labels, cfg.data.image_size is not None)))
     ctx = EvalContext(data_cfg, split=split, n_samples=n_samples, backbone=backbone, device=device,
                       seed=seed, progress=progress)
     return _evaluate(method, ctx, list(metrics))

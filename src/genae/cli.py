@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import math
 import re
 import sys
 from pathlib import Path
@@ -59,6 +60,12 @@ def main(argv: list[str] | None = None) -> int:
     except GenaeError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # a second Ctrl-C (the first asks the trainer to checkpoint and stop)
+        run = getattr(args, "run", None) or getattr(args, "out", None)
+        where = f"; continue with `genae resume {run}` (the last complete checkpoint is intact; a " \
+                "half-written one is removed then)" if args.func in (_cmd_train, _cmd_resume) and run else ""
+        print(f"\ninterrupted: stopped at once by a second Ctrl-C{where}", file=sys.stderr)
+        return 130
     except BrokenPipeError:  # `genae ... | head`: the reader left; nothing to report
         return 0
     except OSError as e:  # a read-only folder, a full disk, a path that is a file: one line, no traceback
@@ -139,9 +146,17 @@ def _requested_device(args) -> str:
     return "auto"
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with genae's error style: one line on stderr naming the fix (``--help``), exit 2,
+    rather than a usage block and the error below it (sub-commands inherit the class)."""
+
+    def error(self, message: str):
+        self.exit(2, f"error: {self.prog}: {message} (see `{self.prog} --help`)\n")
+
+
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="genae", description="Train, evaluate and compare generative "
-                                "autoencoders and encoder/decoder games.")
+    p = _Parser(prog="genae", description="Train, evaluate and compare generative "
+                "autoencoders and encoder/decoder games.")
     from . import __version__
 
     p.add_argument("--version", action="version", version=f"genae {__version__}")
@@ -366,9 +381,11 @@ def _cmd_manifold(args) -> int:
     from .trainer import resolve_device
     from .viz.grids import save_png
 
-    out = Path(args.out)
-    if out.is_dir() or not out.parent.is_dir():
-        raise GenaeError(f"--out {out}: give a PNG file name in an existing folder")
+    out = _out_file(args.out)
+    if args.steps <= 0 or args.restarts <= 0:
+        raise GenaeError(f"--steps and --restarts must be positive (got {args.steps}, {args.restarts})")
+    if not (math.isfinite(args.mu) and args.mu >= 0):
+        raise GenaeError(f"--mu must be a finite number >= 0 (got {args.mu})")
     device = str(resolve_device(args.device, "--device"))
     method = load_run(args.run, device=device)
     if method.info.kind != "image":
@@ -405,9 +422,7 @@ def _cmd_imagine(args) -> int:
     from .trainer import resolve_device
     from .viz.grids import load_image, save_png
 
-    out = Path(args.out)
-    if out.is_dir() or not out.parent.is_dir():
-        raise GenaeError(f"--out {out}: give a PNG file name in an existing folder")
+    out = _out_file(args.out)
     if args.n <= 0 or args.draws <= 0:
         raise GenaeError("--n and --draws must be positive")
     device = str(resolve_device(args.device, "--device"))
@@ -442,13 +457,13 @@ def _cmd_sample(args) -> int:
 
     if args.n <= 0:
         raise GenaeError("--n must be positive")
-    out = Path(args.out)
-    if out.is_dir():
-        raise GenaeError(f"--out {out} is a directory; give a file name, e.g. {out / 'samples.png'}")
-    if not out.parent.is_dir():
-        raise GenaeError(f"--out {out}: the folder {out.parent} does not exist")
+    out = _out_file(args.out, (".png", ".safetensors"))
     device = str(resolve_device(args.device, "--device"))
     method = load_run(args.run, device=device)
+    wanted = ".png" if method.info.kind == "image" else ".safetensors"
+    if out.suffix.lower() != wanted:  # images as a PNG grid, vectors as a tensor file
+        raise GenaeError(f"--out {out}: this run's samples are {method.info.kind}s, written as {wanted}; "
+                         f"e.g. --out {out.with_suffix(wanted)}")
     gen = torch.Generator(device=device).manual_seed(args.seed)
     if args.cls is not None and method.supports("sample"):  # (one that cannot sample says so below)
         if method.sample_y is None:
@@ -476,6 +491,20 @@ def _cmd_sample(args) -> int:
     save_grid(method.to_unit(x), out)
     print(f"{args.n} samples written to {out}")
     return 0
+
+
+def _out_file(path: str, suffixes: tuple[str, ...] = (".png",)) -> Path:
+    """``--out`` of sample, imagine and manifold: a file name ending in one of ``suffixes`` in a
+    folder that exists (checked before any work; Pillow names the format by the extension)."""
+    out = Path(path)
+    if out.is_dir():
+        raise GenaeError(f"--out {out} is a directory; give a file name, e.g. {out / ('samples' + suffixes[0])}")
+    if out.suffix.lower() not in suffixes:
+        raise GenaeError(f"--out {out}: give a file name ending in {' or '.join(suffixes)}, e.g. "
+                         f"{out.with_suffix(suffixes[0]) if out.name else 'samples' + suffixes[0]}")
+    if not out.parent.is_dir():
+        raise GenaeError(f"--out {out}: the folder {out.parent} does not exist")
+    return out
 
 
 def _evaluate_renderers(method, ctx, names, renderer: str | None) -> dict:
@@ -672,6 +701,8 @@ def _cmd_demo(args) -> int:
 
     from .demo import run_demo
 
+    if args.jobs <= 0:
+        raise GenaeError(f"--jobs must be positive (got {args.jobs})")
     out = args.out or f"runs/demo-{dt.datetime.now():%Y%m%d-%H%M%S}"
     page = run_demo(out, args.data_dir, args.overrides, jobs=args.jobs, data=args.data)
     print(f"demo written to {out}: open {page} (table, samples and reconstructions side by side); "

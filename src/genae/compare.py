@@ -73,9 +73,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
-from .errors import GenaeError
+from .errors import GenaeError, RunFileError
 from .config import flatten_config
-from .runs import CONFIG, DATA_RECORD, read_config
+from .runs import CONFIG, DATA_RECORD, read_config, read_eval_record
 
 __all__ = ["Comparison", "Group", "Cell", "RunRecord", "Section", "compare", "collect_runs", "format_table",
            "csv_text", "runs_csv_text", "format_value", "run_compare", "write_outputs", "IGNORED_KEYS",
@@ -398,19 +398,23 @@ def collect_runs(paths: Iterable[str | Path], notes: list[str] | None = None) ->
 
 
 def _manifest_runs(sweep: Path, notes: list[str]) -> list[Path]:
+    from .schema import ANY, Record, Seq, Str, read_json
+
+    # only what compare reads of each point: its run folder, and its name, status and message
+    # for the notes (a manifest of an older genae, or one written by hand, carries no more;
+    # ``genae sweep`` checks the whole file, ``schema.SWEEP_MANIFEST``)
+    spec = Record({"points": Seq(Record({"run": Str(), "name": Str(), "status": Str(), "message": ANY},
+                                        optional=("name", "status", "message")))})
     path = sweep / "manifest.json"
     if not path.is_file():
         return []
     try:
-        manifest = json.loads(path.read_text())
-    except (OSError, ValueError, UnicodeDecodeError) as e:
-        notes.append(f"{path} unreadable ({type(e).__name__}); its runs/ folder was read instead")
+        manifest = read_json(path, spec)
+    except (OSError, RunFileError) as e:
+        notes.append(f"{e}; its runs/ folder was read instead")
         return []
-    points = manifest.get("points") if isinstance(manifest, dict) else None
     out, pending = [], 0
-    for point in points if isinstance(points, list) else []:
-        if not isinstance(point, dict) or not isinstance(point.get("run"), str):
-            continue
+    for point in manifest["points"]:
         d = sweep / point["run"]  # relative to the sweep (an absolute path stays as it is)
         if (d / CONFIG).is_file():
             out.append(d)
@@ -433,13 +437,13 @@ def _read_run(path: Path, notes: list[str]) -> RunRecord:
     ev = path / "eval.json"
     if ev.is_file():
         try:
-            record = json.loads(ev.read_text())
+            record = read_eval_record(ev)
             step = record.get("step")
             # entries written before each carried its own step take the file's
             metrics = {k: {"step": step, **v} if isinstance(v, dict) else {"value": v, "step": step}
-                       for k, v in (record.get("metrics") or {}).items()}
-        except (OSError, ValueError, UnicodeDecodeError, AttributeError) as e:
-            notes.append(f"{path}/eval.json unreadable ({type(e).__name__}): its metrics show as {MISSING}")
+                       for k, v in record["metrics"].items()}
+        except (OSError, RunFileError) as e:
+            notes.append(f"{e}: its metrics show as {MISSING}")
     else:
         notes.append(f"{path} has no eval.json (run `genae eval {path}`): its metrics show as {MISSING}")
     return RunRecord(path=path, name=path.name, method=method, seed=flat.get(SEED_KEY), config=flat,
@@ -450,17 +454,18 @@ def _data_digest(path: Path, notes: list[str]) -> str | None:
     """SHA-256 over the SHA-256s of the data files the run recorded (``RUN/data.json``), per split;
     paths are left out, since the same bytes elsewhere are the same data. None where no file is
     recorded (generated data, or a run from before records)."""
+    from .schema import DATA_RECORD as SCHEMA, read_json
+
     record_path = path / DATA_RECORD
     if not record_path.is_file():
         return None
     try:
-        record = json.loads(record_path.read_text())
-    except (OSError, ValueError, UnicodeDecodeError) as e:
-        notes.append(f"{record_path} unreadable ({type(e).__name__}): the data files of {path.name} are unknown")
+        record = read_json(record_path, SCHEMA)
+    except (OSError, RunFileError) as e:
+        notes.append(f"{e}: the data files of {path.name} are unknown")
         return None
-    lines = sorted(f"{split}\t{digest}" for split, rec in (record.items() if isinstance(record, dict) else ())
-                   if isinstance(rec, dict) and isinstance(rec.get("files"), dict)
-                   for digest in rec["files"].values())
+    lines = sorted(f"{split}\t{digest}" for split, rec in record.items() if rec is not None
+                   for digest in (rec.get("files") or {}).values())
     return hashlib.sha256("\n".join(lines).encode()).hexdigest() if lines else None
 
 
@@ -607,6 +612,8 @@ def _columns(runs: Sequence[RunRecord], metrics: Sequence[str] | None, notes: li
         if unknown:
             raise GenaeError(f"unknown metric {', '.join(unknown)}; valid: {', '.join(METRICS)} "
                              "(or metric.field, e.g. precision-recall.recall)")
+        for name in names:
+            _check_field(runs, name)
     cols: list[str] = []
     for name in names:
         if "." in name:
@@ -626,6 +633,23 @@ def _columns(runs: Sequence[RunRecord], metrics: Sequence[str] | None, notes: li
                        and k != "seconds" and isinstance(v, float)]
         cols += [f"{name}.{f}" for f in fields] or [name]
     return cols
+
+
+def _check_field(runs: Sequence[RunRecord], name: str) -> None:
+    """A ``metric.field`` column asked for must name a number the runs' results of ``metric``
+    hold (else it would be a column of "—" that looks like a metric nobody evaluated)."""
+    from .errors import did_you_mean
+
+    metric, _, fld = name.partition(".")
+    if not fld:
+        return
+    entries = [r.metrics[metric] for r in runs
+               if isinstance(r.metrics.get(metric), dict) and "skipped" not in r.metrics[metric]]
+    fields = list(dict.fromkeys(k for e in entries for k, v in e.items()
+                                if isinstance(v, (int, float)) and not isinstance(v, bool)))
+    if entries and fld not in fields:
+        raise GenaeError(f"--metrics {name}: the {metric} results have no number {fld!r}"
+                         f"{did_you_mean(fld, fields)}; their fields: {', '.join(fields) or 'none'}")
 
 
 # --------------------------------------------------------------------------------------------

@@ -25,7 +25,7 @@ from typing import Any, Literal
 import yaml
 
 from .data import DataConfig, check_data_config
-from .errors import ConfigError, did_you_mean
+from .errors import ConfigError, did_you_mean, short_key, short_repr
 from .methods import METHODS
 from .optim import SCHEDULES
 
@@ -92,8 +92,12 @@ class RunConfig:
         """Strictly rebuild a resolved config (e.g. a run's ``config.yaml``)."""
         unknown = set(d) - {"method", *NAMESPACES}
         if unknown:
-            raise ConfigError(f"unknown top-level key(s) {sorted(unknown)}; valid: method, {', '.join(NAMESPACES)}")
+            raise ConfigError(f"unknown top-level key(s) {short_repr(sorted(map(str, unknown)))}; valid: "
+                              f"method, {', '.join(NAMESPACES)}")
         spec = _method_spec(d.get("method"))
+        for ns in NAMESPACES:
+            if not isinstance(d.get(ns) or {}, dict):
+                raise ConfigError(f"`{ns}` must be a mapping of keys to values, got {short_repr(d[ns])}")
         return cls(method=d["method"],
                    model=from_mapping(spec.cls.Config, {**spec.defaults, **(d.get("model") or {})}, "model"),
                    train=from_mapping(TrainConfig, {**spec.train_defaults, **(d.get("train") or {})}, "train"),
@@ -116,7 +120,7 @@ def build_config(method: str | None = None, data: str | None = None, data_dir: s
         loaded = load_yaml(config_file)
         unknown = set(loaded) - {"method", *NAMESPACES}
         if unknown:
-            raise ConfigError(f"{config_file}: unknown top-level key(s) {sorted(unknown)}; "
+            raise ConfigError(f"{config_file}: unknown top-level key(s) {short_repr(sorted(map(str, unknown)))}; "
                               f"valid: method, {', '.join(NAMESPACES)}")
         file_method = loaded.get("method")
         for ns in NAMESPACES:
@@ -125,7 +129,7 @@ def build_config(method: str | None = None, data: str | None = None, data_dir: s
                 raise ConfigError(f"{config_file}: `{ns}` must be a mapping of keys to values")
             tree[ns].update(section)
     if method and file_method and method != file_method:
-        raise ConfigError(f"method {method!r} on the command line but {file_method!r} in {config_file}")
+        raise ConfigError(f"method {short_repr(method)} on the command line but {short_repr(file_method)} in {config_file}")
     method = method or file_method
     if method is None:
         raise ConfigError("no method given; choose one of: " + ", ".join(METHODS))
@@ -158,11 +162,11 @@ def parse_override(item: str) -> tuple[str, str, Any]:
     """``"model.beta=4"`` -> ("model", "beta", 4). Values are Python literals, else plain strings;
     ``true``/``false``/``null`` as in YAML, and ``none`` is ``NONE_WORD`` (see there)."""
     if "=" not in item:
-        raise ConfigError(f"override {item!r} is not of the form namespace.key=value")
+        raise ConfigError(f"override {short_repr(item)} is not of the form namespace.key=value")
     path, raw = item.split("=", 1)
     parts = path.strip().split(".")
     if len(parts) != 2 or parts[0] not in NAMESPACES or not parts[1]:
-        raise ConfigError(f"override key {path!r} must be <namespace>.<key> with namespace one of "
+        raise ConfigError(f"override key {short_repr(path)} must be <namespace>.<key> with namespace one of "
                           f"{', '.join(NAMESPACES)}")
     raw = raw.strip()
     words = {"true": True, "false": False, "null": None, "none": NONE_WORD}  # YAML spellings too
@@ -170,21 +174,23 @@ def parse_override(item: str) -> tuple[str, str, Any]:
         return parts[0], parts[1], words[raw.lower()]
     try:
         value = ast.literal_eval(raw)
-    except (ValueError, SyntaxError):
-        value = raw  # a bare word such as `bernoulli` or a path
+    except (ValueError, TypeError, SyntaxError, RecursionError, MemoryError):
+        # not a literal (a bare word such as `bernoulli`, a path), or one Python refuses to build:
+        # an unhashable set or key (TypeError), too deep (RecursionError), a null byte (ValueError)
+        value = raw
     return parts[0], parts[1], value
 
 
 def load_yaml(path: str | Path) -> dict[str, Any]:
+    """A YAML config file (``--config``, a sweep file, a run's ``config.yaml``) as a mapping,
+    parsed with bounded size, alias expansion and depth (``genae.schema.parse_yaml``)."""
+    from .schema import MAX_YAML_BYTES, parse_yaml, read_text
+
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"config file {path} does not exist")
-    try:
-        loaded = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except UnicodeDecodeError:
-        raise ConfigError(f"{path} is not a text file (not UTF-8), so not a YAML config") from None
-    except yaml.YAMLError as e:
-        raise ConfigError(f"{path} is not valid YAML: {e}") from None
+    text = read_text(path, MAX_YAML_BYTES, error=ConfigError)
+    loaded = parse_yaml(text, path) or {}
     if not isinstance(loaded, dict):
         raise ConfigError(f"{path} must hold a mapping (method:, model:, train:, data:)")
     return loaded
@@ -263,11 +269,11 @@ def validate(cfg: RunConfig) -> None:
     if t.threads < 0:
         raise ConfigError(f"train.threads must be 0 (torch's default) or positive, got {t.threads}")
     if t.lr_schedule not in SCHEDULES:  # also guarded by Literal, kept for YAML edited by hand
-        raise ConfigError(f"train.lr_schedule={t.lr_schedule!r}; valid: {', '.join(SCHEDULES)}")
+        raise ConfigError(f"train.lr_schedule={short_repr(t.lr_schedule)}; valid: {', '.join(SCHEDULES)}")
     if isinstance(t.grad_clip, (int, float)) and t.grad_clip <= 0:
         raise ConfigError("train.grad_clip must be positive (or null to disable)")
     if t.device != "auto" and not (t.device in ("cpu", "cuda", "mps") or t.device.startswith("cuda:")):
-        raise ConfigError(f"train.device={t.device!r}; valid: auto, cpu, cuda, cuda:N, mps")
+        raise ConfigError(f"train.device={short_repr(t.device)}; valid: auto, cpu, cuda, cuda:N, mps")
     if t.nan_check == "interval" and t.on_nonfinite == "skip":
         raise ConfigError("train.on_nonfinite=skip needs train.nan_check=update: an update can only be "
                           "skipped if it is checked before it is applied")
@@ -276,7 +282,29 @@ def validate(cfg: RunConfig) -> None:
     from .loggers import check_loggers
 
     check_loggers(t.loggers)
+    check_optimizer_fields(cfg.model)
     check_data_config(cfg.data)
+
+
+def check_optimizer_fields(model: Any) -> None:
+    """The ranges PyTorch's optimizers accept, checked with the config (before a run directory
+    or any data exists) for the fields every method names alike: learning rates (``lr``,
+    ``*_lr``) finite and positive, Adam's ``betas``/``*_betas`` each in [0, 1), ``momentum``
+    finite and >= 0. Otherwise ``--set model.betas=(0.5,2.0)`` passes the type check and fails
+    with a traceback where the optimizer is built."""
+    import math
+
+    for f in dataclasses.fields(model):
+        name, value = f.name, getattr(model, f.name)
+        if (name == "lr" or name.endswith("_lr")) and isinstance(value, float) \
+                and not (math.isfinite(value) and value > 0):
+            raise ConfigError(f"model.{name}={value}: a learning rate must be a finite number > 0")
+        if (name == "betas" or name.endswith("_betas")) and isinstance(value, tuple) \
+                and not all(isinstance(b, float) and 0.0 <= b < 1.0 for b in value):
+            raise ConfigError(f"model.{name}={short_repr(value)}: Adam's betas (β1, β2) must each lie in "
+                              f"[0, 1), e.g. (0.5, 0.999)")
+        if name == "momentum" and isinstance(value, float) and not (math.isfinite(value) and value >= 0):
+            raise ConfigError(f"model.{name}={value}: momentum must be a finite number >= 0")
 
 
 def check_against_data(cfg: RunConfig, num_classes: int | None) -> None:
@@ -303,7 +331,7 @@ def from_mapping(cls: type, mapping: dict[str, Any], prefix: str) -> Any:
     kwargs = {}
     for key, value in mapping.items():
         if key not in hints or key not in names:
-            raise ConfigError(f"unknown key {prefix}.{key}; valid keys: {', '.join(names)}")
+            raise ConfigError(f"unknown key {prefix}.{short_key(key)}; valid keys: {', '.join(names)}")
         kwargs[key] = coerce(value, hints[key], f"{prefix}.{key}")
     return cls(**kwargs)
 
@@ -325,43 +353,43 @@ def coerce(value: Any, annotation: Any, key: str) -> Any:
                 return coerce(value, option, key)
             except ConfigError as e:
                 errors.append(str(e))
-        raise ConfigError(f"{key}={value!r} has the wrong type; expected {_type_name(annotation)}")
+        raise ConfigError(f"{key}={short_repr(value)} has the wrong type; expected {_type_name(annotation)}")
     if annotation is type(None):
         if value is None:
             return None
-        raise ConfigError(f"{key}: expected null, got {value!r}")
+        raise ConfigError(f"{key}: expected null, got {short_repr(value)}")
     if origin is Literal:
         if value in args:
             return value
-        raise ConfigError(f"{key}={value!r} is not valid; choose one of: {', '.join(map(str, args))}")
+        raise ConfigError(f"{key}={short_repr(value)} is not valid; choose one of: {', '.join(map(str, args))}")
     if annotation is bool:
         if isinstance(value, bool):
             return value
-        raise ConfigError(f"{key}={value!r}: expected true/false")
+        raise ConfigError(f"{key}={short_repr(value)}: expected true/false")
     if annotation is int:
         if isinstance(value, int) and not isinstance(value, bool):
             return value
-        raise ConfigError(f"{key}={value!r}: expected an integer")
+        raise ConfigError(f"{key}={short_repr(value)}: expected an integer")
     if annotation is float:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             return float(value)
-        raise ConfigError(f"{key}={value!r}: expected a number")
+        raise ConfigError(f"{key}={short_repr(value)}: expected a number")
     if annotation is str:
         if isinstance(value, str):
             return value
-        raise ConfigError(f"{key}={value!r}: expected a string")
+        raise ConfigError(f"{key}={short_repr(value)}: expected a string")
     if origin is tuple:
         if not isinstance(value, (list, tuple)):
-            raise ConfigError(f"{key}={value!r}: expected a sequence {_type_name(annotation)}")
+            raise ConfigError(f"{key}={short_repr(value)}: expected a sequence {_type_name(annotation)}")
         if len(args) == 2 and args[1] is Ellipsis:
             return tuple(coerce(v, args[0], f"{key}[{i}]") for i, v in enumerate(value))
         if len(value) != len(args):
-            raise ConfigError(f"{key}={value!r}: expected {len(args)} values")
+            raise ConfigError(f"{key}={short_repr(value)}: expected {len(args)} values")
         return tuple(coerce(v, a, f"{key}[{i}]") for i, (v, a) in enumerate(zip(value, args)))
     if origin is dict:
         if not isinstance(value, dict):
-            raise ConfigError(f"{key}={value!r}: expected a mapping {_type_name(annotation)}")
-        return {coerce(k, args[0], key): coerce(v, args[1], f"{key}.{k}") for k, v in value.items()}
+            raise ConfigError(f"{key}={short_repr(value)}: expected a mapping {_type_name(annotation)}")
+        return {coerce(k, args[0], key): coerce(v, args[1], f"{key}.{short_key(k)}") for k, v in value.items()}
     if annotation is Any:
         return value
     raise ConfigError(f"{key}: unsupported config annotation {annotation!r}")
@@ -407,7 +435,7 @@ def _plain(obj: Any) -> dict[str, Any]:
 
 
 def _method_spec(name: Any):
-    if name not in METHODS:
-        raise ConfigError(f"unknown method {name!r}{did_you_mean(name, METHODS)}; choose one of: "
-                          f"{', '.join(METHODS)}")
+    if not isinstance(name, str) or name not in METHODS:  # `method: [vae, ae]` is no name either
+        hint = did_you_mean(name, METHODS) if isinstance(name, str) else ""
+        raise ConfigError(f"unknown method {short_repr(name)}{hint}; choose one of: {', '.join(METHODS)}")
     return METHODS[name]

@@ -31,8 +31,8 @@ from typing import Any, Callable, Iterable
 
 import numpy as np
 
-from .errors import ConfigError
-from .fileio import atomic_write
+from .errors import ConfigError, RunFileError, short_repr
+from .fileio import atomic_write, make_dirs
 
 __all__ = ["LOGGERS", "CallbackSink", "MLflowSink", "Sink", "TensorBoardSink", "WandbSink", "check_loggers",
            "log_eval", "open_sinks"]
@@ -67,16 +67,20 @@ def _flat(cfg: dict[str, Any]) -> dict[str, Any]:
 
 
 def _ids(run_dir: Path) -> dict[str, str]:
+    """The logger run ids of ``RUN/loggers.json`` (``schema.LOGGER_IDS``); none when the file is
+    missing, damaged or of the wrong types (the logger then starts a new run of its own)."""
+    from .schema import LOGGER_IDS, read_json
+
     try:
-        return json.loads((run_dir / IDS).read_text())
-    except (OSError, ValueError):
+        return read_json(run_dir / IDS, LOGGER_IDS)
+    except (OSError, RunFileError):
         return {}
 
 
 def _save_id(run_dir: Path, name: str, run_id: str) -> None:
     ids = _ids(run_dir)
     if ids.get(name) != run_id:
-        atomic_write(run_dir / IDS, json.dumps({**ids, name: run_id}, indent=2).encode())
+        atomic_write(run_dir / IDS, json.dumps({**ids, name: run_id}, indent=2).encode(), root=run_dir)
 
 
 class TensorBoardSink(Sink):
@@ -85,7 +89,8 @@ class TensorBoardSink(Sink):
     def __init__(self, run_dir: Path, purge_step: int | None = None):
         from torch.utils.tensorboard import SummaryWriter
 
-        self.writer = SummaryWriter(str(Path(run_dir) / "tb"), purge_step=purge_step)
+        # a real folder of the run (a link there is refused): TensorBoard writes where it is told
+        self.writer = SummaryWriter(str(make_dirs(run_dir, Path(run_dir) / "tb")), purge_step=purge_step)
 
     def config(self, cfg):
         import yaml
@@ -121,7 +126,8 @@ class MLflowSink(Sink):
         import mlflow
 
         self.mlflow, self.run_dir = mlflow, Path(run_dir)
-        self.client = mlflow.tracking.MlflowClient(tracking_uri=(self.run_dir / "mlruns").resolve().as_uri())
+        store = make_dirs(self.run_dir, self.run_dir / "mlruns")  # a real folder of the run, not a link
+        self.client = mlflow.tracking.MlflowClient(tracking_uri=store.resolve().as_uri())
         run_id = _ids(self.run_dir).get("mlflow")
         if run_id is None:
             exp = self.client.get_experiment_by_name("genae")
@@ -170,6 +176,7 @@ class WandbSink(Sink):
         self.wandb, self.run_dir = wandb, Path(run_dir)
         run_id = _ids(self.run_dir).get("wandb") or uuid.uuid4().hex[:8]  # W&B run ids: [a-z0-9]
         _save_id(self.run_dir, "wandb", run_id)
+        make_dirs(self.run_dir, self.run_dir / "wandb")  # a real folder of the run, not a link
         os.environ.setdefault("WANDB_SILENT", "true")
         self.run = wandb.init(project="genae", name=run_name, id=run_id, resume="allow", mode="offline",
                               dir=str(self.run_dir), config=_flat(cfg), reinit=True)
@@ -225,7 +232,7 @@ def check_loggers(names: Iterable[str]) -> None:
 
     for name in names:
         if name not in LOGGERS:
-            raise ConfigError(f"train.loggers: unknown logger {name!r}; choose from {', '.join(LOGGERS)} "
+            raise ConfigError(f"train.loggers: unknown logger {short_repr(name)}; choose from {', '.join(LOGGERS)} "
                               "(TensorBoard is train.tensorboard)")
         if importlib.util.find_spec(LOGGERS[name]) is None:
             raise ConfigError(f"train.loggers: {name} needs the {LOGGERS[name]!r} package: "

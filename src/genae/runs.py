@@ -18,7 +18,8 @@ A checkpoint is written into a temporary directory, every file fsync'ed, the man
 renamed into place, so a run killed at any instant leaves the previous checkpoint complete. A
 checkpoint is *complete* when its manifest checks; every reader (resume, eval, sample, report)
 takes the newest complete one and names each damaged newer one it skips. Nothing read from a run
-can execute code: weights and trainer tensors are safetensors, the rest JSON/YAML (``state_io``).
+can execute code: weights and trainer tensors are safetensors, the rest JSON/YAML (``state_io``),
+parsed with bounded size and checked against a schema per file before use (``genae.schema``).
 Checkpoints written before manifests (a pickled ``trainer.pt``) are read as they are, with the
 restricted weights-only unpickler; resuming such a run writes new checkpoints in the new format.
 (The design names ``checkpoints/model.safetensors``; one directory per step is what makes the
@@ -28,12 +29,12 @@ from __future__ import annotations
 
 import contextlib
 import datetime as _dt
+import errno
 import fcntl
 import hashlib
 import json
 import os
 import re
-import shutil
 import sys
 from pathlib import Path
 from typing import Any, Sequence
@@ -43,10 +44,10 @@ import yaml
 from safetensors import safe_open
 from safetensors.torch import load as load_tensors, save as save_tensors
 
-from . import state_io
+from . import fileio, schema, state_io
 from .fileio import atomic_write, fsync_dir, sha256_file, write_synced
 from .config import RunConfig, flatten_config, load_yaml
-from .errors import ConfigError, GenaeError
+from .errors import ConfigError, GenaeError, RunFileError
 from .methods import METHODS, DataInfo, Method
 
 CONFIG = "config.yaml"
@@ -55,16 +56,19 @@ LATEST = "latest"
 
 
 def read_metrics(path: str | Path) -> list[dict]:
-    """Rows of a ``metrics.jsonl`` file (a truncated last line, from a killed run, is ignored)."""
+    """Rows of a ``metrics.jsonl`` file: its JSON objects (a truncated last line, from a killed
+    run, and any line that is not an object are ignored)."""
     rows = []
     path = Path(path)
     if not path.exists():
         return rows
-    for line in path.read_text().splitlines():
+    for line in path.read_text(errors="replace").splitlines():
         try:
-            rows.append(json.loads(line))
-        except json.JSONDecodeError:
+            row = json.loads(line)
+        except (ValueError, RecursionError):
             continue
+        if isinstance(row, dict):
+            rows.append(row)
     return rows
 
 
@@ -105,10 +109,7 @@ def discard_new_run(path: Path, created: list[Path]) -> None:
     itself, and parents such as ``runs/`` unless another run has appeared in them meanwhile).
     A folder that existed before stays. Call while holding the run's lock."""
     for entry in Path(path).iterdir():
-        if entry.is_dir() and not entry.is_symlink():
-            shutil.rmtree(entry, ignore_errors=True)
-        else:
-            entry.unlink(missing_ok=True)
+        fileio.remove(path, entry, ignore_errors=True)
     for folder in created:  # innermost first; rmdir leaves a folder that is not empty
         with contextlib.suppress(OSError):
             folder.rmdir()
@@ -129,30 +130,35 @@ def _check_new_run_dir(path: Path, ignore: tuple[str, ...]) -> None:
 
 
 def write_config(run_dir: Path, cfg: RunConfig, info: DataInfo) -> None:
-    atomic_write(Path(run_dir) / CONFIG, _config_text(cfg, info).encode())
+    atomic_write(Path(run_dir) / CONFIG, _config_text(cfg, info).encode(), root=run_dir)
 
 
 def read_config(run_dir: str | Path) -> dict[str, Any]:
-    """The run's resolved config as a dict with keys method, model, train, data, data_info."""
+    """The run's resolved config as a dict with keys method, model, train, data, data_info
+    (checked against ``schema.RUN_CONFIG``; the namespaces are typed by ``RunConfig.from_dict``)."""
     path = Path(run_dir) / CONFIG
     if not path.is_file():
         raise GenaeError(f"{run_dir} is not a genae run: {path} is missing")
-    d = load_yaml(path)
-    if not isinstance(d.get("data_info"), dict):
-        raise GenaeError(f"{path} is damaged: it has no data_info section")
-    return d
+    return read_config_file(path)
 
 
-def run_config(run_dir: str | Path) -> tuple[RunConfig, DataInfo]:
-    d = read_config(run_dir)
-    try:
-        info = DataInfo.from_dict(d.pop("data_info"))
-    except (TypeError, KeyError, ValueError) as e:
-        raise GenaeError(f"{Path(run_dir) / CONFIG}: damaged data_info ({e})") from None
+def read_config_file(path: Path) -> dict[str, Any]:
+    """A run's or a checkpoint's ``config.yaml``: bounded YAML, checked against ``schema.RUN_CONFIG``."""
+    return schema.check(load_yaml(path), schema.RUN_CONFIG, path)
+
+
+def resolved_config(d: dict[str, Any], path: Path) -> tuple[RunConfig, DataInfo]:
+    """(config, data info) of a dict from ``read_config_file``; a ``ConfigError`` naming ``path``."""
+    d = dict(d)
+    info = DataInfo.from_dict(d.pop("data_info"))
     try:
         return RunConfig.from_dict(d), info
     except ConfigError as e:
-        raise ConfigError(f"{Path(run_dir) / CONFIG}: {e}") from None
+        raise ConfigError(f"{path}: {e}") from None
+
+
+def run_config(run_dir: str | Path) -> tuple[RunConfig, DataInfo]:
+    return resolved_config(read_config(run_dir), Path(run_dir) / CONFIG)
 
 
 # --------------------------------------------------------------------------------------------
@@ -206,10 +212,12 @@ def verify_checkpoint(ckpt: Path) -> str | None:
             return None
         return f"no {MANIFEST} (the write did not finish)"
     try:
-        files = json.loads(manifest.read_text())["files"]
-        listed = {str(name): (int(v["size"]), str(v["sha256"])) for name, v in files.items()}
-    except (ValueError, KeyError, TypeError, AttributeError, UnicodeDecodeError) as e:
-        return f"{MANIFEST} is damaged ({type(e).__name__})"
+        files = schema.read_json(manifest, schema.CHECKPOINT_MANIFEST)["files"]
+    except RunFileError as e:
+        return f"{MANIFEST} is damaged ({str(e).split(': ', 1)[-1]})"
+    except OSError as e:
+        return f"{MANIFEST} is unreadable ({e.strerror or e})"
+    listed = {name: (v["size"], v["sha256"]) for name, v in files.items()}
     for required in (MODEL_FILE, STATE_JSON, STATE_TENSORS, CONFIG):
         if required not in listed:
             return f"{MANIFEST} does not list {required}"
@@ -288,14 +296,16 @@ def write_checkpoint(run_dir: Path, step: int, method: Method, trainer_state: di
     failure (a full disk, a read-only folder) the temporary directory is removed and a
     ``GenaeError`` names the checkpoint that is still intact. Pruning keeps the newest ``keep``
     checkpoints and only ever deletes ones *older* than the one just written, so the checkpoint a
-    run resumed from, and anything newer, survive until a newer one is complete.
+    run resumed from, and anything newer, survive until a newer one is complete. Everything is
+    written and deleted inside ``RUN/checkpoints`` only: a link there (to another run's
+    checkpoints) is refused before anything is written or pruned (``genae.fileio``).
     """
     root = Path(run_dir) / CKPT_DIR
     name = checkpoint_name(step)
     tmp = root / f".tmp-{name}-{os.getpid()}"
     try:
-        root.mkdir(parents=True, exist_ok=True)
-        shutil.rmtree(tmp, ignore_errors=True)
+        fileio.make_dirs(run_dir, root)
+        fileio.remove(run_dir, tmp, ignore_errors=True)
         tmp.mkdir()
         weights = {k: v.detach().to("cpu").contiguous().clone() for k, v in method.state_dict().items()}
         state_json, state_tensors = state_io.dumps(trainer_state)
@@ -313,20 +323,21 @@ def write_checkpoint(run_dir: Path, step: int, method: Method, trainer_state: di
                               for k, v in files.items()}}
         write_synced(tmp / MANIFEST, json.dumps(manifest, indent=2).encode())
         final = root / name
-        if final.exists():  # a damaged or superseded checkpoint of the same step (a rewound run)
-            shutil.rmtree(final)
+        # a damaged or superseded checkpoint of the same step (a rewound run); a link there is
+        # removed itself, never followed
+        fileio.remove(run_dir, final)
         os.replace(tmp, final)
         fsync_dir(root)
-        atomic_write(root / LATEST, name.encode())
+        atomic_write(root / LATEST, name.encode(), root=run_dir)
     except OSError as e:
-        shutil.rmtree(tmp, ignore_errors=True)
+        fileio.remove(run_dir, tmp, ignore_errors=True)
         previous = find_checkpoint(run_dir)[0]
         intact = f"the last complete checkpoint {previous.name} is intact" if previous else \
             "there is no earlier complete checkpoint"
         raise GenaeError(f"could not write checkpoint {name} in {root}: {_os_reason(e)}; {intact}") from None
     older = [p for p in checkpoint_dirs(run_dir) if checkpoint_step(p) < step]
     for old in older[:max(len(older) - (keep - 1), 0)]:
-        shutil.rmtree(old, ignore_errors=True)
+        fileio.remove(run_dir, old, ignore_errors=True)
     return final
 
 
@@ -335,16 +346,19 @@ def read_checkpoint(ckpt: Path, device: str | torch.device = "cpu") -> tuple[dic
 
     Nothing is unpickled: weights are safetensors, the trainer state safetensors + JSON
     (``genae.state_io``); a checkpoint from before that format has its ``trainer.pt`` read by the
-    restricted weights-only unpickler. A damaged or crafted file raises ``GenaeError`` naming it.
+    restricted weights-only unpickler. A damaged or crafted file, or a state of the wrong types
+    (``schema.TRAINER_STATE``), raises ``GenaeError`` naming it.
     """
     ckpt = Path(ckpt)
     weights = {k: v.to(device) for k, v in read_weights(ckpt).items()}
     if (ckpt / STATE_JSON).is_file():
-        state = state_io.loads((ckpt / STATE_JSON).read_bytes(), (ckpt / STATE_TENSORS).read_bytes(),
-                               str(ckpt / STATE_JSON))
+        source = ckpt / STATE_JSON
+        text = schema.read_text(source, schema.MAX_JSON_BYTES).encode()
+        state = state_io.loads(text, (ckpt / STATE_TENSORS).read_bytes(), str(source))
     else:
-        state = state_io.load_legacy(ckpt / LEGACY_STATE)
-    return weights, state
+        source = ckpt / LEGACY_STATE
+        state = state_io.load_legacy(source)
+    return weights, schema.check(state, schema.TRAINER_STATE, source)
 
 
 def load_run(run_dir: str | Path, device: str | torch.device = "cpu", step: int | None = None,
@@ -363,8 +377,13 @@ def open_checkpoint(run_dir: str | Path, device: str | torch.device = "cpu", ste
 
     The network is built from the *checkpoint's* ``config.yaml``, so a hand-edited
     ``RUN/config.yaml`` cannot make the weights not fit (checkpoints from before it was stored
-    there fall back to the run's).
+    there fall back to the run's). ``device``: a device, or its name (``auto`` included; one that
+    does not exist here is a ``GenaeError``).
     """
+    if not isinstance(device, torch.device):
+        from .trainer import resolve_device
+
+        device = resolve_device(device, "device")
     read_config(run_dir)  # a clear error if RUN is not a run
     ckpt = require_checkpoint(run_dir, step)
     cfg, info = checkpoint_config(run_dir, ckpt)
@@ -379,12 +398,8 @@ def checkpoint_config(run_dir: str | Path, ckpt: Path) -> tuple[RunConfig, DataI
     """The config a checkpoint was written with (the run's, for a checkpoint that has none)."""
     if not (Path(ckpt) / CONFIG).is_file():
         return run_config(run_dir)
-    d = load_yaml(Path(ckpt) / CONFIG)
-    try:
-        info = DataInfo.from_dict(d.pop("data_info"))
-        return RunConfig.from_dict(d), info
-    except (TypeError, KeyError, ValueError) as e:
-        raise GenaeError(f"{Path(ckpt) / CONFIG} is damaged ({e})") from None
+    path = Path(ckpt) / CONFIG
+    return resolved_config(read_config_file(path), path)
 
 
 def load_weights(method: Method, weights: dict[str, torch.Tensor], ckpt: Path) -> None:
@@ -458,12 +473,22 @@ def read_weights(ckpt: Path) -> dict[str, torch.Tensor]:
 LOCK = ".lock"
 
 
+class LockHeld(GenaeError):
+    """Another process holds the lock; ``holder`` is its PID as the lock file says (or "unknown")."""
+
+    def __init__(self, message: str, holder: str):
+        super().__init__(message)
+        self.holder = holder
+
+
 class RunLock:
     """An exclusive ``flock`` on ``RUN/.lock`` for the life of a ``train``/``resume`` process.
 
     The OS releases it when the process dies (even by SIGKILL), so a stale lock never blocks a
-    resume. A second writer gets a ``GenaeError`` naming the holder's PID. Readers (eval, sample,
-    report) do not lock: every file they read is replaced atomically.
+    resume. A second writer gets a ``LockHeld`` naming the holder's PID. The lock file is opened
+    without following a link and must be a regular file of one name (``fileio.open_own``): the
+    PID written into it never lands in a file outside the run. Readers (eval, sample, report) do
+    not lock: every file they read is replaced atomically.
     """
 
     def __init__(self, run_dir: str | Path):
@@ -471,14 +496,16 @@ class RunLock:
         self.fd: int | None = None
 
     def acquire(self) -> "RunLock":
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        fd = fileio.open_own(self.path, os.O_RDWR | os.O_CREAT)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
+        except OSError as e:
             holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "unknown"
             os.close(fd)
-            raise GenaeError(f"{self.path.parent} is in use by another genae process (PID {holder}); "
-                             "wait for it to finish or stop it, then `genae resume`") from None
+            if e.errno not in (errno.EWOULDBLOCK, errno.EAGAIN):  # e.g. a file system without locks
+                raise OSError(e.errno, e.strerror, str(self.path)) from None
+            raise LockHeld(f"{self.path.parent} is in use by another genae process (PID {holder}); "
+                           "wait for it to finish or stop it, then `genae resume`", holder) from None
         os.ftruncate(fd, 0)
         os.pwrite(fd, str(os.getpid()).encode(), 0)
         self.fd = fd
@@ -498,17 +525,24 @@ class RunLock:
 
 def clean_leftovers(run_dir: str | Path) -> list[Path]:
     """Remove what an interrupted writer left (``checkpoints/.tmp-step-*``, ``*.tmp-*`` files);
-    call only while holding the run's lock. Returns what was removed."""
+    call only while holding the run's lock. Returns what was removed. Only the run's own files
+    go: a ``checkpoints`` link is refused (``GenaeError``) and nothing is deleted through it."""
     run_dir = Path(run_dir)
+    fileio.refuse_links(run_dir, [CKPT_DIR])
     removed = []
     for pattern in (f"{CKPT_DIR}/.tmp-step-*", f"{CKPT_DIR}/*.tmp-*", "*.tmp-*", "*.tmp"):
         for p in run_dir.glob(pattern):
-            if p.is_dir() and not p.is_symlink():
-                shutil.rmtree(p, ignore_errors=True)
-            else:
-                p.unlink(missing_ok=True)
+            fileio.remove(run_dir, p, ignore_errors=True)
             removed.append(p)
     return removed
+
+
+#: What a writer changes in place in a run (appends to, adds files into, prunes): a link at one
+#: of these names would carry those writes (or deletions) outside the run, so ``resume`` refuses
+#: to start on one (``fileio.refuse_links``). Files replaced whole (config.yaml, eval.json,
+#: loss_curves.png, report.html, ...) need no such check: ``atomic_write`` replaces a link there
+#: and leaves its target alone.
+IN_PLACE = (LOCK, CKPT_DIR, "metrics.jsonl", "samples", "tb", "mlruns", "wandb")
 
 
 def build_method(cfg: RunConfig, info: DataInfo, networks: dict[str, torch.nn.Module] | None = None) -> Method:
@@ -568,13 +602,13 @@ def resume_config(run_dir: str | Path, ckpt: Path | None, steps: int | None = No
 
     run_dir = Path(run_dir)
     edited = read_config(run_dir)
-    truth = load_yaml(ckpt / CONFIG) if ckpt is not None else edited
+    truth = read_config_file(ckpt / CONFIG) if ckpt is not None else edited
     tree = {k: dict(v) if isinstance(v, dict) else v for k, v in edited.items()}
     for item in overrides:
         ns, key, value = parse_override(item)
-        tree.setdefault(ns, {})[key] = value
+        tree[ns] = {**(tree.get(ns) or {}), key: value}  # a section may be null in the file
     if steps is not None:
-        tree.setdefault("train", {})["steps"] = steps
+        tree["train"] = {**(tree.get("train") or {}), "steps": steps}
     try:
         old_cfg = RunConfig.from_dict({k: v for k, v in truth.items() if k != "data_info"})
         new_cfg = RunConfig.from_dict({k: v for k, v in tree.items() if k != "data_info"})
@@ -606,18 +640,26 @@ def write_eval(run, cfg: RunConfig, results: dict, step: int, latest: bool = Tru
     """
     path = Path(run) / ("eval.json" if latest else f"eval-{checkpoint_name(step)}.json")
     kept = {}
-    if path.is_file():
+    own = fileio.read_own(run, path)  # a link there is replaced, and what it points to never read
+    if own is not None:
         try:
-            previous = json.loads(path.read_text())
+            previous = schema.parse_json(own.decode("utf-8"), schema.EVAL_RECORD, path)
             file_step = previous.get("step")
-            kept = {k: v for k, v in previous.get("metrics", {}).items()
+            kept = {k: v for k, v in previous["metrics"].items()
                     if isinstance(v, dict) and v.get("step", file_step) == step}
-        except (ValueError, AttributeError, UnicodeDecodeError):
-            print(f"warning: {path} was unreadable; it is replaced", file=sys.stderr)
+        except (RunFileError, UnicodeDecodeError) as e:
+            print(f"warning: {e if isinstance(e, RunFileError) else f'{path} is not UTF-8'}; it is replaced",
+                  file=sys.stderr)
     record = {"run": str(run), "method": cfg.method, "data": cfg.data.name, "step": step,
               "metrics": {**kept, **{k: {**v, "step": step} for k, v in results.items()}}}
-    atomic_write(path, json.dumps(record, indent=2, default=jsonable).encode())
+    atomic_write(path, json.dumps(record, indent=2, default=jsonable).encode(), root=run)
     return path
+
+
+def read_eval_record(path: str | Path) -> dict[str, Any]:
+    """An ``eval.json`` (or ``eval-step-*.json``) checked against ``schema.EVAL_RECORD``;
+    ``RunFileError`` naming the file and field when it is damaged or of the wrong types."""
+    return schema.read_json(path, schema.EVAL_RECORD)
 
 
 def jsonable(v):
@@ -653,16 +695,21 @@ def write_run_info(run_dir: Path, cfg: RunConfig, method: Method, optimizers: di
             "parameters": {k: sum(p.numel() for g in o.param_groups for p in g["params"])
                            for k, o in optimizers.items()},
             "total_parameters": sum(p.numel() for p in method.parameters())}
-    atomic_write(Path(run_dir) / RUN_INFO, json.dumps(info, indent=2).encode())
+    atomic_write(Path(run_dir) / RUN_INFO, json.dumps(info, indent=2).encode(), root=run_dir)
     return info
 
 
 def read_run_info(run_dir: str | Path) -> dict[str, Any]:
-    """``RUN/run.json`` as a dict (empty for a run from before it existed, or a damaged file)."""
+    """``RUN/run.json`` as a dict (``schema.RUN_INFO``); empty for a run from before it existed,
+    and for a damaged file or one of the wrong types, which is named on stderr (the file only
+    informs: the report and summaries go on without it)."""
+    path = Path(run_dir) / RUN_INFO
+    if not path.is_file():
+        return {}
     try:
-        d = json.loads((Path(run_dir) / RUN_INFO).read_text())
-        return d if isinstance(d, dict) else {}
-    except (OSError, ValueError):
+        return schema.read_json(path, schema.RUN_INFO)
+    except (RunFileError, OSError) as e:
+        print(f"warning: {e}; its information is left out", file=sys.stderr)
         return {}
 
 
@@ -690,7 +737,7 @@ def write_data_record(run_dir: Path, splits: dict[str, Any]) -> None:
     from .data import provenance
 
     record = {split: provenance(ds) if ds is not None else None for split, ds in splits.items()}
-    atomic_write(Path(run_dir) / DATA_RECORD, json.dumps(record, indent=2).encode())
+    atomic_write(Path(run_dir) / DATA_RECORD, json.dumps(record, indent=2).encode(), root=run_dir)
 
 
 def check_data_record(run_dir: Path, splits: dict[str, Any]) -> list[str]:
@@ -702,9 +749,9 @@ def check_data_record(run_dir: Path, splits: dict[str, Any]) -> list[str]:
     if not path.is_file():  # a run from before records: nothing to compare with
         return []
     try:
-        recorded = json.loads(path.read_text())
-    except (ValueError, UnicodeDecodeError):
-        print(f"warning: {path} is damaged; the data cannot be compared with the run's", file=sys.stderr)
+        recorded = schema.read_json(path, schema.DATA_RECORD)
+    except (RunFileError, OSError) as e:
+        print(f"warning: {e}; the data cannot be compared with the run's", file=sys.stderr)
         return []
     lines = []
     for split, ds in splits.items():
@@ -714,6 +761,68 @@ def check_data_record(run_dir: Path, splits: dict[str, Any]) -> list[str]:
     for line in lines:
         print(f"warning: the data differs from the run's ({path}): {line}", file=sys.stderr)
     return lines
+
+
+# --------------------------------------------------------------------------------------------
+# The metric history: appended, never rewritten in place
+# --------------------------------------------------------------------------------------------
+METRICS = "metrics.jsonl"
+
+
+def append_metrics(run_dir: Path, row: dict[str, Any]) -> None:
+    """Append ``row`` as one line of ``RUN/metrics.jsonl``: whole or not at all, fsync'ed, never
+    through a link (``fileio.append``); an error names the file."""
+    fileio.append(Path(run_dir) / METRICS, (json.dumps(row) + "\n").encode(), root=run_dir)
+
+
+def trim_metrics(run_dir: Path, step: int) -> None:
+    """Make ``RUN/metrics.jsonl`` end at ``step``, where a run (re)starts logging: the rows of later
+    steps (logged after the checkpoint a resume starts from; it logs them again) go, every other
+    line stays byte for byte.
+
+    The file is replaced atomically, and only when something must change (rows to drop, a last
+    line without its newline, which the next append would be glued to); otherwise it is left
+    alone and the run appends, so a kill, a full disk or a file-size limit at any moment leaves
+    every row that was there. A line that is not a row (not JSON, not an object with an integer
+    ``step``) is kept where it is and named on stderr with its line number. A link, or a file of
+    several names, at ``metrics.jsonl`` is refused (``GenaeError``) before anything is written.
+    """
+    path = Path(run_dir) / METRICS
+    try:
+        fd = fileio.open_own(path, os.O_RDONLY, root=run_dir)
+    except FileNotFoundError:
+        return
+    with os.fdopen(fd, "rb") as f:
+        data = f.read()
+    lines = data.splitlines(keepends=True)
+    kept, bad = [], []
+    for number, line in enumerate(lines, 1):
+        row = _metrics_row(line)
+        if isinstance(row, dict) and row["step"] > step:
+            continue
+        if isinstance(row, str) and line.strip():  # blank lines are kept silently
+            bad.append((number, row))
+        kept.append(line if line.endswith(b"\n") else line + b"\n")
+    if bad:
+        shown = ", ".join(str(n) for n, _ in bad[:3]) + (f" and {len(bad) - 3} more" if len(bad) > 3 else "")
+        many = len(bad) > 1
+        print(f"warning: {path}: line{'s' * many} {shown} {'are not metrics rows' if many else 'is not a metrics row'} "
+              f"(line {bad[0][0]}: {bad[0][1]}); kept as {'they are' if many else 'it is'}", file=sys.stderr)
+    if len(kept) < len(lines) or not data.endswith(b"\n") and data:
+        atomic_write(path, b"".join(kept), root=run_dir)
+
+
+def _metrics_row(line: bytes) -> dict[str, Any] | str:
+    """``line`` as a metrics row (a JSON object with an integer ``step``), else why it is not one."""
+    try:
+        row = json.loads(line)
+    except ValueError:  # JSONDecodeError and UnicodeDecodeError
+        return "not JSON"
+    if not isinstance(row, dict):
+        return f"a JSON {type(row).__name__}, not an object"
+    if not isinstance(row.get("step"), int) or isinstance(row.get("step"), bool):
+        return "no integer step"
+    return row
 
 
 # --------------------------------------------------------------------------------------------

@@ -31,14 +31,14 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load as load_tensors, save as save_tensors
 
-from .errors import GenaeError
+from .errors import RunFileError
 
 __all__ = ["StateFileError", "decode", "dumps", "encode", "load_legacy", "loads"]
 
 _TAGS = ("$tensor", "$ndarray", "$tuple", "$items", "$npscalar")
 
 
-class StateFileError(GenaeError):
+class StateFileError(RunFileError):
     """A state file that is damaged, crafted or not in this format (the message names the file)."""
 
 
@@ -84,14 +84,24 @@ def decode(tree: Any, tensors: dict[str, torch.Tensor]) -> Any:
     if "$tensor" in tree:
         return tensors[tree["$tensor"]]
     if "$ndarray" in tree:
-        return tensors[tree["$ndarray"]].numpy().astype(np.dtype(tree["dtype"]), copy=True)
+        return tensors[tree["$ndarray"]].numpy().astype(_dtype(tree["dtype"]), copy=True)
     if "$npscalar" in tree:
-        return np.dtype(tree["dtype"]).type(tree["$npscalar"])
+        return _dtype(tree["dtype"]).type(tree["$npscalar"])
     if "$tuple" in tree:
         return tuple(decode(x, tensors) for x in tree["$tuple"])
     if "$items" in tree:
         return {_hashable(decode(k, tensors)): decode(v, tensors) for k, v in tree["$items"]}
     return {k: decode(v, tensors) for k, v in tree.items()}
+
+
+def _dtype(name: Any) -> np.dtype:
+    """A plain numeric NumPy dtype named by ``name`` (what ``encode`` writes); anything else, e.g.
+    ``object`` or a sub-array dtype such as ``(1000000000,)f8`` that would allocate per element,
+    is a ``ValueError``."""
+    dt = np.dtype(name) if isinstance(name, str) else None
+    if dt is None or dt.kind not in "biuf" or dt.subdtype is not None or dt.names is not None:
+        raise ValueError(f"{str(name)[:40]!r} is not a numeric dtype")
+    return dt
 
 
 def _hashable(k: Any) -> Any:
@@ -109,9 +119,9 @@ def loads(json_bytes: bytes, tensor_bytes: bytes, source: str) -> Any:
     try:
         tensors = load_tensors(tensor_bytes)
         return decode(json.loads(json_bytes), tensors)
-    except (SafetensorError, ValueError, KeyError, TypeError, AttributeError, RecursionError) as e:
+    except (SafetensorError, ValueError, KeyError, TypeError, AttributeError, RecursionError, OverflowError) as e:
         raise StateFileError(f"{source} is damaged or not a genae trainer state "
-                             f"({type(e).__name__}: {e})") from None
+                             f"({type(e).__name__}: {str(e)[:200]})") from None
 
 
 def _numpy_globals() -> list:

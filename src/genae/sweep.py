@@ -55,7 +55,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, NamedTuple
 
-from .errors import ConfigError, GenaeError, Interrupted
+from . import fileio
+from .errors import ConfigError, GenaeError, Interrupted, RunFileError, short_repr
 from .fileio import atomic_write
 
 MANIFEST = "manifest.json"
@@ -178,13 +179,15 @@ def load_sweep_file(path: str | Path) -> dict[str, Any]:
     """A sweep file (or a plain training config) -> ``SweepSpec`` keyword arguments; its
     ``model``/``train``/``data`` sections become the first of ``sets``."""
     from .config import NAMESPACES, load_yaml
+    from .schema import SWEEP_FILE, check
 
     d = load_yaml(path)
     known = {"method", *NAMESPACES, "set", "grid", "list", "seeds", "metrics", "n_samples", "split",
              "backbone", "eval_device", "jobs", "threads", "nproc"}
-    unknown = sorted(set(d) - known)
+    unknown = sorted(map(str, set(d) - known))
     if unknown:
-        raise ConfigError(f"{path}: unknown key(s) {unknown}; a sweep file has {', '.join(sorted(known))}")
+        raise ConfigError(f"{path}: unknown key(s) {short_repr(unknown)}; a sweep file has {', '.join(sorted(known))}")
+    check(d, SWEEP_FILE, path, error=ConfigError)
     out: dict[str, Any] = {"config": str(path), "sets": []}
     if isinstance(d.get("data"), str):  # `data: synthetic` names the dataset
         d["data"] = {"name": d["data"]}
@@ -350,17 +353,15 @@ def default_out(spec: SweepSpec, base) -> Path:
 
 
 def read_manifest(sweep: str | Path) -> dict[str, Any]:
-    """The manifest of sweep directory ``sweep`` (a ``GenaeError`` if it is not a sweep)."""
+    """The manifest of sweep directory ``sweep`` (a ``GenaeError`` if it is not a sweep; a
+    ``RunFileError`` naming the field when it is damaged or of the wrong types,
+    ``schema.SWEEP_MANIFEST``)."""
+    from .schema import SWEEP_MANIFEST, read_json
+
     path = Path(sweep) / MANIFEST
     if not path.is_file():
         raise GenaeError(f"{sweep} is not a sweep: {path} is missing")
-    try:
-        manifest = json.loads(path.read_text())
-        if not isinstance(manifest, dict) or not isinstance(manifest.get("points"), list):
-            raise ValueError("no points")
-    except (ValueError, UnicodeDecodeError) as e:
-        raise GenaeError(f"{path} is damaged ({e})") from None
-    return manifest
+    return read_json(path, SWEEP_MANIFEST)
 
 
 def spec_from_manifest(manifest: dict[str, Any]) -> SweepSpec:
@@ -378,7 +379,7 @@ def run_sweep(spec: SweepSpec, out: str | Path | None = None,
     """Run (or continue) the sweep ``spec`` in ``out`` (default ``default_out``); returns the sweep
     directory. Prints one line per job start and end and, at the end, a table of the points.
     Raises ``Interrupted`` after SIGINT/SIGTERM once the jobs have checkpointed."""
-    from .runs import RunLock
+    from .runs import LockHeld, RunLock
 
     spec, base = resolve(spec)
     out = Path(out) if out is not None else default_out(spec, base)
@@ -387,13 +388,13 @@ def run_sweep(spec: SweepSpec, out: str | Path | None = None,
     if out.is_dir() and not (out / MANIFEST).is_file() and any(p.name != ".lock" for p in out.iterdir()):
         raise GenaeError(f"--out {out} is a non-empty folder that is not a sweep (no {MANIFEST}); nothing "
                          "in it was touched: choose an empty or new folder")
-    (out / "runs").mkdir(parents=True, exist_ok=True)
-    (out / "logs").mkdir(exist_ok=True)
+    out.mkdir(parents=True, exist_ok=True)
+    for folder in ("runs", "logs"):  # real folders of the sweep: a link there is refused
+        fileio.make_dirs(out, out / folder)
     try:
         lock = RunLock(out).acquire()
-    except GenaeError:
-        holder = (out / ".lock").read_text().strip() or "unknown"
-        raise GenaeError(f"{out} is being run by another genae sweep (PID {holder}); wait for it or "
+    except LockHeld as e:
+        raise GenaeError(f"{out} is being run by another genae sweep (PID {e.holder}); wait for it or "
                          "stop it, then rerun") from None
     try:
         old = _check_design(out, spec)
@@ -537,6 +538,14 @@ class _Sweep:
         from .runs import CONFIG, RunLock, checkpoint_name, checkpoint_step, find_checkpoint, read_config
 
         run = self.out / point["run"]
+        # a point's run is a real folder of the sweep, its log a real file: a job never trains,
+        # resumes, deletes or appends through a link (refused here, before any job starts)
+        try:
+            fileio.make_dirs(self.out, run, create=False)
+            fileio.refuse_links(self.out, [point["log"]])
+        except GenaeError as e:
+            self._set(point, "failed", str(e))
+            return []
         if not (run / CONFIG).is_file():
             try:
                 cfg = build_config(self.spec.method, overrides=self._overrides(point), out=str(run))
@@ -544,7 +553,7 @@ class _Sweep:
                     with RunLock(run):
                         for p in run.iterdir():
                             if p.name != ".lock":
-                                _remove(p)
+                                fileio.remove(run, p)
             except GenaeError as e:
                 self._set(point, "failed", str(e))
                 return []
@@ -608,8 +617,8 @@ class _Sweep:
         point = job.point
         args = self._command(point, phase)
         log_path = self.out / point["log"]
-        with open(log_path, "a") as f:
-            f.write(f"\n[{_dt.datetime.now():%Y-%m-%d %H:%M:%S}] $ genae {shlex.join(args)}\n")
+        with fileio.open_append(log_path, root=self.out) as f:  # never through a link
+            f.write(f"\n[{_dt.datetime.now():%Y-%m-%d %H:%M:%S}] $ genae {shlex.join(args)}\n".encode())
             job.log_offset = f.tell()
             # training under torchrun when nproc > 1; evaluation in one process (its numbers are
             # the same either way, and one process needs no rendezvous)
@@ -655,9 +664,11 @@ class _Sweep:
         return False
 
     def _read_eval(self, point: dict) -> dict[str, Any]:
+        from .runs import read_eval_record
+
         try:
-            results = json.loads((self.out / point["run"] / "eval.json").read_text()).get("metrics", {})
-        except (OSError, ValueError, AttributeError):
+            results = read_eval_record(self.out / point["run"] / "eval.json")["metrics"]
+        except (OSError, RunFileError):  # the table shows it as not evaluated
             results = {}
         return {m: results[m] for m in self.spec.metrics if m in results}
 
@@ -686,7 +697,8 @@ class _Sweep:
 
     def _save(self) -> None:
         self.manifest["updated"] = _dt.datetime.now().isoformat(timespec="seconds")
-        atomic_write(self.out / MANIFEST, (json.dumps(self.manifest, indent=1, default=str) + "\n").encode())
+        atomic_write(self.out / MANIFEST, (json.dumps(self.manifest, indent=1, default=str) + "\n").encode(),
+                     root=self.out)
 
 
 def _counts(points: list[dict], queue: list[_Job]) -> str:
@@ -699,15 +711,6 @@ def _counts(points: list[dict], queue: list[_Job]) -> str:
     failed = sum(p["status"] == "failed" for p in points)
     parts = [f"{done} done"] + [f"{n} {k}" for k, n in todo.items()] + ([f"{failed} failed"] if failed else [])
     return ", ".join(parts)
-
-
-def _remove(p: Path) -> None:
-    import shutil
-
-    if p.is_dir() and not p.is_symlink():
-        shutil.rmtree(p)
-    else:
-        p.unlink(missing_ok=True)
 
 
 def _error_line(log: Path, offset: int, rc: int) -> str:

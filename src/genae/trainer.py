@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import json
 import signal
 import sys
 import time
@@ -29,10 +28,10 @@ import numpy as np
 import random
 import torch
 
-from . import distributed, loggers, runs
+from . import distributed, fileio, loggers, runs
 from .config import RunConfig, check_against_data
 from .data import BatchSampler, load_dataset, to_range
-from .errors import ConfigError, DatasetNotFound, GenaeError, Interrupted, NonFiniteLoss
+from .errors import ConfigError, DatasetNotFound, GenaeError, Interrupted, NonFiniteLoss, short_repr
 from .methods import Method, Unsupported, Update
 from .methods.base import Stage
 from .optim import build_schedule
@@ -201,6 +200,9 @@ def resume(run_dir: str | Path, steps: int | None = None, overrides: Sequence[st
     with contextlib.ExitStack() as held:
         def prepare() -> str:  # rank 0 only under DDP (the lock, clean-up and the config checks)
             held.enter_context(runs.RunLock(run_dir))
+            # a link where the run appends or adds files would carry those writes (and checkpoint
+            # pruning) outside the run: refuse it now, before any work, rather than midway
+            fileio.refuse_links(run_dir, runs.IN_PLACE)
             for leftover in runs.clean_leftovers(run_dir):
                 print(f"removed {leftover}, left by an interrupted writer", file=sys.stderr)
             ckpt = runs.latest_checkpoint(run_dir)
@@ -223,6 +225,9 @@ def resume(run_dir: str | Path, steps: int | None = None, overrides: Sequence[st
         test = _load_test(cfg)
         torch.manual_seed(cfg.train.seed)  # the same init as train(): matters if no checkpoint exists yet
         method = runs.build_method(cfg, info, networks).to(device)
+        if ckpt is not None:  # read (and type-checked) before anything is written
+            weights, state = runs.read_checkpoint(ckpt, device)
+            runs.load_weights(method, weights, ckpt)
 
         def record() -> str:
             if (run_dir / runs.DATA_RECORD).is_file():
@@ -236,8 +241,6 @@ def resume(run_dir: str | Path, steps: int | None = None, overrides: Sequence[st
         distributed.main_then_share(ctx, record)
         if ckpt is None:
             return _fit(run_dir, cfg, method, data, test, device, resume=None, callbacks=callbacks)
-        weights, state = runs.read_checkpoint(ckpt, device)
-        runs.load_weights(method, weights, ckpt)
         if state["step"] >= cfg.train.steps and main:
             print(f"{run_dir} is already at step {state['step']} of train.steps={cfg.train.steps}; "
                   f"extend it with `genae resume {run_dir} --steps N`", file=sys.stderr)
@@ -262,7 +265,9 @@ def resolve_device(name: str, key: str = "train.device") -> torch.device:
     try:
         device = torch.device(name)
     except (RuntimeError, TypeError):
-        raise GenaeError(f"{key}={name!r} is not a device; use cpu, cuda, cuda:N or mps") from None
+        device = None
+    if device is None or device.type not in ("cpu", "cuda", "mps"):  # `meta`, `xla`, ...: torch names, not ours
+        raise GenaeError(f"{key}={short_repr(name)} is not a device; use cpu, cuda, cuda:N or mps")
     if device.type == "cuda":
         if not torch.cuda.is_available():
             raise GenaeError(f"{key}={name} but no CUDA device is available; use cpu")
@@ -352,17 +357,32 @@ class TrainingState:
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore a checkpoint's trainer state. Learning rates of the *current* config win over
-        the restored ones (``_apply_base_lrs``); everything else continues exactly."""
+        the restored ones (``_apply_base_lrs``); everything else continues exactly. ``state`` has
+        the types of ``schema.TRAINER_STATE`` (``runs.read_checkpoint`` checks them); one that
+        does not fit this run (other players, parameter groups, RNG sizes) is a ``StateFileError``."""
+        from .state_io import StateFileError
+
+        for part in ("optimizers", "schedules"):
+            if set(state[part]) != set(self.optimizers):
+                raise StateFileError(f"the checkpoint's trainer state (trainer.json) has {part} of "
+                                     f"{sorted(state[part])[:8]}, but this run's players are {sorted(self.optimizers)}")
         base_lrs = {k: list(s.base_lrs) for k, s in self.schedules.items()}  # from the (resumed) config
-        for k, o in self.optimizers.items():
-            o.load_state_dict(state["optimizers"][k])
-        for k, s in self.schedules.items():
-            s.load_state_dict(state["schedules"][k])
-            _apply_base_lrs(s, base_lrs[k])
-        self.sampler.load_state_dict(state["sampler"])
-        if self.scaler is not None and state.get("scaler"):
-            self.scaler.load_state_dict(state["scaler"])
-        _set_rng(state["rng"])
+        try:
+            for k, o in self.optimizers.items():
+                o.load_state_dict(state["optimizers"][k])
+            for k, s in self.schedules.items():
+                s.load_state_dict(state["schedules"][k])
+                _apply_base_lrs(s, base_lrs[k])
+            self.sampler.load_state_dict(state["sampler"])
+            if self.scaler is not None and state.get("scaler"):
+                self.scaler.load_state_dict(state["scaler"])
+            _set_rng(state["rng"])
+        except GenaeError:
+            raise
+        except (KeyError, ValueError, TypeError, RuntimeError, IndexError) as e:  # torch's and random's checks
+            first = (str(e).strip().splitlines() or [""])[0][:200]
+            raise StateFileError(f"the checkpoint's trainer state (trainer.json) does not fit this run "
+                                 f"({type(e).__name__}: {first})") from None
         self.step = state["step"]
 
 
@@ -469,7 +489,8 @@ def _fit(run_dir: Path, cfg: RunConfig, method: Method, data, test, device: torc
                     runs.write_run_info(run_dir, cfg, method, state.optimizers, device, state.step,
                                         time.perf_counter() - t0)
     if main:
-        save_figure(loss_curves(runs.read_metrics(run_dir / "metrics.jsonl")), run_dir / "loss_curves.png")
+        save_figure(loss_curves(runs.read_metrics(run_dir / runs.METRICS)), run_dir / "loss_curves.png",
+                    root=run_dir)
     distributed.barrier(ctx)  # every rank returns once rank 0 has written the whole run
     return run_dir
 
@@ -566,12 +587,12 @@ def _write_images(run_dir: Path, method: Method, fixed: torch.Tensor | None, ste
         if method.supports("sample"):
             with contextlib.suppress(Unsupported):  # e.g. CTRL before its prior has seen a class
                 grids["samples"] = make_grid(method.to_unit(method.sample(n, y=y, generator=gen)), nrow=nrow)
-                save_png(grids["samples"], run_dir / "samples" / f"samples_{step:08d}.png")
+                save_png(grids["samples"], run_dir / "samples" / f"samples_{step:08d}.png", root=run_dir)
         if fixed is not None and method.supports("reconstruct"):
             recon = method.reconstruct(fixed)
             pairs = torch.stack([method.to_unit(fixed), method.to_unit(recon)], 1).flatten(0, 1)
             grids["reconstructions"] = make_grid(pairs, nrow=16)
-            save_png(grids["reconstructions"], run_dir / "samples" / f"recon_{step:08d}.png")
+            save_png(grids["reconstructions"], run_dir / "samples" / f"recon_{step:08d}.png", root=run_dir)
     return grids
 
 
@@ -581,10 +602,10 @@ class _Logger:
     def __init__(self, run_dir: Path, t, start: int, sinks: list, ctx: distributed.Context | None = None):
         self.main = ctx is None or ctx.main  # under DDP rank 0 writes; every rank joins the mean
         self.world, self.ctx = (ctx.world if ctx is not None else 1), ctx
-        self.path = run_dir / "metrics.jsonl"
+        self.run_dir = run_dir
         self.sinks = sinks
         if self.main:
-            _truncate_metrics(self.path, start)  # a resumed run rewrites what came after its checkpoint
+            runs.trim_metrics(run_dir, start)  # a resumed run logs again what came after its checkpoint
         self.acc: dict[str, list[torch.Tensor]] = {}
         self.t0, self.step0 = time.perf_counter(), start
         self.bar = None
@@ -612,8 +633,7 @@ class _Logger:
                "steps_per_s": round((step - self.last) / max(now - self.tlast, 1e-9), 3),
                **{f"lr/{k}": v for k, v in lrs.items()}, **dict(zip(keys, means))}
         self.tlast, self.last = now, step
-        with open(self.path, "a") as f:
-            f.write(json.dumps(row) + "\n")
+        runs.append_metrics(self.run_dir, row)
         for sink in self.sinks:
             sink.scalars(step, {k: v for k, v in row.items() if k != "step"})
         if self.bar is not None:  # the latest losses beside rate and ETA; one redraw per interval
@@ -641,16 +661,6 @@ class _Logger:
             self.bar.close()
         for sink in self.sinks:
             sink.close()
-
-
-def _truncate_metrics(path: Path, step: int) -> None:
-    if not path.exists():
-        return
-    rows = runs.read_metrics(path)
-    with open(path, "w") as f:
-        for row in rows:
-            if row.get("step", 0) <= step:
-                f.write(json.dumps(row) + "\n")
 
 
 class _StopSignals:

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import torch
 
-from ..errors import ConfigError, CorruptDataset, DatasetNotFound, did_you_mean
+from ..errors import ConfigError, CorruptDataset, DatasetNotFound, did_you_mean, short_repr
 from .arrays import PREFIX as ARRAYS_PREFIX, arrays_meta, as_split, load_arrays, store_arrays
 from .batches import BatchSampler
 from .cifar import CIFAR10_FILES, load_cifar10
@@ -73,18 +73,27 @@ SPECIFIC_PARAMS = ("latent_dim", "dim", "seed", "n", "multiples_of", "exclude_mu
 MIN_IMAGE_SIZE = 8
 
 
+def _expand(path: str | Path, key: str) -> Path:
+    """``path`` with ``~``/``~user`` expanded; a ``ConfigError`` naming ``key`` for a user that
+    does not exist (``Path.expanduser`` raises a bare RuntimeError)."""
+    try:
+        return Path(path).expanduser()
+    except RuntimeError:
+        raise ConfigError(f"{key}: {short_repr(str(path))} names a home directory that does not exist") from None
+
+
 def resolve_spec(name: str) -> DatasetSpec:
     """The registry entry for ``name``; ``"folder:PATH"`` and ``"tensors:PATH"`` (arrays given from
     Python, ``genae.data.arrays``) get an entry made on the fly."""
     if isinstance(name, str) and name.startswith(ARRAYS_PREFIX):
-        root = Path(name[len(ARRAYS_PREFIX):]).expanduser()
+        root = _expand(name[len(ARRAYS_PREFIX):], "data.name")
         if not str(root) or name == ARRAYS_PREFIX:
             raise ConfigError("data.name: 'tensors:' needs the directory genae.data.arrays.store_arrays wrote")
         meta = arrays_meta(root)
         return DatasetSpec(lambda cfg, split: load_arrays(root, split), f"arrays given from Python, in {root}",
                            (), meta["num_classes"] is not None, meta["kind"])
     if isinstance(name, str) and name.startswith(FOLDER_PREFIX):
-        path = Path(name[len(FOLDER_PREFIX):]).expanduser()
+        path = _expand(name[len(FOLDER_PREFIX):], "data.name")
         if not str(path) or name == FOLDER_PREFIX:
             raise ConfigError("data.name: 'folder:' needs a directory, e.g. folder:/data/celeba")
         # Labelled when the folder has sub-directories (their names are the classes).
@@ -92,7 +101,7 @@ def resolve_spec(name: str) -> DatasetSpec:
         return DatasetSpec(load_folder_dataset, f"images under {path}", (), labelled, "image")
     if name in DATASETS:
         return DATASETS[name]
-    raise ConfigError(f"data.name: unknown dataset {name!r}{did_you_mean(name, DATASETS)}; choose one of "
+    raise ConfigError(f"data.name: unknown dataset {short_repr(name)}{did_you_mean(name, DATASETS)}; choose one of "
                       f"{', '.join(DATASETS)}, or folder:PATH")
 
 
@@ -100,7 +109,7 @@ def _check_int(key: str, value, minimum: int, optional: bool = False) -> None:
     if optional and value is None:
         return
     if isinstance(value, bool) or not isinstance(value, int):
-        raise ConfigError(f"data.{key} must be an integer{' or null' if optional else ''}, got {value!r}")
+        raise ConfigError(f"data.{key} must be an integer{' or null' if optional else ''}, got {short_repr(value)}")
     if value < minimum:
         raise ConfigError(f"data.{key} must be >= {minimum}, got {value}")
 
@@ -116,18 +125,18 @@ def check_data_config(cfg: DataConfig) -> None:
     file-based datasets.
     """
     if not isinstance(cfg.name, str) or not cfg.name:
-        raise ConfigError(f"data.name must be a dataset name, got {cfg.name!r}")
+        raise ConfigError(f"data.name must be a dataset name, got {short_repr(cfg.name)}")
     spec = resolve_spec(cfg.name)
     defaults = {f.name: f.default for f in fields(DataConfig)}
     for key in SPECIFIC_PARAMS:
         value = getattr(cfg, key)
         if value != defaults[key] and key not in spec.params:
             users = [n for n, s in DATASETS.items() if key in s.params]
-            raise ConfigError(f"data.{key} = {value!r} does not apply to dataset {cfg.name!r}; "
+            raise ConfigError(f"data.{key} = {short_repr(value)} does not apply to dataset {short_repr(cfg.name)}; "
                               f"it is read by: {', '.join(users)}")
     _check_int("image_size", cfg.image_size, MIN_IMAGE_SIZE, optional=True)
     if cfg.image_size is not None and spec.kind != "image":
-        raise ConfigError(f"data.image_size applies to image datasets; {cfg.name!r} is {spec.kind} data")
+        raise ConfigError(f"data.image_size applies to image datasets; {short_repr(cfg.name)} is {spec.kind} data")
     _check_int("limit", cfg.limit, 1, optional=True)
     _check_int("latent_dim", cfg.latent_dim, 1)
     _check_int("dim", cfg.dim, 1)
@@ -149,11 +158,11 @@ def check_data_config(cfg: DataConfig) -> None:
                               f"units of the synthetic generator, so the data would have rank "
                               f"{SYNTHETIC_HIDDEN}, not {cfg.latent_dim}")
     if not isinstance(cfg.download, bool):
-        raise ConfigError(f"data.download must be true or false, got {cfg.download!r}")
+        raise ConfigError(f"data.download must be true or false, got {short_repr(cfg.download)}")
     if cfg.root is not None:
         if not isinstance(cfg.root, (str, Path)):
-            raise ConfigError(f"data.root must be a directory path, got {cfg.root!r}")
-        if spec.files is not None and not Path(cfg.root).expanduser().is_dir():
+            raise ConfigError(f"data.root must be a directory path, got {short_repr(cfg.root)}")
+        if spec.files is not None and not _expand(cfg.root, "data.root").is_dir():
             raise ConfigError(f"data.root (--data-dir) {cfg.root} is not a directory")
 
 
@@ -167,7 +176,7 @@ def load_dataset(cfg: DataConfig, split: str = "train") -> ArrayDataset:
     uint8) to image data.
     """
     if split not in SPLITS:
-        raise ConfigError(f"split must be one of {', '.join(SPLITS)}, got {split!r}")
+        raise ConfigError(f"split must be one of {', '.join(SPLITS)}, got {short_repr(split)}")
     check_data_config(cfg)
     ds = resolve_spec(cfg.name).load(cfg, split)
     if cfg.rect_noise:  # only datasets that declare rect_noise get here (check_data_config)
@@ -244,7 +253,7 @@ def fetch(cfg: DataConfig) -> Path:
             return path
     fs: FileSet | None = spec.files
     if fs is None:
-        raise ConfigError(f"dataset {cfg.name!r} is generated on the fly; there is nothing to fetch")
+        raise ConfigError(f"dataset {short_repr(cfg.name)} is generated on the fly; there is nothing to fetch")
     root = explicit_root(cfg)
     if root is not None:
         for d in root_dirs(fs, root):

@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..errors import ConfigError, CorruptDataset, DatasetNotFound
+from ..errors import ConfigError, CorruptDataset, DatasetNotFound, short_repr
 from ..fileio import atomic_write, cache_root
 from .core import ArrayDataset
 
@@ -37,21 +37,31 @@ PREFIX = "tensors:"
 
 def as_split(x: Any, y: Any = None, what: str = "data") -> tuple[torch.Tensor, torch.Tensor | None, str]:
     """``(x, y, kind)`` in the library's format from a tensor, an array or a Dataset; a clear
-    ``ConfigError`` naming ``what`` and the shape for anything else."""
+    ``ConfigError`` naming ``what`` for anything else: a ragged or non-numeric array, an empty set,
+    a wrong shape or dtype, NaN or infinite values (never replaced: a NaN pixel would silently
+    train as black), labels that are not integers from 0, a Dataset whose items are not ``x`` or
+    ``(x, y)``."""
     if isinstance(x, torch.utils.data.Dataset) and not isinstance(x, torch.Tensor):
         if y is not None:
             raise ConfigError(f"{what}: a Dataset carries its own labels; do not pass labels as well")
-        items = [x[i] for i in range(len(x))]
-        if not items:
-            raise ConfigError(f"{what}: the Dataset is empty")
-        if isinstance(items[0], (tuple, list)):
-            x = torch.stack([torch.as_tensor(np.asarray(it[0])) for it in items])
-            y = torch.as_tensor([int(it[1]) for it in items])
-        else:
-            x = torch.stack([torch.as_tensor(np.asarray(it)) for it in items])
-    x = torch.as_tensor(np.asarray(x) if not isinstance(x, torch.Tensor) else x).detach().cpu()
+        x, y = _collect(x, what)
+    x = _numbers(x, what)
+    if x.ndim >= 1 and len(x) == 0:
+        raise ConfigError(f"{what}: no examples (shape {tuple(x.shape)})")
     if x.ndim == 3:
         x = x.unsqueeze(1)
+    if x.ndim not in (2, 4):
+        raise ConfigError(f"{what}: expected images (N, C, H, W) / (N, H, W) or vectors (N, D); got shape "
+                          f"{tuple(x.shape)}")
+    if x.numel() == 0:
+        raise ConfigError(f"{what}: each example of shape {tuple(x.shape[1:])} holds no values")
+    if x.is_floating_point():
+        bad = ~torch.isfinite(x)
+        if bool(bad.any()):
+            first = int(bad.reshape(len(x), -1).any(1).nonzero()[0, 0])
+            raise ConfigError(f"{what}: {int(bad.sum()):,} of {x.numel():,} values are NaN or infinite (the "
+                              f"first in example {first}); genae does not replace them: fix or drop those "
+                              f"examples (e.g. x[torch.isfinite(x).flatten(1).all(1)])")
     if x.ndim == 4:
         if x.shape[1] not in (1, 3):
             raise ConfigError(f"{what}: images must be (N, C, H, W) with C = 1 or 3, or (N, H, W); got "
@@ -64,23 +74,82 @@ def as_split(x: Any, y: Any = None, what: str = "data") -> tuple[torch.Tensor, t
             if lo < 0 or hi > 1:
                 raise ConfigError(f"{what}: float images must lie in [0, 1]; got values in [{lo:.3g}, {hi:.3g}]")
             x = (x.float() * 255.0).round().to(torch.uint8)
-    elif x.ndim == 2:
+    else:
         if not x.is_floating_point():
             raise ConfigError(f"{what}: vectors (N, D) must be floats; got {x.dtype}")
+        if not bool(torch.isfinite(x.float()).all()):  # finite in float64, overflowing in float32
+            raise ConfigError(f"{what}: vectors hold values beyond float32's range (|v| > 3.4e38)")
         kind, x = "vector", x.float().contiguous()
-    else:
-        raise ConfigError(f"{what}: expected images (N, C, H, W) / (N, H, W) or vectors (N, D); got shape "
-                          f"{tuple(x.shape)}")
-    if len(x) == 0:
-        raise ConfigError(f"{what}: no examples")
     if y is not None:
-        y = torch.as_tensor(np.asarray(y) if not isinstance(y, torch.Tensor) else y).detach().cpu()
+        y = _numbers(y, f"{what} labels")
         if y.ndim != 1 or len(y) != len(x):
             raise ConfigError(f"{what}: labels must be (N,) = ({len(x)},); got {tuple(y.shape)}")
         if y.is_floating_point() or y.dtype == torch.bool or int(y.min()) < 0:
             raise ConfigError(f"{what}: labels must be integers from 0")
         y = y.long()
     return x.contiguous(), y, kind
+
+
+def _numbers(v: Any, what: str) -> torch.Tensor:
+    """``v`` (a tensor, an array or nested lists) as a CPU tensor of numbers; a ``ConfigError`` for
+    ragged nested lists, objects, strings and complex numbers (which NumPy or torch would refuse
+    with a traceback, or keep as objects)."""
+    if isinstance(v, torch.Tensor):
+        t = v.detach()
+        if t.layout != torch.strided:
+            raise ConfigError(f"{what}: a {t.layout} tensor; give a dense one (.to_dense())")
+        t = t.cpu()
+    else:
+        try:
+            a = np.asarray(v)
+        except (ValueError, TypeError) as e:  # NumPy >= 1.24 refuses ragged nested lists
+            raise ConfigError(f"{what}: not an array of numbers of one shape (ragged lists?): "
+                              f"{str(e).splitlines()[0][:120]}") from None
+        if a.dtype.kind not in "biuf":
+            raise ConfigError(f"{what}: an array of {a.dtype} ({'objects, or lists of different lengths' if a.dtype == object else 'not numbers'}); "
+                              f"give numbers of one shape, e.g. np.stack(...)")
+        t = torch.from_numpy(np.ascontiguousarray(a))
+    if t.is_complex():
+        raise ConfigError(f"{what}: complex numbers ({t.dtype}); give real ones")
+    return t
+
+
+def _collect(ds: Any, what: str) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """A map-style Dataset's items ``x`` or ``(x, y)``, in order, as stacked tensors."""
+    if isinstance(ds, torch.utils.data.IterableDataset):
+        raise ConfigError(f"{what}: an IterableDataset has no length or order; collect it into a tensor "
+                          "first, e.g. torch.stack(list(ds))")
+    try:
+        n = len(ds)
+    except TypeError:
+        raise ConfigError(f"{what}: the Dataset has no len(); give a map-style Dataset or a tensor") from None
+    if n == 0:
+        raise ConfigError(f"{what}: the Dataset is empty")
+    items = [ds[i] for i in range(n)]
+    xs, ys = [], []
+    for i, item in enumerate(items):
+        if isinstance(item, dict):
+            keys = ", ".join(map(str, list(item)[:6]))
+            raise ConfigError(f"{what}: the Dataset yields dicts (keys {keys}); genae needs items x or (x, y): "
+                              f"wrap it, e.g. a Dataset returning (d['image'], d['label'])")
+        labelled = isinstance(item, (tuple, list))
+        if labelled and len(item) != 2:
+            raise ConfigError(f"{what}: item {i} of the Dataset is a {type(item).__name__} of {len(item)} "
+                              "values; genae needs x or (x, y)")
+        if i and labelled != bool(ys):
+            raise ConfigError(f"{what}: item {i} of the Dataset is {'(x, y)' if labelled else 'x alone'}, "
+                              f"item 0 {'x alone' if labelled else '(x, y)'}; every item must be alike")
+        xi = _numbers(item[0] if labelled else item, f"{what}: item {i}")
+        if xs and xi.shape != xs[0].shape:
+            raise ConfigError(f"{what}: the Dataset's items differ in shape: item 0 is {tuple(xs[0].shape)}, "
+                              f"item {i} is {tuple(xi.shape)}")
+        xs.append(xi)
+        if labelled:
+            label = _numbers(item[1], f"{what}: the label of item {i}")
+            if label.numel() != 1 or label.is_floating_point() or label.dtype == torch.bool:
+                raise ConfigError(f"{what}: the label of item {i} must be one integer, got {short_repr(item[1])}")
+            ys.append(int(label.reshape(())))
+    return torch.stack(xs), (torch.as_tensor(ys) if ys else None)
 
 
 def store_arrays(train: tuple[torch.Tensor, torch.Tensor | None, str],
@@ -123,12 +192,16 @@ def arrays_meta(root: Path) -> dict[str, Any]:
     path = Path(root) / "train.safetensors"
     if not path.is_file():
         return {"kind": "image", "num_classes": None}
+    from ..schema import Int, Opt, Record, Str, check
+
     try:
         with safe_open(str(path), framework="pt") as f:
             meta = f.metadata() or {}
-        return {"kind": meta.get("kind", "image"), "num_classes": json.loads(meta.get("num_classes", "null"))}
+        found = {"kind": meta.get("kind", "image"), "num_classes": json.loads(meta.get("num_classes", "null"))}
     except Exception as e:  # a damaged header: loading reports it with the file's name
-        raise CorruptDataset(f"{path} is not a genae array file ({e})") from None
+        raise CorruptDataset(f"{path} is not a genae array file ({str(e)[:200]})") from None
+    return check(found, Record({"kind": Str(("image", "vector")), "num_classes": Opt(Int(1))}), f"{path} (metadata)",
+                 error=CorruptDataset)
 
 
 def load_arrays(root: Path, split: str) -> ArrayDataset:

@@ -16,6 +16,8 @@ import hashlib
 import os
 from typing import Any, Iterable
 
+from ..errors import short_repr
+
 __all__ = ["compare_provenance", "file_key", "folder_digest", "provenance", "sha256_bytes"]
 
 
@@ -56,22 +58,34 @@ def compare_provenance(recorded: dict, current: dict) -> list[str]:
     or that is read now but was not recorded ("new"), in path order; plus a first line when the
     ``source`` differs. Files are matched by path: the same bytes at another path count as one
     missing and one new file. Empty when the two are equal. Tolerates records lacking a key
-    (written by older versions): an absent ``files`` is taken as no files.
+    (written by older versions): an absent ``files`` is taken as no files. The record comes from
+    a run's ``data.json``, which may have been edited: what it contributes to a line is cut
+    short, and after ``MAX_DIFF_LINES`` lines the rest is counted, not listed.
     """
     rec_files = dict((recorded or {}).get("files") or {})
     cur_files = dict((current or {}).get("files") or {})
     lines = []
     rec_src, cur_src = (recorded or {}).get("source"), (current or {}).get("source")
     if rec_src != cur_src:
-        lines.append(f"data source changed: recorded {rec_src!r}, now {cur_src!r}")
-    for path in sorted(set(rec_files) | set(cur_files)):
-        old, new = rec_files.get(path), cur_files.get(path)
-        if old == new:
-            continue
+        lines.append(f"data source changed: recorded {short_repr(rec_src, 200)}, now {short_repr(cur_src, 200)}")
+    differing = [p for p in sorted(set(rec_files) | set(cur_files)) if rec_files.get(p) != cur_files.get(p)]
+    for path in differing[:MAX_DIFF_LINES]:
+        old, new = _cut(rec_files.get(path)), _cut(cur_files.get(path))
         if new is None:
-            lines.append(f"{path}: missing (recorded with SHA-256 {old}, not read now)")
+            lines.append(f"{_cut(path)}: missing (recorded with SHA-256 {old}, not read now)")
         elif old is None:
-            lines.append(f"{path}: new (read now with SHA-256 {new}, not in the record)")
+            lines.append(f"{_cut(path)}: new (read now with SHA-256 {new}, not in the record)")
         else:
-            lines.append(f"{path}: changed (SHA-256 recorded {old}, now {new})")
+            lines.append(f"{_cut(path)}: changed (SHA-256 recorded {old}, now {new})")
+    if len(differing) > MAX_DIFF_LINES:
+        lines.append(f"and {len(differing) - MAX_DIFF_LINES:,} more file(s) differ")
     return lines
+
+
+#: Differences listed one per line by ``compare_provenance`` (a whole changed dataset is counted).
+MAX_DIFF_LINES = 20
+
+
+def _cut(text: Any, limit: int = 200) -> Any:
+    """A path or digest of a record as a message shows it: at most ``limit`` characters."""
+    return text[:limit - 1] + "…" if isinstance(text, str) and len(text) > limit else text

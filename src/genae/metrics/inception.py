@@ -286,6 +286,18 @@ def inception_weights_path(download: bool = True) -> Path:
 def load_fid_inception(device: str | torch.device = "cpu", download: bool = True) -> tuple[FIDInceptionV3, str]:
     """The FID Inception network with its weights, in eval mode -> ``(net, sha256 of weights)``."""
     path = inception_weights_path(download)
+    try:  # the restricted unpickler: a file naming any code is refused (UnpicklingError), never run
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # UnpicklingError, RuntimeError (not a zip/pickle), EOFError, ...
+        lines = [line.strip() for line in str(e).splitlines() if line.strip()]
+        why = next((line for line in lines if "Unsupported global" in line), lines[0] if lines else type(e).__name__)
+        raise ConfigError(f"{path} is not the FID Inception weights {WEIGHTS_NAME}: it could not be read as "
+                          f"a file of tensors ({why[:200]}), so it was not loaded. Point "
+                          f"GENAE_INCEPTION_WEIGHTS at {WEIGHTS_NAME}, or use --backbone domain") from None
+    if not isinstance(state, dict) or not all(isinstance(k, str) and isinstance(v, torch.Tensor)
+                                              for k, v in state.items()):
+        raise ConfigError(f"{path} is not the FID Inception weights {WEIGHTS_NAME}: it holds a "
+                          f"{type(state).__name__}, not a mapping of names to tensors")
     net = FIDInceptionV3()
-    net.load_checked(torch.load(path, map_location="cpu", weights_only=True), source=str(path))
+    net.load_checked(state, source=str(path))
     return net.to(device).eval(), weights_sha256(path)

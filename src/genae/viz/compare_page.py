@@ -16,6 +16,7 @@ import textwrap
 from matplotlib.figure import Figure
 
 from ..compare import Comparison, Section, format_value, protocol_text
+from ..fileio import read_own
 from .plots import seed_dots, separate_tick_labels
 from .report import _CSS, _figure_png, _latest, _png_data_uri
 
@@ -176,8 +177,9 @@ def _grids(cmp: Comparison) -> str:
         figs = []
         for kind, title in (("samples", "samples"), ("recon", "reconstructions")):
             found = _latest(run.path / "samples", kind)
-            if found:
-                figs.append(f"<figure><img src='{_png_data_uri(found[0].read_bytes())}' alt='{title}'>"
+            png = read_own(run.path, found[0]) if found else None  # the run's own file, never a link's target
+            if png is not None:
+                figs.append(f"<figure><img src='{_png_data_uri(png)}' alt='{title}'>"
                             f"<figcaption>{title}, step {found[1]}</figcaption></figure>")
         if figs:
             rows.append(f"<tr><td><b>{e(g.label())}</b><br>run {e(run.name)}, seed {e(str(run.seed))}</td>"

@@ -32,13 +32,22 @@ def make_grid(images: torch.Tensor, nrow: int | None = None, pad: int = 2) -> np
     return (grid.permute(1, 2, 0).numpy() * 255 + 0.5).astype(np.uint8)
 
 
-def save_png(array: np.ndarray, path: str | Path) -> Path:
-    """Write an ``(H, W, 3)`` or ``(H, W)`` uint8 array as PNG (parent directories created)."""
+def save_png(array: np.ndarray, path: str | Path, root: str | Path | None = None) -> Path:
+    """Write an ``(H, W, 3)`` or ``(H, W)`` uint8 array as PNG, atomically, parent directories
+    created; with ``root`` (a run directory) only inside it, never through a link
+    (``genae.fileio.atomic_write``)."""
+    import io
+
     from PIL import Image
 
+    from ..fileio import atomic_write
+
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(array).save(path)
+    if root is None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    buf = io.BytesIO()
+    Image.fromarray(array).save(buf, format="PNG")
+    atomic_write(path, buf.getvalue(), root=root)
     return path
 
 
@@ -47,18 +56,37 @@ def save_grid(images: torch.Tensor, path: str | Path, nrow: int | None = None) -
     return save_png(make_grid(images, nrow), path)
 
 
+#: The largest image ``load_image`` decodes (32 megapixels: a photo, not a decompression bomb).
+MAX_IMAGE_PIXELS = 1 << 25
+
+
 def load_image(path: str | Path, shape: tuple[int, ...]) -> torch.Tensor:
     """An image file (anything Pillow reads: PNG, JPEG, ...) as ``(1, C, H, W)`` floats in [0, 1]
     for data of ``shape`` ``(C, H, W)``: converted to grey (C = 1) or RGB (C = 3) and resized to
     H×W (bilinear) when its size differs. Raises ``ValueError`` naming the file if it cannot be
-    read."""
+    read, or when it has more than ``MAX_IMAGE_PIXELS`` pixels (checked from its header, before
+    anything is decoded: a 20000×20000 image would take gigabytes)."""
+    import warnings
+
     from PIL import Image, UnidentifiedImageError
 
     c, h, w = shape
     if c not in (1, 3):
         raise ValueError(f"load_image: data with {c} channels; only grey (1) or RGB (3) images are read")
     try:
-        with Image.open(path) as im:
+        with warnings.catch_warnings():  # Pillow's own bomb warning: our limit below is lower
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            im = Image.open(path)
+    except Image.DecompressionBombError:
+        raise ValueError(f"{path}: an image of more than {Image.MAX_IMAGE_PIXELS:,} pixels; give one of at "
+                         f"most {MAX_IMAGE_PIXELS:,} pixels (it is resized to {w}×{h} anyway)") from None
+    except (OSError, UnidentifiedImageError) as e:
+        raise ValueError(f"{path}: not a readable image ({e})") from None
+    try:
+        with im:
+            if im.width * im.height > MAX_IMAGE_PIXELS:
+                raise ValueError(f"{path}: a {im.width}×{im.height} image is too large; give one of at most "
+                                 f"{MAX_IMAGE_PIXELS:,} pixels (it is resized to {w}×{h} anyway)")
             im = im.convert("L" if c == 1 else "RGB")
             if im.size != (w, h):
                 im = im.resize((w, h), Image.BILINEAR)

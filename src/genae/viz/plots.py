@@ -14,6 +14,8 @@ def loss_curves(rows: list[dict]):
     """One panel per player with a line per ``<player>/<term>`` against the step."""
     series: dict[str, dict[str, tuple[list, list]]] = defaultdict(dict)
     for row in rows:
+        if not isinstance(row.get("step"), (int, float)):  # kept in metrics.jsonl (named on resume), not drawn
+            continue
         for key, value in row.items():
             if "/" not in key or not isinstance(value, (int, float)):
                 continue
@@ -105,9 +107,21 @@ def _labels_collide(ax) -> bool:
     return any(a.overlaps(b) for i, a in enumerate(boxes) for b in boxes[i + 1:])
 
 
-def save_figure(fig, path: str | Path) -> Path:
+def save_figure(fig, path: str | Path, root: str | Path | None = None) -> Path:
+    """Write ``fig`` at ``path`` (100 dpi, in the format its suffix names) and close it; atomically,
+    parent directories created; with ``root`` (a run directory) only inside it, never through a
+    link (``genae.fileio.atomic_write``)."""
+    import io
+
+    from ..fileio import atomic_write
+
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    if root is None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    buf = io.BytesIO()
+    try:
+        fig.savefig(buf, format=path.suffix.lstrip(".").lower() or "png", dpi=100)
+    finally:
+        plt.close(fig)
+    atomic_write(path, buf.getvalue(), root=root)
     return path

@@ -5,13 +5,16 @@ Sections, each present only when its source exists: the latest sample grid and r
 (``samples/samples_<step>.png``, ``samples/recon_<step>.png``), ``loss_curves.png``, the
 ``eval.json`` table, the figures the method registers (``method.figures(x, y)``: name -> matplotlib
 Figure or ``H×W×C`` uint8 array), the last logged losses and the resolved config.
+
+Only the run's own files are read into the page: a file that is a symbolic link, or lies in a
+folder of the run that is one, is left out as if absent (``genae.fileio.read_own``), so a link
+planted in a run never copies an outside file into a report that is meant to be shared.
 """
 from __future__ import annotations
 
 import base64
 import html
 import io
-import json
 import math
 import os
 import re
@@ -21,10 +24,12 @@ from typing import Any
 
 import numpy as np
 import torch
-import yaml
 
 from ..data import load_dataset, to_range
-from ..runs import atomic_write, load_run, read_metrics, read_run_info, run_config
+from ..errors import RunFileError
+from ..schema import EVAL_RECORD, check, parse_json, parse_yaml
+from ..fileio import atomic_write, is_own, read_own
+from ..runs import load_run, read_metrics, read_run_info, run_config
 
 __all__ = ["write_report", "render_report"]
 
@@ -67,13 +72,21 @@ def _figure_png(obj: Any) -> bytes:
 
 
 def _latest(samples_dir: Path, kind: str) -> tuple[Path, int] | None:
+    """The newest ``<kind>_<step>.png`` of ``samples_dir`` and its step; links are never candidates
+    (nor is a ``samples_dir`` that is one)."""
     best = None
-    if samples_dir.is_dir():
+    if samples_dir.is_dir() and not samples_dir.is_symlink():
         for p in samples_dir.iterdir():
             m = _STEP.match(p.name)
-            if m and m.group(1) == kind and (best is None or int(m.group(2)) > best[1]):
+            if m and m.group(1) == kind and not p.is_symlink() and (best is None or int(m.group(2)) > best[1]):
                 best = (p, int(m.group(2)))
     return best
+
+
+def _own_text(run: Path, name: str) -> str:
+    """``run/name`` as text when it is the run's own regular file (``read_own``), else ``""``."""
+    data = read_own(run, run / name)
+    return data.decode("utf-8", errors="replace") if data is not None else ""
 
 
 def _fmt(v: Any) -> str:
@@ -123,17 +136,17 @@ def render_report(run_dir: str | os.PathLike, figures: dict[str, Any] | None = N
     parts = [f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>genae report — "
              f"{html.escape(run.name)}</title><style>{_CSS}</style></head><body>",
              f"<h1>{html.escape(run.name)}</h1>"]
-    cfg_text = (run / "config.yaml").read_text() if (run / "config.yaml").is_file() else ""
+    cfg_text = _own_text(run, "config.yaml")
     if cfg_text:
         try:
-            cfg = yaml.safe_load(cfg_text) or {}
+            cfg = parse_yaml(cfg_text, run / "config.yaml") or {}  # bounded: an alias bomb is refused
             data = cfg.get("data", {}) or {}
             parts.append(f"<p class='sub'>method <b>{html.escape(str(cfg.get('method', '?')))}</b> "
                          f"on <b>{html.escape(str(data.get('name', '?')))}</b></p>")
         except Exception:  # a malformed config still gets a report
             pass
 
-    info = read_run_info(run)
+    info = read_run_info(run) if is_own(run, run / "run.json") else {}
     if info:
         params = ", ".join(f"{html.escape(k)} {v:,}" for k, v in info.get("parameters", {}).items())
         meta = [("genae", info.get("genae")), ("torch", info.get("torch")), ("python", info.get("python")),
@@ -151,27 +164,32 @@ def render_report(run_dir: str | os.PathLike, figures: dict[str, Any] | None = N
                          "(the first test images, the same at every step)"}
     for kind, title in (("samples", "samples"), ("recon", "reconstructions")):
         found = _latest(run / "samples", kind)
-        if found:
-            imgs.append(f"<figure><img src='{_png_data_uri(found[0].read_bytes())}' alt='{title}'>"
+        png = read_own(run, found[0]) if found else None
+        if png is not None:
+            imgs.append(f"<figure><img src='{_png_data_uri(png)}' alt='{title}'>"
                         f"<figcaption>{title} at step {found[1]} — {captions[kind]}</figcaption></figure>")
     if imgs:
         parts += ["<h2>Samples and reconstructions</h2>", *imgs]
-    if (run / "loss_curves.png").is_file():
-        parts += ["<h2>Loss curves</h2>", f"<figure><img src='{_png_data_uri((run / 'loss_curves.png').read_bytes())}' "
+    curves = read_own(run, run / "loss_curves.png")
+    if curves is not None:
+        parts += ["<h2>Loss curves</h2>", f"<figure><img src='{_png_data_uri(curves)}' "
                   "alt='loss curves'><figcaption>one panel per player: each logged term (mean over the log "
                   "interval) against the training step</figcaption></figure>"]
-    if (run / "eval.json").is_file():
+    eval_text = _own_text(run, "eval.json")
+    if eval_text:
         try:
-            results = json.loads((run / "eval.json").read_text())
-            metrics = results.get("metrics", results) if isinstance(results, dict) else {}
+            results = parse_json(eval_text, None, run / "eval.json")
+            if isinstance(results, dict) and "metrics" not in results:  # written before eval.json had a header
+                results = {"metrics": results}
+            check(results, EVAL_RECORD, run / "eval.json")
             # every number with the checkpoint step it was computed on (files written before
             # entries carried their own step give the file's)
             metrics = {k: ({"step": results.get("step"), **v} if isinstance(v, dict) else v)
-                       for k, v in metrics.items()}
+                       for k, v in results["metrics"].items()}
             parts += ["<h2>Evaluation (eval.json)</h2>", "<p class='sub'>each number with the checkpoint step it "
                       "was computed on and its protocol (backbone, sample counts, reference split)</p>",
                       _eval_table(metrics)]
-        except json.JSONDecodeError as e:
+        except RunFileError as e:
             parts += ["<h2>Evaluation</h2>", f"<p class='skip'>eval.json unreadable: {html.escape(str(e))}</p>"]
     if figures:
         parts.append("<h2>Method figures</h2>")
@@ -182,7 +200,7 @@ def render_report(run_dir: str | os.PathLike, figures: dict[str, Any] | None = N
                              f"<figcaption>{html.escape(name)}</figcaption></figure>")
             except Exception as e:  # one bad figure must not lose the report
                 parts.append(f"<p class='skip'>{html.escape(name)}: could not render ({html.escape(str(e))})</p>")
-    rows = read_metrics(run / "metrics.jsonl")
+    rows = read_metrics(run / "metrics.jsonl") if is_own(run, run / "metrics.jsonl") else []
     if rows and rows[-1]:
         last = rows[-1]
         cells = "".join(f"<tr><td>{html.escape(k)}</td><td class='num'>{html.escape(_fmt(v))}</td></tr>"
@@ -231,8 +249,7 @@ def write_report(run_dir: str | os.PathLike, method: Any = None, figures: dict[s
                 print(f"[genae report] method figures skipped: {e}", file=sys.stderr)
     text = render_report(run, figures)
     out = run / "report.html"
-    atomic_write(out, text.encode("utf-8"))
-    _umask = os.umask(0)
-    os.umask(_umask)
-    os.chmod(out, 0o666 & ~_umask)  # a report is meant to be shared
+    # mode 0o666 less the umask, as any new file (a report is meant to be shared); a link at its
+    # name is replaced, never written through
+    atomic_write(out, text.encode("utf-8"), root=run)
     return out
