@@ -125,7 +125,7 @@ def evaluate(run_or_method: Any, metrics: Iterable[str], *, data: Any = None, la
     from .methods.base import Method
     from .metrics import EvalContext, evaluate as _evaluate
     from .runs import open_checkpoint
-    from .trainer import resolve_device
+    from .distributed import resolve_device
 
     # the arguments first, before a run is loaded or data stored
     if isinstance(n_samples, bool) or not isinstance(n_samples, int) or n_samples <= 0:

@@ -378,7 +378,7 @@ def _cmd_resume(args) -> int:
 def _cmd_manifold(args) -> int:
     from .manifold import derive, manifold_grid
     from .runs import load_run
-    from .trainer import resolve_device
+    from .distributed import resolve_device
     from .viz.grids import save_png
 
     out = _out_file(args.out)
@@ -419,7 +419,7 @@ def _cmd_imagine(args) -> int:
     from .data.transforms import convert_range
     from .imagine import imagination_grid
     from .runs import open_checkpoint
-    from .trainer import resolve_device
+    from .distributed import resolve_device
     from .viz.grids import load_image, save_png
 
     out = _out_file(args.out)
@@ -452,7 +452,7 @@ def _cmd_sample(args) -> int:
     import torch
 
     from .runs import load_run
-    from .trainer import resolve_device
+    from .distributed import resolve_device
     from .viz.grids import save_grid
 
     if args.n <= 0:
@@ -531,7 +531,7 @@ def _evaluate_renderers(method, ctx, names, renderer: str | None) -> dict:
 def _cmd_eval(args) -> int:
     from .metrics import EvalContext, check_names
     from .runs import check_data_record, checkpoint_step, jsonable, open_checkpoint, write_eval
-    from .trainer import resolve_device
+    from .distributed import resolve_device
 
     names = check_names([n.strip() for n in (args.metrics or DEFAULT_METRICS).split(",") if n.strip()])
     if args.n_samples <= 0:

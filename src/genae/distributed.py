@@ -51,7 +51,7 @@ import torch.distributed as dist
 from torch import nn
 from torch.overrides import TorchFunctionMode
 
-from .errors import GenaeError
+from .errors import GenaeError, short_repr
 
 __all__ = ["Context", "GlobalBatchNorm", "GlobalNoise", "all_gather_rows", "average_gradients",
            "convert_batchnorm", "current", "global_mean", "global_rows", "global_var", "init_from_env", "launched_by_torchrun", "local_only",
@@ -526,3 +526,23 @@ def shard_map(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, batch
 
 _DTYPE_CODES = [torch.float32, torch.float64, torch.int64, torch.bfloat16, torch.float16, torch.int32,
                 torch.uint8]
+
+
+def resolve_device(name: str, key: str = "train.device") -> torch.device:
+    """``auto`` -> cuda when available, else cpu; a device that is not there is a one-line error."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except (RuntimeError, TypeError):
+        device = None
+    if device is None or device.type not in ("cpu", "cuda", "mps"):  # `meta`, `xla`, ...: torch names, not ours
+        raise GenaeError(f"{key}={short_repr(name)} is not a device; use cpu, cuda, cuda:N or mps")
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise GenaeError(f"{key}={name} but no CUDA device is available; use cpu")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise GenaeError(f"{key}={name} but only {torch.cuda.device_count()} CUDA device(s) exist")
+    if device.type == "mps" and not (hasattr(torch.backends, "mps") and torch.backends.mps.is_available()):
+        raise GenaeError(f"{key}={name} but no MPS device is available; use cpu")
+    return device

@@ -381,7 +381,7 @@ def open_checkpoint(run_dir: str | Path, device: str | torch.device = "cpu", ste
     does not exist here is a ``GenaeError``).
     """
     if not isinstance(device, torch.device):
-        from .trainer import resolve_device
+        from .distributed import resolve_device
 
         device = resolve_device(device, "device")
     read_config(run_dir)  # a clear error if RUN is not a run

@@ -29,9 +29,10 @@ import random
 import torch
 
 from . import distributed, fileio, loggers, runs
+from .distributed import resolve_device
 from .config import RunConfig, check_against_data
 from .data import BatchSampler, load_dataset, to_range
-from .errors import ConfigError, DatasetNotFound, GenaeError, Interrupted, NonFiniteLoss, short_repr
+from .errors import ConfigError, DatasetNotFound, GenaeError, Interrupted, NonFiniteLoss
 from .methods import Method, Unsupported, Update
 from .methods.base import Stage
 from .optim import build_schedule
@@ -256,26 +257,6 @@ def _load_test(cfg: RunConfig):
         print(f"warning: no test split, so no reconstruction grids: {str(e).splitlines()[0]}",
               file=sys.stderr)
         return None
-
-
-def resolve_device(name: str, key: str = "train.device") -> torch.device:
-    """``auto`` -> cuda when available, else cpu; a device that is not there is a one-line error."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(name)
-    except (RuntimeError, TypeError):
-        device = None
-    if device is None or device.type not in ("cpu", "cuda", "mps"):  # `meta`, `xla`, ...: torch names, not ours
-        raise GenaeError(f"{key}={short_repr(name)} is not a device; use cpu, cuda, cuda:N or mps")
-    if device.type == "cuda":
-        if not torch.cuda.is_available():
-            raise GenaeError(f"{key}={name} but no CUDA device is available; use cpu")
-        if device.index is not None and device.index >= torch.cuda.device_count():
-            raise GenaeError(f"{key}={name} but only {torch.cuda.device_count()} CUDA device(s) exist")
-    if device.type == "mps" and not (hasattr(torch.backends, "mps") and torch.backends.mps.is_available()):
-        raise GenaeError(f"{key}={name} but no MPS device is available; use cpu")
-    return device
 
 
 # --------------------------------------------------------------------------------------------
