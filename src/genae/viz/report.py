@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 from ..data import load_dataset, to_range
-from ..errors import RunFileError
+from ..errors import GenaeError, RunFileError
 from ..schema import EVAL_RECORD, check, parse_json, parse_yaml
 from ..fileio import atomic_write, is_own, read_own
 from ..runs import load_run, read_metrics, read_run_info, run_config
@@ -143,7 +143,7 @@ def render_report(run_dir: str | os.PathLike, figures: dict[str, Any] | None = N
             data = cfg.get("data", {}) or {}
             parts.append(f"<p class='sub'>method <b>{html.escape(str(cfg.get('method', '?')))}</b> "
                          f"on <b>{html.escape(str(data.get('name', '?')))}</b></p>")
-        except Exception:  # a malformed config still gets a report
+        except (GenaeError, AttributeError):  # a malformed config (or not a mapping) still gets a report
             pass
 
     info = read_run_info(run) if is_own(run, run / "run.json") else {}
