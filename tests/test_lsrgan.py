@@ -50,6 +50,12 @@ def test_patch_discriminator_is_the_reference_codes_width_and_dcgan_initialised(
     d = PatchDiscriminator((3, 32, 32))
     convs = [m for m in d.modules() if isinstance(m, torch.nn.Conv2d)]
     assert [c.out_channels for c in convs] == [32, 64, 128, 3]            # base 32, doubling, 3 patch channels
+    # Table 3: every layer 4×4, stride 2, padding 1, and no bias (the reference code's too)
+    assert all(c.kernel_size == (4, 4) and c.stride == (2, 2) and c.padding == (1, 1) and c.bias is None
+               for c in convs)
+    # 28×28 is padded to 32×32 like the encoder: the same four layers, the same 2×2 patches
+    assert [m.out_channels for m in PatchDiscriminator((1, 28, 28)).modules()
+            if isinstance(m, torch.nn.Conv2d)] == [32, 64, 128, 3]
     w = torch.cat([c.weight.flatten() for c in convs])
     assert abs(w.mean().item()) < 2e-3 and abs(w.std().item() - 0.02) < 1e-3       # N(0, 0.02)
     scales = torch.cat([m.weight for m in d.modules() if isinstance(m, torch.nn.BatchNorm2d)])
@@ -224,3 +230,29 @@ def test_stage_one_loss_is_the_papers_batch_sums_over_the_batch_size():
     recon = 0.5 * n * (((out - x) ** 2).mean().log() + 1 + math.log(2 * math.pi))
     kl = 0.5 * (mu ** 2 + lv.exp() - 1 - lv).sum()
     torch.testing.assert_close(got, (recon + 2.0 * kl) / 6)
+
+
+@pytest.mark.parametrize("reduction", [None, "sum"])
+def test_stage_two_generator_loss_is_the_nonsaturating_term_plus_lambda_times_the_latent_term(reduction):
+    """The default weighs −log q(z|G(z)) averaged over the latent dimensions (the authors' code);
+    "sum" is eq. 4 read literally: latent_dim times the default's latent term at the same λ."""
+    spec = METHODS["lsr-gan"]
+    extra = {} if reduction is None else {"latent_reduction": reduction}
+    torch.manual_seed(0)
+    m = spec.build(spec.config(net="conv", latent_dim=4, hidden=8, vae_steps=1, lam=0.7, **extra),
+                   DataInfo((1, 28, 28), 10, "image"))
+    m.enter_stage(m.stages()[1])
+    m.eval()                                   # BatchNorm by running statistics: the same D and G twice
+    x = torch.rand(6, 1, 28, 28) * 2 - 1
+    torch.manual_seed(1)
+    updates = m.train_step(Batch(x), 0)
+    next(updates)
+    got = next(updates).losses["generator"]
+    torch.manual_seed(1)
+    z = torch.randn(6, 4)
+    fake = m.generator(z)
+    adv = torch.nn.functional.softplus(-m.discriminator(fake)).mean()        # −log σ(D(G(z))), patches averaged
+    mu, lv = m.encoder(fake).chunk(2, 1)
+    nll = -torch.distributions.Normal(mu.double(), (0.5 * lv.double()).exp()).log_prob(z.double())
+    latent = nll.sum(1) if reduction == "sum" else nll.mean(1)
+    torch.testing.assert_close(got.double(), adv.double() + 0.7 * latent.mean(), rtol=1e-5, atol=1e-5)

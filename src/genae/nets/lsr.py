@@ -5,22 +5,23 @@ Our notes give Table 3 as block lists (docs/methods.md; the issue text):
     encoder:   ResBlock down 64 → ResBlock down 128 → ResBlock down 32 → FC 128, BN, ReLU → FC 2·latent
     decoder:   FC 512, BN, ReLU → (32 × 4 × 4) → ResBlock up 128 → ResBlock up 64 → ResBlock up 32
                → BN, ReLU, conv 3×3 → image channels, tanh
-    discriminator: DCGAN-style, stride-2 4×4 convolutions (LeakyReLU 0.2, BatchNorm after all but
-               the first) down to a 4×4 map (3×3 at 28 pixels), then one convolution to 3 channels
-               with a 2×2 output: 3 × 2 × 2 patch logits (sigmoid outputs at 32×32).
+    discriminator: four 4×4, stride-2, padding-1 convolutions without bias (Table 3 and the
+               reference code): 32, 64, 128 channels (LeakyReLU 0.2, BatchNorm after all but the
+               first), then 3 channels: 3 × 2 × 2 patch logits at 32×32 (the sigmoid is in the loss).
 
-The table gives no widths for the discriminator; ours follow the reference code's (32, 64, 128
-channels at 32×32, i.e. ``base=32``) and its DCGAN initialisation (weights N(0, 0.02), BatchNorm
-scales N(1, 0.02); ``nets.dcgan.dcgan_init``). Neither choice decides stage 2 at CPU scale: with
-either discriminator the generator collapses at λ = 1 on a sharp-posterior VAE (docs/results.md,
-issue 29).
+The discriminator's widths (32, 64, 128, then 3) are Table 3's and the reference code's (``base=32``);
+its initialisation is the reference code's DCGAN one (weights N(0, 0.02), BatchNorm scales
+N(1, 0.02); ``nets.dcgan.dcgan_init``), which the paper does not state.
 
 Residual blocks are genae's SNGAN blocks (``nets.resnet``) without spectral normalisation: the
 encoder's first block is the ``OptimizedDownBlock``, the others ``DownBlock`` / ``UpBlock``. The
 latent is 128 in the paper. At 32×32 the encoder's map is 32 × 4 × 4 = 512 features, matching the
-decoder's FC 512. The grey 28×28 variant zero-pads the input to 32×32 in the encoder and crops the
-decoder's 32×32 output to its centre 28×28 (our choice: the table is for 32×32 CIFAR-10).
-Discriminator sizes: 28 → 14 → 7 → 3 (kernel 2 to 2×2), 32 → 16 → 8 → 4 (kernel 3), 64 → … → 4.
+decoder's FC 512. The grey 28×28 variant zero-pads the input to 32×32 in the encoder and crops the decoder's
+32×32 output to its centre 28×28 (our choice: the table is for 32×32 CIFAR-10).
+The discriminator pads 28×28 to 32×32 the same way, so that Table 3's four layers give their 2×2
+patches (32 → 16 → 8 → 4 → 2); at 64×64 (not in the paper) one more stride-2 layer of 256 channels
+comes before the last. Until issue 37 the last layer was a bias-carrying convolution of stride 1 that
+took the map from 4×4 (3×3 at 28 pixels) to 2×2, and the first convolution had a bias.
 """
 from __future__ import annotations
 
@@ -83,24 +84,28 @@ class PatchDiscriminator(nn.Module):
     """``(B, C, S, S) -> (B, 3, 2, 2)`` patch logits, S = 28, 32 or 64 (see the module docstring).
 
     ``base``: channels of the first convolution (doubling per layer; 32 in the reference code).
-    Initialised as DCGAN (the reference code's ``weights_init``).
+    Every convolution is 4×4, stride 2, padding 1, without bias (Table 3). Initialised as DCGAN
+    (the reference code's ``weights_init``).
     """
 
     def __init__(self, shape: Sequence[int], base: int = 32):
         super().__init__()
-        c, side, _ = shape
-        if len(shape) != 3 or shape[1] != shape[2] or side not in (28, 32, 64):
+        if len(shape) != 3 or shape[1] != shape[2] or shape[1] not in (28, 32, 64):
             raise ValueError(f"the patch discriminator takes 28, 32 or 64 pixel square images, got {tuple(shape)}")
+        c, side = shape[0], max(shape[1], 32)
+        self.pad = (side - shape[1]) // 2                       # 28 -> 32, as the encoder
         layers: list[nn.Module] = []
         ch_in, ch, i = c, base, 0
-        while side > 4:
-            layers.append(nn.Conv2d(ch_in, ch, 4, 2, 1, bias=i == 0))
+        while side > 4:                                         # Table 3's rows 1-3 (one more at 64)
+            layers.append(nn.Conv2d(ch_in, ch, 4, 2, 1, bias=False))
             if i > 0:
                 layers.append(nn.BatchNorm2d(ch))
             layers.append(nn.LeakyReLU(0.2))
             side, ch_in, ch, i = side // 2, ch, ch * 2, i + 1
-        layers.append(nn.Conv2d(ch_in, 3, side - 1, 1, 0))       # -> 3 × 2 × 2
+        layers.append(nn.Conv2d(ch_in, 3, 4, 2, 1, bias=False))   # Table 3's last row: 4 × 4 -> 3 × 2 × 2
         self.net = dcgan_init(nn.Sequential(*layers))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.pad:
+            x = F.pad(x, (self.pad,) * 4)                       # 28 -> 32 with zeros, as the encoder
         return self.net(x)
