@@ -46,7 +46,8 @@ class TrainConfig:
     lr_step_size: int = 1000           # "step" schedule: decay every this many steps
     lr_gamma: float = 0.5              # "step" schedule: multiply by this
     grad_clip: float | dict[str, float] | None = None  # max grad norm, for every player or {player: norm}
-    amp: Literal["none", "bf16", "fp16"] = "none"      # autocast dtype (bf16 preferred on GPU)
+    amp: Literal["none", "auto", "bf16", "fp16"] = "none"  # autocast dtype; auto: bf16 where measured
+                                       # faster here (CPU bf16 matrix units, bf16 GPUs), else none
     compile: bool = False              # torch.compile each network of the method
     channels_last: bool = False        # channels-last memory format for 4-D weights and image batches
                                        # (convolutional nets on GPU, with amp=bf16)

@@ -679,11 +679,16 @@ def jsonable(v):
 RUN_INFO = "run.json"
 
 
+#: run.json fields set once, when the run is created, and kept by every later write (resume)
+RUN_NOTES = ("amp_auto",)
+
+
 def write_run_info(run_dir: Path, cfg: RunConfig, method: Method, optimizers: dict, device, step: int,
-                   seconds: float) -> dict[str, Any]:
+                   seconds: float, notes: dict[str, str] | None = None) -> dict[str, Any]:
     """``RUN/run.json``: genae/torch/Python versions, the git commit of genae's source (when it is a
     checkout), device, total wall time over every train/resume of the run, and parameter counts
-    per player; the report and the end-of-train summary read it."""
+    per player; the report and the end-of-train summary read it. ``notes`` (``RUN_NOTES``, e.g.
+    what ``train.amp=auto`` measured and chose) are written with the run's first record and kept."""
     import platform
 
     from . import __version__
@@ -695,6 +700,8 @@ def write_run_info(run_dir: Path, cfg: RunConfig, method: Method, optimizers: di
             "parameters": {k: sum(p.numel() for g in o.param_groups for p in g["params"])
                            for k, o in optimizers.items()},
             "total_parameters": sum(p.numel() for p in method.parameters())}
+    info.update({k: str(previous[k]) for k in RUN_NOTES if k in previous})
+    info.update({k: v for k, v in (notes or {}).items() if k in RUN_NOTES})
     atomic_write(Path(run_dir) / RUN_INFO, json.dumps(info, indent=2).encode(), root=run_dir)
     return info
 

@@ -28,7 +28,7 @@ import numpy as np
 import random
 import torch
 
-from . import distributed, fileio, loggers, runs
+from . import distributed, fileio, loggers, precision, runs
 from .distributed import resolve_device
 from .config import RunConfig, check_against_data
 from .data import BatchSampler, load_dataset, to_range
@@ -153,6 +153,7 @@ def train(cfg: RunConfig, networks: dict[str, torch.nn.Module] | None = None, ca
     ctx = distributed.current()
     torch.manual_seed(cfg.train.seed)
     device = distributed.device_for(resolve_device(cfg.train.device))
+    cfg, notes = _resolve_amp(cfg, device, ctx)
     data = load_dataset(cfg.data, "train")
     check_against_data(cfg, data.num_classes)
     method = runs.build_method(cfg, data.info, networks)  # validates model.* before any file is written
@@ -180,7 +181,23 @@ def train(cfg: RunConfig, networks: dict[str, torch.nn.Module] | None = None, ca
 
         run_dir = Path(distributed.main_then_share(ctx, prepare))
         return _fit(run_dir, cfg, method, data, test, device, resume=None, callbacks=callbacks,
-                    on_start=lambda: started.append(True))
+                    on_start=lambda: started.append(True), notes=notes)
+
+
+def _resolve_amp(cfg: RunConfig, device: torch.device,
+                 ctx: distributed.Context | None) -> tuple[RunConfig, dict[str, str]]:
+    """``train.amp=auto`` -> the measured choice (``precision.resolve_amp``; rank 0 decides for
+    every rank), printed; the config written with the run holds the choice, so a resume keeps it.
+    Returns the config and the note for run.json."""
+    if cfg.train.amp != "auto":
+        return cfg, {}
+    if cfg.train.threads:  # measure on the threads the run will use
+        torch.set_num_threads(cfg.train.threads)
+    amp, why = distributed.main_then_share(ctx, lambda: "\t".join(precision.resolve_amp(device))).split("\t", 1)
+    if ctx is None or ctx.main:
+        print(f"train.amp=auto -> {amp}: {why}", file=sys.stderr)
+    return (dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, amp=amp)),
+            {"amp_auto": f"{amp}: {why}"})
 
 
 def resume(run_dir: str | Path, steps: int | None = None, overrides: Sequence[str] = (),
@@ -222,6 +239,9 @@ def resume(run_dir: str | Path, steps: int | None = None, overrides: Sequence[st
         ckpt = Path(shared) if shared else None
         cfg, info, changed = runs.resume_config(run_dir, ckpt, steps, overrides)
         device = distributed.device_for(resolve_device(cfg.train.device))
+        # a run's config holds the dtype train() chose; only a hand-written "auto" in a run that
+        # never reached a checkpoint is still to resolve
+        cfg, notes = _resolve_amp(cfg, device, ctx)
         data = load_dataset(cfg.data, "train")
         test = _load_test(cfg)
         torch.manual_seed(cfg.train.seed)  # the same init as train(): matters if no checkpoint exists yet
@@ -235,13 +255,13 @@ def resume(run_dir: str | Path, steps: int | None = None, overrides: Sequence[st
                 runs.check_data_record(run_dir, {"train": data, "test": test})
             else:  # a run from before data records: record what it continues on
                 runs.write_data_record(run_dir, {"train": data, "test": test})
-            if changed:
+            if changed or notes:  # notes: "auto" resolved, written as the choice
                 runs.write_config(run_dir, cfg, info)
             return ""
 
         distributed.main_then_share(ctx, record)
         if ckpt is None:
-            return _fit(run_dir, cfg, method, data, test, device, resume=None, callbacks=callbacks)
+            return _fit(run_dir, cfg, method, data, test, device, resume=None, callbacks=callbacks, notes=notes)
         if state["step"] >= cfg.train.steps and main:
             print(f"{run_dir} is already at step {state['step']} of train.steps={cfg.train.steps}; "
                   f"extend it with `genae resume {run_dir} --steps N`", file=sys.stderr)
@@ -416,8 +436,10 @@ def train_step(method: Method, state: TrainingState, stage: Stage, params, amp, 
 # The loop
 # --------------------------------------------------------------------------------------------
 def _fit(run_dir: Path, cfg: RunConfig, method: Method, data, test, device: torch.device,
-         resume: dict[str, Any] | None, callbacks: Sequence = (), on_start=lambda: None) -> Path:
-    """Set up the training state and sinks, call ``on_start()`` (set-up succeeded), train."""
+         resume: dict[str, Any] | None, callbacks: Sequence = (), on_start=lambda: None,
+         notes: dict[str, str] | None = None) -> Path:
+    """Set up the training state and sinks, call ``on_start()`` (set-up succeeded), train.
+    ``notes``: extra fields for run.json (the ``train.amp=auto`` choice)."""
     t = cfg.train
     if t.threads:  # several runs sharing few cores are much faster without OpenMP oversubscription
         torch.set_num_threads(t.threads)
@@ -468,7 +490,7 @@ def _fit(run_dir: Path, cfg: RunConfig, method: Method, data, test, device: torc
             with contextlib.suppress(OSError):  # a full disk must not hide the error that stopped the run
                 if main:
                     runs.write_run_info(run_dir, cfg, method, state.optimizers, device, state.step,
-                                        time.perf_counter() - t0)
+                                        time.perf_counter() - t0, notes)
     if main:
         save_figure(loss_curves(runs.read_metrics(run_dir / runs.METRICS)), run_dir / "loss_curves.png",
                     root=run_dir)

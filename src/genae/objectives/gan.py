@@ -28,9 +28,12 @@ def gradient_penalty(critic: Critic, real: torch.Tensor, fake: torch.Tensor,
     from ``generator`` (None: the global RNG). The gradient is taken with ``create_graph=True`` so
     the penalty can be back-propagated. Returns a scalar (mean over the batch).
     """
-    alpha = torch.rand((real.shape[0],) + (1,) * (real.dim() - 1), device=real.device, dtype=real.dtype,
+    # under autocast the generator's output is bf16/fp16 beside fp32 data: interpolate in the wider
+    # dtype (the critic's layers cast their input as autocast decides)
+    dtype = torch.promote_types(real.dtype, fake.dtype)
+    alpha = torch.rand((real.shape[0],) + (1,) * (real.dim() - 1), device=real.device, dtype=dtype,
                        generator=generator)
-    x_hat = torch.lerp(fake.detach(), real.detach(), alpha).requires_grad_(True)
+    x_hat = torch.lerp(fake.detach().to(dtype), real.detach().to(dtype), alpha).requires_grad_(True)
     out = critic(x_hat)
     (grad,) = torch.autograd.grad(out.sum(), x_hat, create_graph=True)
     norm = torch.linalg.vector_norm(grad.flatten(1), dim=1)

@@ -1,0 +1,131 @@
+"""fp32 against bf16 autocast on the CPU, step by step, side by side in one process (issue 38).
+
+For each representative step — the MLP VAE, the DCGAN pair, IMAE's Table 1 MLP with VAT, LSR-GAN's
+Table 3 ResNets (both stages) — the method is built from its defaults, and the same update loop the
+trainer runs (``method.train_step`` under the autocast context, then ``trainer.backward_update`` and
+``trainer.step_update``) is timed on a fixed random batch in fp32 and in bf16, alternately
+``--repeats`` times (median steps/s, and the ratio). ``--profile`` prints the top operators of each
+(torch.profiler, self CPU time), which is where the time goes.
+
+    python benchmarks/bf16_cpu.py                          # every case, 1 thread
+    python benchmarks/bf16_cpu.py --only dcgan --profile   # one case, with the operator table
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import statistics
+import time
+
+import torch
+
+from genae.config import RunConfig
+from genae.data.core import Batch, DataInfo
+from genae.methods import METHODS
+from genae.trainer import backward_update, player_params, step_update
+
+#: name -> (method, model overrides, stage to enter or None)
+CASES = {
+    "vae-mlp": ("vae", {}, None),
+    "dcgan": ("dcgan", {}, None),
+    "imae-vat": ("imae", {}, None),
+    "lsr-vae": ("lsr-gan", {}, "vae"),
+    "lsr-gan": ("lsr-gan", {}, "gan"),
+}
+
+
+def build(case: str, seed: int = 0, channels_last: bool = False):
+    name, model, stage = CASES[case]
+    cfg = RunConfig.from_dict({"method": name, "model": model})
+    info = DataInfo(shape=(1, 28, 28), num_classes=10, size=8000)
+    torch.manual_seed(seed)
+    method = METHODS[name].build(cfg.model, info)
+    if channels_last:
+        method.to(memory_format=torch.channels_last)
+    opts = method.optimizers()        # before the stage freezes a player's networks, as the trainer
+    if stage is not None:
+        method.enter_stage(next(s for s in method.stages() if s.name == stage))
+    method.train()
+    bs = cfg.train.batch_size
+    x = torch.rand(bs, 1, 28, 28)
+    if method.input_range == "tanh":
+        x = 2 * x - 1
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    batch = Batch(x=x, y=torch.randint(0, 10, (bs,)))
+    return method, opts, batch
+
+
+def step(method, opts, params, batch, amp, i: int) -> None:
+    updates = method.train_step(batch, i)
+    while True:
+        with amp:
+            update = next(updates, None)
+        if update is None:
+            break
+        backward_update(update, params)
+        step_update(update, opts, params, {})
+
+
+def rate(case: str, variant: str, steps: int, warmup: int = 5) -> float:
+    """Steps/s of ``case`` in ``variant`` (a key of ``VARIANTS``)."""
+    dtype, channels_last = VARIANTS[variant]
+    method, opts, batch = build(case, channels_last=channels_last)
+    params = player_params(opts)
+    amp = torch.autocast("cpu", dtype=torch.bfloat16) if dtype == "bf16" else contextlib.nullcontext()
+    for i in range(warmup):
+        step(method, opts, params, batch, amp, i)
+    t0 = time.perf_counter()
+    for i in range(steps):
+        step(method, opts, params, batch, amp, warmup + i)
+    return steps / (time.perf_counter() - t0)
+
+
+#: name -> (autocast dtype, channels-last)
+VARIANTS = {"fp32": ("fp32", False), "bf16": ("bf16", False), "fp32-cl": ("fp32", True), "bf16-cl": ("bf16", True)}
+
+
+def profile(case: str, dtype: str, steps: int = 10, rows: int = 15) -> str:
+    method, opts, batch = build(case)
+    params = player_params(opts)
+    amp = torch.autocast("cpu", dtype=torch.bfloat16) if dtype == "bf16" else contextlib.nullcontext()
+    for i in range(3):
+        step(method, opts, params, batch, amp, i)
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
+        for i in range(steps):
+            step(method, opts, params, batch, amp, 3 + i)
+    return prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=rows)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--only", default="", help=f"comma-separated cases of {', '.join(CASES)}")
+    ap.add_argument("--steps", type=int, default=30)
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--profile", action="store_true")
+    args = ap.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    cases = [c for c in (args.only.split(",") if args.only else CASES) if c]
+    print(f"torch {torch.__version__}, {args.threads} thread(s), {args.steps} steps × {args.repeats}")
+    variants = list(VARIANTS)
+    print("| step | " + " | ".join(f"{v} steps/s" for v in variants) + " | " +
+          " | ".join(f"{v} / fp32" for v in variants[1:]) + " |")
+    print("|---" * (2 * len(variants)) + "|")
+    for case in cases:
+        got = {v: [] for v in variants}
+        for _ in range(args.repeats):      # the variants alternate, so a change of machine load hits all
+            for v in variants:
+                got[v].append(rate(case, v, args.steps))
+        med = {v: statistics.median(r) for v, r in got.items()}
+        print(f"| {case} | " + " | ".join(f"{med[v]:.2f}" for v in variants) + " | " +
+              " | ".join(f"{med[v] / med['fp32']:.2f}×" for v in variants[1:]) + " |", flush=True)
+    if args.profile:
+        for case in cases:
+            for dtype in ("fp32", "bf16"):
+                print(f"\n## {case} {dtype}\n{profile(case, dtype)}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
