@@ -3,8 +3,8 @@
 The choice is measured, not assumed from a CPU model name: on the CPU a bf16 matrix product of a
 training-sized shape is timed against the same product in fp32, on the threads the run will use,
 and bf16 is chosen when it is at least ``MIN_SPEEDUP`` times faster. CPUs with bf16 matrix units
-(Intel AMX, AVX512-BF16) pass by a wide margin (7× measured on a Xeon with AMX, docs/results.md
-issue 38); CPUs without them emulate bf16 through fp32 and come out slower, so they keep fp32. On
+(Intel AMX, AVX512-BF16) pass by a wide margin (5–7× measured by this probe on a Xeon with AMX,
+docs/results.md issue 38); CPUs without them emulate bf16 through fp32 and come out slower, so they keep fp32. On
 CUDA, bf16 where the device supports it (Ampere and later); on MPS, fp32.
 
 The resolved value replaces ``auto`` in the run's config before it is written, so ``config.yaml``
