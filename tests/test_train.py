@@ -12,7 +12,7 @@ from safetensors.torch import load_file
 from conftest import fast_train_overrides, tiny_overrides
 from genae import runs
 from genae.config import build_config
-from genae.errors import ConfigError, Interrupted, NonFiniteLoss
+from genae.errors import ConfigError, GenaeError, Interrupted, NonFiniteLoss
 from genae.methods import METHODS, Batch, DataInfo, Method, MethodSpec, Update
 from genae.optim import OPTIMIZERS, build_optimizer, build_schedule, lr_factor
 from genae.trainer import resume, run_update, train
@@ -240,3 +240,22 @@ def test_method_dataset_mismatch_is_rejected_before_any_file(tmp_path):
     with pytest.raises(ConfigError, match="batch_size"):
         train(cfg)
     assert not (tmp_path / "r").exists()
+
+
+def test_weights_that_no_longer_fit_name_the_commit_that_trained_the_run(tmp_path):
+    """A checkpoint whose shapes do not fit today's networks (genae's networks changed, e.g. lsr-gan's
+    discriminator in issue 37) is a one-line error naming the run's commit beside this genae's."""
+    run = train(_cfg(tmp_path, steps=2))
+    ckpt = runs.latest_checkpoint(run)
+    weights = load_file(str(ckpt / "model.safetensors"))
+    key = next(iter(weights))
+    weights[key] = torch.zeros(*weights[key].shape, 2)          # a layer of another shape
+    method = runs.load_run(run)
+    info = json.loads((run / "run.json").read_text())
+    (run / "run.json").write_text(json.dumps({**info, "git_commit": "0123456789abcdef" * 2 + "01234567"}))
+    with pytest.raises(GenaeError, match=r"genae's networks change.*run\.json: 0123456789") as e:
+        runs.load_weights(method, weights, ckpt)
+    assert "\n" not in str(e.value)
+    (run / "run.json").write_text(json.dumps({**info, "git_commit": None}))
+    with pytest.raises(GenaeError, match=r"\(was it edited\?\)"):
+        runs.load_weights(method, weights, ckpt)

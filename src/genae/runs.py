@@ -403,14 +403,20 @@ def checkpoint_config(run_dir: str | Path, ckpt: Path) -> tuple[RunConfig, DataI
 
 
 def load_weights(method: Method, weights: dict[str, torch.Tensor], ckpt: Path) -> None:
-    """``method.load_state_dict(weights)`` with a one-line error when the shapes do not fit (the
-    run's config was edited after the checkpoint was written)."""
+    """``method.load_state_dict(weights)`` with a one-line error when the shapes do not fit: the
+    run's config was edited after the checkpoint was written, or genae's networks changed since
+    the commit that trained the run (named when run.json records another one)."""
     try:
         method.load_state_dict(weights)
     except RuntimeError as e:
         lines = [line.strip() for line in str(e).splitlines() if line.strip()]
+        then, now = read_run_info(Path(ckpt).parent.parent).get("git_commit"), _git_commit()
+        why = "was it edited?"
+        if then and then != now:
+            why = (f"was it edited, or did genae's networks change since the commit that trained it? "
+                   f"run.json: {then[:10]}, this genae: {now[:10] if now else 'not a git checkout'}")
         raise GenaeError(f"the weights in {ckpt} do not fit the network built from the run's "
-                         f"config.yaml (was it edited?): {'; '.join(lines[1:4]) or lines[0]}") from None
+                         f"config.yaml ({why}): {'; '.join(lines[1:4]) or lines[0]}") from None
 
 
 def init_from(method: Method, spec: str) -> list[str]:
