@@ -3,9 +3,10 @@
 For each representative step — the MLP VAE, the DCGAN pair, IMAE's Table 1 MLP with VAT, LSR-GAN's
 Table 3 ResNets (both stages) — the method is built from its defaults, and the same update loop the
 trainer runs (``method.train_step`` under the autocast context, then ``trainer.backward_update`` and
-``trainer.step_update``) is timed on a fixed random batch in fp32 and in bf16, alternately
-``--repeats`` times (median steps/s, and the ratio). ``--profile`` prints the top operators of each
-(torch.profiler, self CPU time), which is where the time goes.
+``trainer.step_update``) is timed on a fixed random batch in fp32 and in bf16, each also with the
+network and batch in channels-last (``VARIANTS``), alternately ``--repeats`` times (median steps/s,
+and the ratios to fp32). ``--profile`` prints the top operators of each (torch.profiler, self CPU
+time), which is where the time goes.
 
     python benchmarks/bf16_cpu.py                          # every case, 1 thread
     python benchmarks/bf16_cpu.py --only dcgan --profile   # one case, with the operator table
@@ -24,19 +25,23 @@ from genae.data.core import Batch, DataInfo
 from genae.methods import METHODS
 from genae.trainer import backward_update, player_params, step_update
 
-#: name -> (method, model overrides, stage to enter or None)
+#: name -> (method, stage to enter or None); each built from its defaults
 CASES = {
-    "vae-mlp": ("vae", {}, None),
-    "dcgan": ("dcgan", {}, None),
-    "imae-vat": ("imae", {}, None),
-    "lsr-vae": ("lsr-gan", {}, "vae"),
-    "lsr-gan": ("lsr-gan", {}, "gan"),
+    "vae-mlp": ("vae", None),
+    "dcgan": ("dcgan", None),
+    "imae-vat": ("imae", None),
+    "lsr-vae": ("lsr-gan", "vae"),
+    "lsr-gan": ("lsr-gan", "gan"),
 }
 
+#: name -> (autocast dtype, channels-last)
+VARIANTS = {"fp32": ("fp32", False), "bf16": ("bf16", False), "fp32-cl": ("fp32", True), "bf16-cl": ("bf16", True)}
 
-def build(case: str, seed: int = 0, channels_last: bool = False):
-    name, model, stage = CASES[case]
-    cfg = RunConfig.from_dict({"method": name, "model": model})
+
+def build(case: str, channels_last: bool = False, seed: int = 0):
+    """``case``'s method (in its stage), its optimizers and a fixed random batch of its recipe's size."""
+    name, stage = CASES[case]
+    cfg = RunConfig.from_dict({"method": name})
     info = DataInfo(shape=(1, 28, 28), num_classes=10, size=8000)
     torch.manual_seed(seed)
     method = METHODS[name].build(cfg.model, info)
@@ -52,48 +57,49 @@ def build(case: str, seed: int = 0, channels_last: bool = False):
         x = 2 * x - 1
     if channels_last:
         x = x.contiguous(memory_format=torch.channels_last)
-    batch = Batch(x=x, y=torch.randint(0, 10, (bs,)))
-    return method, opts, batch
+    return method, opts, Batch(x=x, y=torch.randint(0, 10, (bs,)))
 
 
-def step(method, opts, params, batch, amp, i: int) -> None:
-    updates = method.train_step(batch, i)
-    while True:
-        with amp:
-            update = next(updates, None)
-        if update is None:
-            break
-        backward_update(update, params)
-        step_update(update, opts, params, {})
+def stepper(case: str, variant: str, warmup: int):
+    """A function ``run(n)`` that trains ``case`` in ``variant`` (a key of ``VARIANTS``) for n more
+    steps, as the trainer updates (each update's forward under the autocast context, then
+    ``backward_update`` and ``step_update``); ``warmup`` steps are run before it is returned."""
+    dtype, channels_last = VARIANTS[variant]
+    method, opts, batch = build(case, channels_last)
+    params = player_params(opts)
+    amp = torch.autocast("cpu", dtype=torch.bfloat16) if dtype == "bf16" else contextlib.nullcontext()
+    done = 0
+
+    def run(n: int) -> None:
+        nonlocal done
+        for i in range(done, done + n):
+            updates = method.train_step(batch, i)
+            while True:
+                with amp:
+                    update = next(updates, None)
+                if update is None:
+                    break
+                backward_update(update, params)
+                step_update(update, opts, params, {})
+        done += n
+
+    run(warmup)
+    return run
 
 
 def rate(case: str, variant: str, steps: int, warmup: int = 5) -> float:
-    """Steps/s of ``case`` in ``variant`` (a key of ``VARIANTS``)."""
-    dtype, channels_last = VARIANTS[variant]
-    method, opts, batch = build(case, channels_last=channels_last)
-    params = player_params(opts)
-    amp = torch.autocast("cpu", dtype=torch.bfloat16) if dtype == "bf16" else contextlib.nullcontext()
-    for i in range(warmup):
-        step(method, opts, params, batch, amp, i)
+    """Steps/s of ``case`` in ``variant`` over ``steps`` steps after ``warmup``."""
+    run = stepper(case, variant, warmup)
     t0 = time.perf_counter()
-    for i in range(steps):
-        step(method, opts, params, batch, amp, warmup + i)
+    run(steps)
     return steps / (time.perf_counter() - t0)
 
 
-#: name -> (autocast dtype, channels-last)
-VARIANTS = {"fp32": ("fp32", False), "bf16": ("bf16", False), "fp32-cl": ("fp32", True), "bf16-cl": ("bf16", True)}
-
-
-def profile(case: str, dtype: str, steps: int = 10, rows: int = 15) -> str:
-    method, opts, batch = build(case)
-    params = player_params(opts)
-    amp = torch.autocast("cpu", dtype=torch.bfloat16) if dtype == "bf16" else contextlib.nullcontext()
-    for i in range(3):
-        step(method, opts, params, batch, amp, i)
+def profile(case: str, variant: str, steps: int = 10, rows: int = 15) -> str:
+    """The top ``rows`` operators by self CPU time over ``steps`` steps (after 3 of warm-up)."""
+    run = stepper(case, variant, 3)
     with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
-        for i in range(steps):
-            step(method, opts, params, batch, amp, 3 + i)
+        run(steps)
     return prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=rows)
 
 
@@ -122,8 +128,8 @@ def main(argv=None) -> int:
               " | ".join(f"{med[v] / med['fp32']:.2f}×" for v in variants[1:]) + " |", flush=True)
     if args.profile:
         for case in cases:
-            for dtype in ("fp32", "bf16"):
-                print(f"\n## {case} {dtype}\n{profile(case, dtype)}", flush=True)
+            for variant in VARIANTS:
+                print(f"\n## {case} {variant}\n{profile(case, variant)}", flush=True)
     return 0
 
 

@@ -9,11 +9,12 @@ import pytest
 import torch
 import yaml
 
-from conftest import TINY, fast_train_overrides, tiny_overrides
+from conftest import fast_train_overrides, tiny_overrides
 from genae import precision
 from genae.config import build_config
-from genae.methods import METHODS, Batch, DataInfo
+from genae.methods import METHODS
 from genae.trainer import backward_update, player_params, resume, step_update, train
+from test_methods import _batch, _build     # the contract's tiny builds and batches
 
 
 def test_the_probe_measures_a_ratio():
@@ -64,19 +65,14 @@ def test_a_run_without_auto_has_no_note(tmp_path):
 
 @pytest.mark.parametrize("name", list(METHODS))
 def test_every_method_trains_under_bf16_autocast_with_fp32_state(name):
-    """Two steps of every update under CPU bf16 autocast: finite losses, every stepped weight moved
-    and still fp32, fp32 gradients and optimizer moments (autocast casts copies, never the weights)."""
-    torch.manual_seed(0)
-    spec = METHODS[name]
-    info = DataInfo((1, 28, 28), 10, "image")
-    method = spec.build(spec.config(**TINY[name]), info)
+    """Two steps of every update under CPU bf16 autocast: finite losses, weights of every stepped
+    player moved and still fp32, fp32 gradients and optimizer moments (autocast casts copies, never
+    the weights)."""
+    method = _build(name)
     opts = method.optimizers()
     params = player_params(opts)
     before = {id(p): p.detach().clone() for ps in params.values() for p in ps}
-    g = torch.Generator().manual_seed(1)
-    x = torch.rand((20, *info.shape), generator=g)
-    x = x * 2 - 1 if method.input_range == "tanh" else x
-    batch = Batch(x, torch.arange(20) % 10)
+    batch = _batch(method)
     stepped = set()
     for step in range(2):
         updates = method.train_step(batch, step)
@@ -93,7 +89,7 @@ def test_every_method_trains_under_bf16_autocast_with_fp32_state(name):
                 assert all(p.grad is None or p.grad.dtype == torch.float32 for p in params[pl])
             step_update(update, opts, params, {})
     for pl in stepped:
-        assert all(p.dtype == torch.float32 for p in params[pl]), f"{name}: {pl} weights left fp32"
+        assert all(p.dtype == torch.float32 for p in params[pl]), f"{name}: {pl} weights are no longer fp32"
         moved = [not torch.equal(before[id(p)], p.detach()) for p in params[pl]]
         assert any(moved), f"{name}: no weight of {pl} moved under bf16"
         for p in params[pl]:

@@ -34,6 +34,12 @@ encoder and decoder for 28×28 or 32×32 images and the 3 × 2 × 2 patch discri
 genae's DCGAN encoder/decoder with the patch discriminator, "mlp" the MLP family with an MLP
 discriminator (vector data). Images use ``input_range="tanh"`` (tanh decoder).
 
+Deliberate differences from the paper (its text and appendix D): the reduction of the latent term
+(above); Adam's β2 = 0.999 and batch 32 (the paper gives lr and β1 only; both are the reference
+code's); the stage lengths (the paper trains by epochs on CIFAR-10; configs/lsr-gan_cifar10.yaml
+has the reference code's 100 + 500 epochs); on 28×28 data the networks pad to Table 3's 32×32
+(``nets.lsr``).
+
 Inference: ``renderer`` chooses what decodes a code: "lsr" (the generator; the default once stage 2
 has started) or "vae" (the stage-1 decoder). ``encode`` gives μ(x); ``genae.imagine.imagine(method, x, draws)``
 renders ``draws`` samples of q(z|x) per input (the paper's imaginations, Figs. 1–3). With ``vae_steps = 0``

@@ -13,6 +13,12 @@ The discriminator's widths (32, 64, 128, then 3) are Table 3's and the reference
 its initialisation is the reference code's DCGAN one (weights N(0, 0.02), BatchNorm scales
 N(1, 0.02); ``nets.dcgan.dcgan_init``), which the paper does not state.
 
+Not in Table 3, which ends at "ResBlock up 32" and the encoder's "128 FC": the decoder's output
+layers (BN, ReLU, a 3×3 convolution to the image's channels, tanh for the [-1, 1] data) and the
+encoder's last linear layer to the posterior's mean and log-variance; both are what any such
+network needs, shaped as in SNGAN's generator and a Gaussian encoder. The discriminator's sigmoid
+is in the loss (``objectives.js_discriminator_loss`` on logits), the same function.
+
 Residual blocks are genae's SNGAN blocks (``nets.resnet``) without spectral normalisation: the
 encoder's first block is the ``OptimizedDownBlock``, the others ``DownBlock`` / ``UpBlock``. The
 latent is 128 in the paper. At 32×32 the encoder's map is 32 × 4 × 4 = 512 features, matching the
