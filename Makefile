@@ -25,8 +25,12 @@ demo: setup
 	$(BIN)/genae demo
 
 # pytest exits 5 when it collected no test: that is a failure here, as is any other non-zero code.
+# Two pytest workers (pytest-xdist), one torch thread each (tests/conftest.py): the suite's tests are
+# small and mostly start-up and I/O bound, so one process per core halves the wall time on the
+# 2-core CI machine. TEST_WORKERS=0 runs it in one process.
+TEST_WORKERS ?= 2
 test: $(VENV)/.test-deps
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS)
 
 bench: setup
 	$(BIN)/python -m pip install -q -e ".[bench]"
