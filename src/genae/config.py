@@ -49,8 +49,8 @@ class TrainConfig:
     amp: Literal["none", "auto", "bf16", "fp16"] = "none"  # autocast dtype; auto: bf16 where measured
                                        # faster here (CPU bf16 matrix units, bf16 GPUs), else none
     compile: bool = False              # torch.compile each network of the method
-    channels_last: bool = False        # channels-last memory format for 4-D weights and image batches
-                                       # (convolutional nets on GPU, with amp=bf16)
+    channels_last: bool | Literal["auto"] = "auto"  # channels-last memory format for 4-D weights and
+                                       # image batches; auto: for convolutional nets under bf16/fp16 autocast
     sync_bn: bool = True               # under torchrun with several ranks: BatchNorm statistics of the
                                        # global batch (exact); False: of each rank's shard (cheaper)
     balanced_batches: bool = False     # every batch holds every class equally (forced by methods that need it)

@@ -1,4 +1,5 @@
-"""``train.amp=auto``: bf16 autocast where this machine's matrix units make it faster, fp32 elsewhere.
+"""``train.amp=auto``: bf16 autocast where this machine's matrix units make it faster, fp32 elsewhere;
+``train.channels_last=auto``: the channels-last layout where low-precision convolutions want it.
 
 The choice is measured, not assumed from a CPU model name: on the CPU a bf16 matrix product of a
 training-sized shape is timed against the same product in fp32, on the threads the run will use,
@@ -10,6 +11,14 @@ CUDA, bf16 where the device supports it (Ampere and later); on MPS, fp32.
 The resolved value replaces ``auto`` in the run's config before it is written, so ``config.yaml``
 holds the dtype the run trained in and ``genae resume`` keeps it on any machine; the measurement is
 printed and recorded in ``run.json`` (``amp_auto``).
+
+``channels_last=auto`` depends only on the method and the (resolved) dtype, so it needs no
+measurement and is resolved afresh at every start, resume included: channels-last for a method
+with 2-D convolutions trained under bf16/fp16 autocast, NCHW otherwise (fp32 runs keep the layout
+their results were recorded in). oneDNN's bf16 convolutions on the CPU, like cuDNN's tensor-core
+ones, compute in NHWC: with NCHW activations every layer reorders its input and output, which took
+a third of LSR-GAN's Table 3 ResNet step in bf16 (docs/results.md, issue 38: 2.0× fp32 in NCHW,
+3.5× in channels-last).
 """
 from __future__ import annotations
 
@@ -17,7 +26,7 @@ import time
 
 import torch
 
-__all__ = ["MIN_SPEEDUP", "bf16_matmul_speedup", "resolve_amp"]
+__all__ = ["MIN_SPEEDUP", "bf16_matmul_speedup", "resolve_amp", "resolve_channels_last"]
 
 #: bf16 must beat fp32 by this factor on the probe to be chosen: below it, autocast's casts
 #: (a weight copy per forward, activations at fp32 islands) eat what the products gain.
@@ -55,3 +64,15 @@ def resolve_amp(device: torch.device) -> tuple[str, str]:
     rel = "≥" if choice == "bf16" else "<"
     return choice, (f"a bf16 matrix product ran {speedup:.1f}× as fast as fp32 on this CPU "
                     f"({rel} {MIN_SPEEDUP}×, {torch.get_num_threads()} thread(s))")
+
+
+def resolve_channels_last(setting: bool | str, amp: str, method: torch.nn.Module) -> tuple[bool, str]:
+    """``(channels_last, why)`` for ``train.channels_last`` (True, False or "auto") given the
+    resolved ``train.amp`` and the built method: "auto" is True exactly when ``amp`` is bf16/fp16
+    and the method holds a ``Conv2d``/``ConvTranspose2d``; ``why`` is empty unless "auto" chose."""
+    if setting != "auto":
+        return bool(setting), ""
+    convs = sum(isinstance(m, (torch.nn.Conv2d, torch.nn.ConvTranspose2d)) for m in method.modules())
+    if amp in ("bf16", "fp16") and convs:
+        return True, f"{convs} 2-D convolution(s) under {amp} autocast"
+    return False, ("no 2-D convolution" if not convs else f"{convs} 2-D convolution(s) in fp32")

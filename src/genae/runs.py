@@ -686,7 +686,7 @@ RUN_INFO = "run.json"
 
 
 #: run.json fields set once, when the run is created, and kept by every later write (resume)
-RUN_NOTES = ("amp_auto",)
+RUN_NOTES = ("amp_auto", "channels_last_auto")
 
 
 def write_run_info(run_dir: Path, cfg: RunConfig, method: Method, optimizers: dict, device, step: int,

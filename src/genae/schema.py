@@ -528,9 +528,11 @@ DATA_RECORD = MapOf(Str(), Opt(Record({"source": Str(), "files": MapOf(Str(), St
 #: RUN/run.json: versions, device, wall time and parameter counts (the report's Run table).
 RUN_INFO = Record({"method": Str(), "data": Str(), "step": Int(0), "genae": Str(), "torch": Str(),
                    "python": Str(), "git_commit": Opt(Str()), "device": Str(), "wall_seconds": Num(0, finite=True),
-                   "parameters": MapOf(Str(), Int(0)), "total_parameters": Int(0), "amp_auto": Str()},
+                   "parameters": MapOf(Str(), Int(0)), "total_parameters": Int(0), "amp_auto": Str(),
+                   "channels_last_auto": Str()},
                   optional=("method", "data", "step", "genae", "torch", "python", "git_commit", "device",
-                            "wall_seconds", "parameters", "total_parameters", "amp_auto"))
+                            "wall_seconds", "parameters", "total_parameters", "amp_auto",
+                            "channels_last_auto"))
 
 #: One metric's result in eval.json (a bare number in files written before results had fields).
 METRIC_ENTRY = OneOf(Record({"value": Opt(Num()), "step": Int(0), "skipped": Str()},

@@ -371,6 +371,7 @@ class TrainingState:
         try:
             for k, o in self.optimizers.items():
                 o.load_state_dict(state["optimizers"][k])
+                _state_like_params(o)
             for k, s in self.schedules.items():
                 s.load_state_dict(state["schedules"][k])
                 _apply_base_lrs(s, base_lrs[k])
@@ -385,6 +386,23 @@ class TrainingState:
             raise StateFileError(f"the checkpoint's trainer state (trainer.json) does not fit this run "
                                  f"({type(e).__name__}: {first})") from None
         self.step = state["step"]
+
+
+def _state_like_params(optimizer: torch.optim.Optimizer) -> None:
+    """Give each restored per-parameter state tensor (Adam's moments) its parameter's memory layout.
+
+    Checkpoints store tensors contiguous (NCHW), and ``Optimizer.load_state_dict`` keeps that layout.
+    An uninterrupted run's moments were created by ``zeros_like(param)``, channels-last beside a
+    channels-last parameter (``train.channels_last``); with NCHW moments instead, the resumed updates
+    were not those of the uninterrupted run (measured: a tiny channels-last DCGAN, fp32 or bf16,
+    resumed after 2 of 4 steps, differed by 6e-4 in its weights). Values are unchanged here; only
+    the strides follow the parameter's, and then the resume is exact
+    (tests/test_precision.py)."""
+    for group in optimizer.param_groups:
+        for p in group["params"]:
+            for key, v in optimizer.state.get(p, {}).items():
+                if torch.is_tensor(v) and v.shape == p.shape and v.stride() != p.stride():
+                    optimizer.state[p][key] = torch.empty_like(p, dtype=v.dtype).copy_(v)
 
 
 def train_step(method: Method, state: TrainingState, stage: Stage, params, amp, deferred,
@@ -448,6 +466,12 @@ def _fit(run_dir: Path, cfg: RunConfig, method: Method, data, test, device: torc
     main = ctx is None or ctx.main
     if ctx is not None and ctx.world > 1 and t.sync_bn:
         distributed.convert_batchnorm(method)  # same parameters and buffers: optimizers, checkpoints unchanged
+    layout, why = precision.resolve_channels_last(t.channels_last, t.amp, method)
+    if why:  # "auto" decided: said once, kept in run.json; the config keeps "auto" (a pure function
+        t = dataclasses.replace(t, channels_last=layout)  # of the method and the recorded dtype)
+        notes = {**(notes or {}), "channels_last_auto": f"{layout}: {why}"}
+        if layout and main:
+            print(f"train.channels_last=auto -> true: {why}", file=sys.stderr)
     if t.channels_last:  # before the optimizers exist, so their state takes the same layout
         method.to(memory_format=torch.channels_last)
     state = TrainingState(method, data, t, device, (ctx.rank, ctx.world) if ctx is not None else (0, 1))
