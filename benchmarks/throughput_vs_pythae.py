@@ -10,8 +10,11 @@ data (MNIST-10k training images in [0, 1]). Each library trains for the same num
 its own public training entry point (pythae ``BaseTrainer.train``; genae ``genae.train``), so the
 time includes what a user pays: data loading, logging, and the final model save. The two are run
 alternately ``--repeats`` times and the median steps/s of each is reported with the ratio.
+genae flushes subnormal floats to zero while training (``train.flush_denormal``, its default), and
+the plain loop does the same; pythae does not, and on x86 subnormals slow this VAE by ~1.3× after a
+few hundred steps. ``--no-flush`` runs the plain loop and genae without it, the numerics of pythae.
 
-    python benchmarks/throughput_vs_pythae.py [--steps 2000] [--batch-size 64] [--repeats 3] [--bf16]
+    python benchmarks/throughput_vs_pythae.py [--steps 2000] [--batch-size 64] [--repeats 3] [--bf16] [--skip-pythae]
 
 pythae is an optional benchmark dependency: ``pip install -e '.[bench]'``.
 """
@@ -39,12 +42,13 @@ MNIST_10K = Path(__file__).resolve().parents[1].parent / "shared" / "datasets" /
 
 
 def genae_config(args, out: Path, seed: int, amp: str = "none"):
+    """genae's run of the same VAE (``--no-flush``: with ``train.flush_denormal=False``)."""
     overrides = [f"model.latent_dim={args.latent}", f"model.hidden={args.hidden}", f"model.depth={args.depth}",
                  "model.lr=1e-3",
                  f"train.steps={args.steps}", f"train.batch_size={args.batch_size}", "train.device='cpu'",
                  f"train.log_every={min(100, args.steps)}", f"train.sample_every={args.steps}",
                  f"train.ckpt_every={args.steps}", "train.progress=False", f"train.seed={seed}",
-                 f"train.amp='{amp}'"]
+                 f"train.amp='{amp}'", f"train.flush_denormal={not getattr(args, 'no_flush', False)}"]
     return build_config("vae", "mnist", str(MNIST_10K), overrides=overrides, out=str(out))
 
 
@@ -99,17 +103,20 @@ def run_pythae(template, x: torch.Tensor, steps: int, batch: int, out: Path) -> 
         return steps / (time.perf_counter() - t0)
 
 
-def run_plain(template, x: torch.Tensor, steps: int, batch: int, seed: int) -> float:
+def run_plain(template, x: torch.Tensor, steps: int, batch: int, seed: int, flush: bool = True) -> float:
     """The shortest plain-PyTorch loop with the same networks, initial weights and numerics: data
     pre-loaded as float [0, 1], a seeded permutation per epoch and an index gather per batch,
     fused Adam (lr 1e-3), Bernoulli NLL on logits summed over pixels + KL summed, mean over the
-    batch; no logging, no checkpoint. The reference genae's overhead is measured against."""
+    batch; no logging, no checkpoint. The reference genae's overhead is measured against.
+    ``flush``: subnormal floats flushed to zero while it runs, as genae's ``train.flush_denormal``
+    (its default) does, so both compute the same numbers at the same speed."""
     import torch.nn.functional as F
 
     enc, dec = copy.deepcopy(template.encoder), copy.deepcopy(template.decoder)
     opt = torch.optim.Adam([*enc.parameters(), *dec.parameters()], lr=1e-3, betas=(0.9, 0.999), fused=True)
     g = torch.Generator().manual_seed(seed)
     n = len(x)
+    torch.set_flush_denormal(flush)
     t0 = time.perf_counter()
     perm, pos = torch.randperm(n, generator=g), 0
     for _ in range(steps):
@@ -124,7 +131,9 @@ def run_plain(template, x: torch.Tensor, steps: int, batch: int, seed: int) -> f
         opt.zero_grad(set_to_none=True)
         (recon + kl).backward()
         opt.step()
-    return steps / (time.perf_counter() - t0)
+    rate = steps / (time.perf_counter() - t0)
+    torch.set_flush_denormal(False)
+    return rate
 
 
 def run_genae(cfg) -> float:
@@ -142,6 +151,9 @@ def main() -> None:
     p.add_argument("--depth", type=int, default=1, help="hidden layers per MLP (pythae's default VAE: 1)")
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--bf16", action="store_true", help="also time genae with bf16 autocast")
+    p.add_argument("--skip-pythae", action="store_true", help="only the plain loop and genae (no pythae installed)")
+    p.add_argument("--no-flush", action="store_true", help="keep subnormal floats in the plain loop and genae "
+                   "(train.flush_denormal=False; pythae never flushes them)")
     args = p.parse_args()
 
     ds = load_dataset(DataConfig("mnist", root=str(MNIST_10K)), "train")
@@ -156,25 +168,28 @@ def main() -> None:
             cfg = genae_config(args, Path(tmp) / f"g{r}", seed=r)
             template = initial_vae(cfg, ds.info)
             torch.manual_seed(r)
-            speeds["plain"].append(run_plain(template, x, args.steps, args.batch_size, r))
-            torch.manual_seed(r)
-            speeds["pythae"].append(run_pythae(template, x, args.steps, args.batch_size, Path(tmp) / f"p{r}"))
+            speeds["plain"].append(run_plain(template, x, args.steps, args.batch_size, r, not args.no_flush))
+            if not args.skip_pythae:
+                torch.manual_seed(r)
+                speeds["pythae"].append(run_pythae(template, x, args.steps, args.batch_size, Path(tmp) / f"p{r}"))
             speeds["genae"].append(run_genae(cfg))
             if args.bf16:
                 speeds["genae-bf16"].append(run_genae(genae_config(args, Path(tmp) / f"b{r}", r, "bf16")))
             print(f"  repeat {r}: " + ", ".join(f"{k} {v[-1]:.1f}" for k, v in speeds.items() if v) + " steps/s")
     med = {k: statistics.median(v) for k, v in speeds.items() if v}
-    print(f"pythae {med['pythae']:.1f} steps/s | genae (fp32, same numerics) {med['genae']:.1f} steps/s | "
-          f"ratio genae/pythae = {med['genae'] / med['pythae']:.2f}x")
+    if not args.skip_pythae:
+        print(f"pythae {med['pythae']:.1f} steps/s | genae (fp32, same numerics) {med['genae']:.1f} steps/s | "
+              f"ratio genae/pythae = {med['genae'] / med['pythae']:.2f}x")
     # shares are paired per repeat (each library against the plain loop run right beside it), so
     # a slow spell of the machine (CPU steal on shared cores) cancels out; median over repeats
-    share = {k: statistics.median(a / b for a, b in zip(speeds[k], speeds["plain"])) for k in ("genae", "pythae")}
+    share = {k: statistics.median(a / b for a, b in zip(speeds[k], speeds["plain"]))
+             for k in ("genae", "pythae") if speeds[k]}
     print(f"plain PyTorch loop {med['plain']:.1f} steps/s | share of it (median of per-repeat ratios): "
-          f"genae {share['genae']:.2f}, pythae {share['pythae']:.2f}")
+          + ", ".join(f"{k} {v:.2f}" for k, v in share.items()))
     if args.bf16:
-        print(f"genae with train.amp=bf16 {med['genae-bf16']:.1f} steps/s | "
-              f"ratio genae-bf16/pythae = {med['genae-bf16'] / med['pythae']:.2f}x "
-              "(pythae's trainer disables autocast for the BCE loss)")
+        print(f"genae with train.amp=bf16 {med['genae-bf16']:.1f} steps/s" + ("" if args.skip_pythae else
+              f" | ratio genae-bf16/pythae = {med['genae-bf16'] / med['pythae']:.2f}x "
+              "(pythae's trainer disables autocast for the BCE loss)"))
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from genae.data import DataConfig, load_dataset
 from test_data import write_mnist_dir, write_idx
@@ -209,3 +210,26 @@ def test_lsr_summary_tables_and_rank_correlations(tmp_path, monkeypatch, capsys)
     assert "MSE / pixel ρ = -1.00 (paper: falls)" in out and "accuracy ρ = +1.00 (paper: rises)" in out
     beta_rows = [line for line in out.split("### Table 1")[1].splitlines() if line.startswith(("| 1 |", "| 5 |"))]
     assert [r[:12] for r in beta_rows] == ["| 1 | VAE | ", "| 1 | LSR | ", "| 5 | VAE | ", "| 5 | LSR | "]
+
+
+
+@pytest.mark.parametrize("case", ["vae-mlp", "dcgan", "imae-vat", "lsr-vae", "lsr-gan", "ctrl-dcgan"])
+def test_bf16_cpu_steps_every_case_in_bf16_channels_last(case, monkeypatch):
+    """benchmarks/bf16_cpu.py: each case builds from its method's defaults, and the loop it times
+    trains every player of the case's stage (its weights move, stay fp32 and finite) in bf16 with
+    channels-last, the variant the issue-38 table leads with."""
+    bench = _script("bf16_cpu")
+    name, stage, side, _ = bench.CASES[case]
+    monkeypatch.setitem(bench.CASES, case, (name, stage, side, 20))  # a small batch: the loop, not the rate
+    built = []
+    real_build = bench.build
+    monkeypatch.setattr(bench, "build", lambda *a, **k: built.append(real_build(*a, **k)) or built[-1])
+    run = bench.stepper(case, "bf16-cl", warmup=0)
+    method, opts, _ = built[0]
+    before = {id(p): p.detach().clone() for p in method.parameters()}
+    run(1)
+    players = next(s.players for s in method.stages() if s.name == stage) if stage else list(opts)
+    for player in players:
+        params = [p for g in opts[player].param_groups for p in g["params"]]
+        assert any(not torch.equal(p, before[id(p)]) for p in params), f"{case}: {player} did not move"
+    assert all(p.dtype == torch.float32 and torch.isfinite(p).all() for p in method.parameters())

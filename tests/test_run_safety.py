@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import yaml
 from safetensors.torch import load_file
 
 from conftest import fast_train_overrides, tiny_overrides
@@ -132,6 +133,31 @@ def test_checkpoints_of_the_previous_format_still_load_and_resume_exactly(tmp_pa
     resume(cut)
     assert _same(_weights(full, 6), _weights(cut, 6))
     assert (cut / "checkpoints" / "step-00000006" / runs.MANIFEST).is_file()  # written in the new format
+
+
+def test_a_run_from_before_flush_denormal_resumes_without_it(tmp_path, monkeypatch):
+    """``train.flush_denormal`` (on by default) came after runs existed: a run whose config has no
+    such key trained without it, and resumes without it (runs.LEGACY_DEFAULTS), keeping its resume
+    exact; a run that has the key keeps what it says."""
+    cut = train(_cfg(tmp_path, "cut", steps=6))
+    shutil.rmtree(cut / "checkpoints" / "step-00000006")
+    ckpt = cut / "checkpoints" / "step-00000004"
+    _to_legacy(ckpt)  # no manifest: its config.yaml may be edited like one written back then
+    for path in (cut / "config.yaml", ckpt / "config.yaml"):
+        text = path.read_text()
+        assert "flush_denormal: true" in text
+        path.write_text(text.replace("  flush_denormal: true\n", ""))
+    calls = []
+    real = torch.set_flush_denormal
+    monkeypatch.setattr(torch, "set_flush_denormal", lambda on: calls.append(on) or real(on))
+    resume(cut)
+    assert calls == []  # trained as before, subnormals kept
+    written = yaml.safe_load((cut / "checkpoints" / "step-00000006" / "config.yaml").read_text())
+    assert written["train"]["flush_denormal"] is False  # and its new checkpoint says so
+    new = train(_cfg(tmp_path, "new", steps=2))
+    calls.clear()
+    resume(new, steps=4)
+    assert calls == [True, False]
 
 
 # --------------------------------------------------------------------------------------------

@@ -259,3 +259,15 @@ def test_weights_that_no_longer_fit_name_the_commit_that_trained_the_run(tmp_pat
     (run / "run.json").write_text(json.dumps({**info, "git_commit": None}))
     with pytest.raises(GenaeError, match=r"\(was it edited\?\)"):
         runs.load_weights(method, weights, ckpt)
+
+
+@pytest.mark.parametrize("flush, calls", [(True, [True, False]), (False, [])])
+def test_flush_denormal_is_on_while_training_and_off_after(tmp_path, monkeypatch, flush, calls):
+    """CPU training flushes subnormals to zero (train.flush_denormal, default on) and turns the
+    process's setting back off when it ends; off, the setting is never touched."""
+    seen = []
+    real = torch.set_flush_denormal
+    monkeypatch.setattr(torch, "set_flush_denormal", lambda on: seen.append(on) or real(on))
+    train(_cfg(tmp_path, steps=2, flush_denormal=flush))
+    assert seen == calls
+    assert torch.tensor([1e-40]).mul(1.0).item() != 0.0   # the process is back to keeping subnormals

@@ -61,6 +61,8 @@ class TrainConfig:
     n_samples: int = 64                # images per sample grid
     prior_examples: int = 10000        # training examples given to Method.fit_prior
     on_nonfinite: Literal["stop", "skip"] = "stop"  # stop the run, or skip that update and go on
+    flush_denormal: bool = True        # CPU: flush subnormal floats to zero while training (FTZ/DAZ);
+                                       # subnormals slowed an fp32 VAE 1.3x (docs/results.md, issue 38)
     nan_check: Literal["update", "interval"] = "update"  # check every update (one host sync each) or,
                                        # without syncs, at log/checkpoint intervals (GPU throughput)
     progress: bool = True              # show a progress bar

@@ -598,6 +598,20 @@ def resumable(key: str) -> bool:
     return key in RESUMABLE_KEYS or (ns == "model" and (name == "lr" or name.endswith("_lr")))
 
 
+#: Keys added after runs existed whose new default would change how those runs train: a run whose
+#: config lacks one resumes with the value it was trained under, so its resume stays exact.
+LEGACY_DEFAULTS = {("train", "flush_denormal"): False}
+
+
+def _with_legacy_defaults(d: dict[str, Any]) -> dict[str, Any]:
+    d = dict(d)
+    for (ns, key), value in LEGACY_DEFAULTS.items():
+        section = d.get(ns)
+        if isinstance(section, dict) and key not in section:
+            d[ns] = {**section, key: value}
+    return d
+
+
 def resume_config(run_dir: str | Path, ckpt: Path | None, steps: int | None = None,
                   overrides: Sequence[str] = ()) -> tuple[RunConfig, DataInfo, dict[str, tuple]]:
     """The config to resume with: the checkpoint's, with the resumable changes made by hand in
@@ -607,8 +621,8 @@ def resume_config(run_dir: str | Path, ckpt: Path | None, steps: int | None = No
     from .config import parse_override, validate
 
     run_dir = Path(run_dir)
-    edited = read_config(run_dir)
-    truth = read_config_file(ckpt / CONFIG) if ckpt is not None else edited
+    edited = _with_legacy_defaults(read_config(run_dir))
+    truth = _with_legacy_defaults(read_config_file(ckpt / CONFIG)) if ckpt is not None else edited
     tree = {k: dict(v) if isinstance(v, dict) else v for k, v in edited.items()}
     for item in overrides:
         ns, key, value = parse_override(item)

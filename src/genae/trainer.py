@@ -494,7 +494,13 @@ def _fit(run_dir: Path, cfg: RunConfig, method: Method, data, test, device: torc
     stage, params = None, None
     on_start()
 
-    with _StopSignals() as stop, warnings.catch_warnings():
+    # Subnormal floats (|x| < 1.2e-38) take a slow microcode path on x86: a decoder's logits for
+    # always-black border pixels drive sigmoid's gradients there, and Adam's first moments of
+    # rarely-active inputs decay through it (0.9^n). An fp32 VAE fell from 186 to 138 steps/s
+    # within 2,500 steps of a plain loop without this (docs/results.md, issue 38). Flushing them to
+    # zero changes no value above float32's normal range; the process's setting is restored after.
+    flush = t.flush_denormal and device.type == "cpu" and torch.set_flush_denormal(True)
+    with _StopSignals() as stop, warnings.catch_warnings(), _restore_flush(flush):
         # A schedule advances once per step of its stages, also when that step skipped its player's
         # update (a warm-up, a non-finite skip): PyTorch's first-step order warning does not apply.
         warnings.filterwarnings("ignore", r"Detected call of `lr_scheduler\.step\(\)` before", UserWarning)
@@ -714,6 +720,17 @@ class _StopSignals:
         for sig, old in self._old.items():
             signal.signal(sig, old)
         return False
+
+
+@contextlib.contextmanager
+def _restore_flush(flushing: bool):
+    """Turn flush-to-zero off again on the way out when ``flushing`` (torch has no getter for the
+    setting, and off is its default)."""
+    try:
+        yield
+    finally:
+        if flushing:
+            torch.set_flush_denormal(False)
 
 
 def _get_rng() -> dict[str, Any]:
