@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 import yaml
 
-from genae.compare import compare, csv_text, format_mean_std, format_table, runs_csv_text, write_outputs
+from genae.compare import compare, csv_text, format_mean_std, format_table, runs_csv_text
 from genae.errors import GenaeError
-from genae.viz.compare_page import plot_figures, render_page
+from genae.viz.compare_page import plot_figures, render_page, write_outputs
 from genae.viz.grids import save_png
 
 INFO = {"shape": [1, 28, 28], "num_classes": 10, "kind": "image"}

@@ -593,7 +593,7 @@ def _cmd_report(args) -> int:
 
 
 def _cmd_compare(args) -> int:
-    from .compare import run_compare
+    from .viz.compare_page import run_compare
 
     return run_compare(args.runs, metrics=args.metrics, ignore=args.ignore, markdown=args.markdown,
                        csv_path=args.csv, html_path=args.html, out=args.out)

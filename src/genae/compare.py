@@ -78,7 +78,7 @@ from .config import flatten_config
 from .runs import CONFIG, DATA_RECORD, read_config, read_eval_record
 
 __all__ = ["Comparison", "Group", "Cell", "RunRecord", "Section", "compare", "collect_runs", "format_table",
-           "csv_text", "runs_csv_text", "format_value", "run_compare", "write_outputs", "IGNORED_KEYS",
+           "csv_text", "runs_csv_text", "format_value", "IGNORED_KEYS",
            "protocol_fields", "measure_fields"]
 
 SEED_KEY = "train.seed"
@@ -793,53 +793,6 @@ def runs_csv_text(cmp: Comparison) -> str:
                                     *[_csv_value(g.values.get(k)) for k in cmp.swept], r.seed, c, repr(v),
                                     cmp.direction(c) or "", protocol_text(p)])
     return buf.getvalue()
-
-
-def write_outputs(cmp: Comparison, out: str | Path) -> list[Path]:
-    """Write ``compare.md``, ``compare.csv``, ``compare_runs.csv``, one ``vs_<key>.png`` per
-    numeric swept key and ``compare.html`` (which embeds those plots) into ``out``; returns the
-    paths written."""
-    from .fileio import atomic_write
-    from .viz.compare_page import plot_pngs, render_page
-
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    pngs = plot_pngs(cmp)
-    files = {"compare.md": format_table(cmp, markdown=True).encode("utf-8"),
-             "compare.csv": csv_text(cmp).encode("utf-8"),
-             "compare_runs.csv": runs_csv_text(cmp).encode("utf-8"),
-             **{f"vs_{key}.png": png for key, png in pngs.items()},
-             "compare.html": render_page(cmp, pngs).encode("utf-8")}
-    for name, data in files.items():
-        atomic_write(out / name, data)
-    return [out / name for name in files]
-
-
-def run_compare(paths: Sequence[str], metrics: str | None = None, ignore: str = "", markdown: bool = False,
-                csv_path: str | None = None, html_path: str | None = None, out: str | None = None) -> int:
-    """``genae compare``: print the table (text or Markdown) on stdout, write the files asked for
-    and name them on stderr (so ``--markdown > table.md`` stays a clean table)."""
-    import sys
-
-    from .fileio import atomic_write
-
-    split = lambda s: [x.strip() for x in (s or "").split(",") if x.strip()]  # noqa: E731
-    cmp = compare(paths, metrics=split(metrics) or None, ignore=split(ignore))
-    print(format_table(cmp, markdown=markdown), end="", flush=True)
-    written = []
-    if csv_path:
-        atomic_write(Path(csv_path), csv_text(cmp).encode("utf-8"))
-        written.append(csv_path)
-    if html_path:
-        from .viz.compare_page import render_page
-
-        atomic_write(Path(html_path), render_page(cmp).encode("utf-8"))
-        written.append(html_path)
-    if out:
-        written += map(str, write_outputs(cmp, out))
-    if written:
-        print("written: " + ", ".join(map(str, written)), file=sys.stderr)
-    return 0
 
 
 def _canon(v: Any) -> str:

@@ -20,7 +20,7 @@ import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Iterable, Literal
 
 import yaml
 
@@ -282,11 +282,26 @@ def validate(cfg: RunConfig) -> None:
                           "skipped if it is checked before it is applied")
     if t.amp == "fp16" and t.device == "cpu":
         raise ConfigError("train.amp=fp16 needs a GPU; on the CPU use train.amp=bf16 or none")
-    from .loggers import check_loggers
-
     check_loggers(t.loggers)
     check_optimizer_fields(cfg.model)
     check_data_config(cfg.data)
+
+
+#: ``train.loggers`` choices -> the package each needs (the sinks themselves: ``genae.loggers``).
+LOGGERS = {"mlflow": "mlflow", "wandb": "wandb"}
+
+
+def check_loggers(names: Iterable[str]) -> None:
+    """A ``ConfigError`` for an unknown ``train.loggers`` name or a logger whose package is absent."""
+    import importlib.util
+
+    for name in names:
+        if name not in LOGGERS:
+            raise ConfigError(f"train.loggers: unknown logger {short_repr(name)}; choose from {', '.join(LOGGERS)} "
+                              "(TensorBoard is train.tensorboard)")
+        if importlib.util.find_spec(LOGGERS[name]) is None:
+            raise ConfigError(f"train.loggers: {name} needs the {LOGGERS[name]!r} package: "
+                              f"pip install 'genae[loggers]'")
 
 
 def check_optimizer_fields(model: Any) -> None:

@@ -74,7 +74,8 @@ def run_demo(out: str | Path, data_dir: str | None = None, overrides: Sequence[s
     _run_parallel(commands, jobs, out / "logs")
     print(f"[demo] trained {len(runs)} methods in {time.perf_counter() - t0:.0f} s", flush=True)
     _evaluate(out, [m for m, _ in runs], metrics, n_samples, recipe or demo_recipe())
-    from .compare import compare, format_table, write_outputs
+    from .compare import compare, format_table
+    from .viz.compare_page import write_outputs
 
     # each method runs its own number of steps (what fits the budget): a recipe detail, not a sweep
     cmp = compare([out / "runs" / m for m, _ in runs], metrics=list(metrics), ignore=["train.steps"])

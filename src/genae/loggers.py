@@ -31,14 +31,13 @@ from typing import Any, Callable, Iterable
 
 import numpy as np
 
-from .errors import ConfigError, RunFileError, short_repr
+from .config import LOGGERS, check_loggers, flatten_config  # the choices and their check are config's
+from .errors import RunFileError
 from .fileio import atomic_write, make_dirs
 
 __all__ = ["LOGGERS", "CallbackSink", "MLflowSink", "Sink", "TensorBoardSink", "WandbSink", "check_loggers",
            "log_eval", "open_sinks"]
 
-#: ``train.loggers`` choices -> the package each needs.
-LOGGERS = {"mlflow": "mlflow", "wandb": "wandb"}
 IDS = "loggers.json"
 
 
@@ -61,8 +60,6 @@ class Sink:
 def _flat(cfg: dict[str, Any]) -> dict[str, Any]:
     """``flatten_config`` with every value a scalar (lists, mappings, None as strings), as
     hparams/params/W&B config want."""
-    from .config import flatten_config
-
     return {k: v if isinstance(v, (int, float, str, bool)) else str(v) for k, v in flatten_config(cfg).items()}
 
 
@@ -224,19 +221,6 @@ class CallbackSink(Sink):
 
     def close(self):
         self._call("end", -1, None)
-
-
-def check_loggers(names: Iterable[str]) -> None:
-    """A ``ConfigError`` for an unknown ``train.loggers`` name or a logger whose package is absent."""
-    import importlib.util
-
-    for name in names:
-        if name not in LOGGERS:
-            raise ConfigError(f"train.loggers: unknown logger {short_repr(name)}; choose from {', '.join(LOGGERS)} "
-                              "(TensorBoard is train.tensorboard)")
-        if importlib.util.find_spec(LOGGERS[name]) is None:
-            raise ConfigError(f"train.loggers: {name} needs the {LOGGERS[name]!r} package: "
-                              f"pip install 'genae[loggers]'")
 
 
 def open_sinks(run_dir: Path, cfg, start: int = 0, callbacks: Iterable[Callable] = ()) -> list[Sink]:

@@ -1,5 +1,7 @@
 """The figures and the self-contained HTML page of ``genae compare`` (images embedded as base64
-PNG, no external files or scripts; every text from a run or config is HTML-escaped).
+PNG, no external files or scripts; every text from a run or config is HTML-escaped), and the
+command's outputs (``write_outputs``, ``run_compare``): this module sits above ``genae.compare``,
+which computes the comparison and its text and CSV forms and imports nothing back.
 
 Sections: the tables, one per dataset (protocol marks, a legend of what each column measures and
 which way is better, footnotes, notes; each cell's tooltip lists its per-seed values, the seeds
@@ -12,15 +14,17 @@ from __future__ import annotations
 import html
 import math
 import textwrap
+from pathlib import Path
+from typing import Sequence
 
 from matplotlib.figure import Figure
 
-from ..compare import Comparison, Section, format_value, protocol_text
-from ..fileio import read_own
+from ..compare import Comparison, Section, compare, csv_text, format_table, format_value, protocol_text, runs_csv_text
+from ..fileio import atomic_write, read_own
 from .plots import seed_dots, separate_tick_labels
 from .report import _CSS, _figure_png, _latest, _png_data_uri
 
-__all__ = ["numeric_keys", "plot_figures", "plot_pngs", "render_page"]
+__all__ = ["numeric_keys", "plot_figures", "plot_pngs", "render_page", "run_compare", "write_outputs"]
 
 _EXTRA_CSS = """
 .grids img{max-height:340px} td.mixed{color:#b00020;font-weight:600} .notes li{color:#7a4b00}
@@ -199,3 +203,43 @@ def _runs_table(cmp: Comparison) -> str:
                 rows.append("<tr>" + "".join(f"<td>{e(c)}</td>" for c in cells) + "</tr>")
     rows.append("</table>")
     return "\n".join(rows)
+
+
+def write_outputs(cmp: Comparison, out: str | Path) -> list[Path]:
+    """Write ``compare.md``, ``compare.csv``, ``compare_runs.csv``, one ``vs_<key>.png`` per
+    numeric swept key and ``compare.html`` (which embeds those plots) into ``out``; returns the
+    paths written."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    pngs = plot_pngs(cmp)
+    files = {"compare.md": format_table(cmp, markdown=True).encode("utf-8"),
+             "compare.csv": csv_text(cmp).encode("utf-8"),
+             "compare_runs.csv": runs_csv_text(cmp).encode("utf-8"),
+             **{f"vs_{key}.png": png for key, png in pngs.items()},
+             "compare.html": render_page(cmp, pngs).encode("utf-8")}
+    for name, data in files.items():
+        atomic_write(out / name, data)
+    return [out / name for name in files]
+
+
+def run_compare(paths: Sequence[str], metrics: str | None = None, ignore: str = "", markdown: bool = False,
+                csv_path: str | None = None, html_path: str | None = None, out: str | None = None) -> int:
+    """``genae compare``: print the table (text or Markdown) on stdout, write the files asked for
+    and name them on stderr (so ``--markdown > table.md`` stays a clean table)."""
+    import sys
+
+    split = lambda s: [x.strip() for x in (s or "").split(",") if x.strip()]  # noqa: E731
+    cmp = compare(paths, metrics=split(metrics) or None, ignore=split(ignore))
+    print(format_table(cmp, markdown=markdown), end="", flush=True)
+    written = []
+    if csv_path:
+        atomic_write(Path(csv_path), csv_text(cmp).encode("utf-8"))
+        written.append(csv_path)
+    if html_path:
+        atomic_write(Path(html_path), render_page(cmp).encode("utf-8"))
+        written.append(html_path)
+    if out:
+        written += map(str, write_outputs(cmp, out))
+    if written:
+        print("written: " + ", ".join(map(str, written)), file=sys.stderr)
+    return 0

@@ -1,0 +1,106 @@
+"""genae's modules import each other without circles (issue 43's first check).
+
+Nodes are modules (a package's ``__init__`` is the package's node). Every import is read from the
+source with ``ast``, function-level ones included (a deferred import still ties two modules),
+relative ones resolved; ``from pkg import name`` is an edge to ``pkg.name`` where that is a module,
+else to ``pkg``. The next step, no import running back up the layers (``methods`` importing
+``viz``, ``metrics`` or ``imagine`` inside functions), is issue 43's and not checked here yet.
+"""
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+SRC = Path(__file__).resolve().parents[1] / "src" / "genae"
+
+
+def _is_module(name: str) -> bool:
+    rel = Path(*name.split(".")[1:]) if "." in name else Path()
+    return name.split(".")[0] == "genae" and ((SRC / rel).with_suffix(".py").is_file()
+                                              or (SRC / rel / "__init__.py").is_file())
+
+
+def _node(target: str) -> str | None:
+    """The genae module an imported name lives in (``genae.viz.compare_page.render_page`` ->
+    ``genae.viz.compare_page``); None outside genae."""
+    while target and not _is_module(target):
+        target = target.rpartition(".")[0]
+    return target or None
+
+
+def _module_of(path: Path) -> str:
+    rel = path.relative_to(SRC.parent).with_suffix("")
+    parts = list(rel.parts)
+    if parts[-1] == "__init__":
+        parts = parts[:-1]
+    return ".".join(parts)
+
+
+def import_graph() -> dict[str, set[str]]:
+    """module -> the genae modules it imports from."""
+    graph: dict[str, set[str]] = {}
+    for path in SRC.rglob("*.py"):
+        module = _module_of(path)
+        package = module if path.name == "__init__.py" else module.rsplit(".", 1)[0]
+        here = module
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            targets = []
+            if isinstance(node, ast.Import):
+                targets = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                if node.level:
+                    base = package.split(".")[: len(package.split(".")) - (node.level - 1)]
+                    stem = ".".join(base + ([node.module] if node.module else []))
+                else:
+                    stem = node.module or ""
+                targets = [f"{stem}.{a.name}" for a in node.names]
+            for target in targets:
+                found = _node(target)
+                if found is not None and found != here:
+                    graph.setdefault(here, set()).add(found)
+    return graph
+
+
+def circles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The strongly connected components of more than one node (Tarjan's algorithm)."""
+    index, low, stack, on, out = {}, {}, [], set(), []
+
+    def visit(v: str) -> None:
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on.add(v)
+        for w in graph.get(v, ()):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            component = []
+            while True:
+                w = stack.pop()
+                on.discard(w)
+                component.append(w)
+                if w == v:
+                    break
+            if len(component) > 1:
+                out.append(sorted(component))
+
+    for v in sorted(graph):
+        if v not in index:
+            visit(v)
+    return out
+
+
+def test_the_reader_sees_the_imports_it_must():
+    graph = import_graph()
+    assert "genae.config" in graph["genae.loggers"]             # top level: LOGGERS, check_loggers
+    assert "genae.compare" in graph["genae.viz.compare_page"]   # the page renders a Comparison
+    assert "genae.metrics.disentangle" in graph["genae.methods.imae"]   # inside a function
+    assert "genae.methods.base" in graph["genae.methods.vae"]   # relative, `from .base import ...`
+    assert circles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+
+
+def test_no_import_circles():
+    found = circles(import_graph())
+    assert found == [], f"import circles between genae's modules: {found}"
