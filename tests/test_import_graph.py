@@ -3,8 +3,8 @@
 Nodes are modules (a package's ``__init__`` is the package's node). Every import is read from the
 source with ``ast``, function-level ones included (a deferred import still ties two modules),
 relative ones resolved; ``from pkg import name`` is an edge to ``pkg.name`` where that is a module,
-else to ``pkg``. The next step, no import running back up the layers (``methods`` importing
-``viz``, ``metrics`` or ``imagine`` inside functions), is issue 43's and not checked here yet.
+else to ``pkg``. And methods compute, reports draw: nothing under ``methods``, ``objectives``,
+``nets`` or ``data`` imports the drawing, evaluation or comparison layers.
 """
 from __future__ import annotations
 
@@ -96,7 +96,7 @@ def test_the_reader_sees_the_imports_it_must():
     graph = import_graph()
     assert "genae.config" in graph["genae.loggers"]             # top level: LOGGERS, check_loggers
     assert "genae.compare" in graph["genae.viz.compare_page"]   # the page renders a Comparison
-    assert "genae.metrics.disentangle" in graph["genae.methods.imae"]   # inside a function
+    assert "genae.imagine" in graph["genae.cli"]                 # inside a function
     assert "genae.methods.base" in graph["genae.methods.vae"]   # relative, `from .base import ...`
     assert circles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
 
@@ -104,3 +104,15 @@ def test_the_reader_sees_the_imports_it_must():
 def test_no_import_circles():
     found = circles(import_graph())
     assert found == [], f"import circles between genae's modules: {found}"
+
+
+#: The layers that compute, and what they must not import (the design's "methods compute, reports draw").
+COMPUTE = ("genae.methods", "genae.objectives", "genae.nets", "genae.data")
+ABOVE = ("genae.viz", "genae.metrics", "genae.compare", "genae.imagine", "genae.trainer", "genae.runs",
+         "genae.cli", "genae.sweep", "genae.api", "genae.demo")
+
+
+def test_the_computing_layers_import_nothing_that_draws_or_evaluates():
+    bad = sorted((m, t) for m, targets in import_graph().items() if m.startswith(COMPUTE)
+                 for t in targets if t.startswith(ABOVE))
+    assert bad == [], f"imports running back up from the computing layers: {bad}"

@@ -7,6 +7,7 @@ samples for a seed; the inference API has the documented shapes (or says it is u
 """
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
@@ -129,8 +130,19 @@ def _exercise(method, capability: str, x: torch.Tensor, y: torch.Tensor | None):
     elif capability == "fit_prior":
         method.fit_prior(x, y)
     elif capability == "figures":
+        from matplotlib.figure import Figure
+
+        from genae.methods.base import Grid, Plot
+        from genae.viz.figures import draw
+
         figs = method.figures(x, y)
         assert isinstance(figs, dict) and figs
+        for name, spec in figs.items():   # methods compute (data), the report draws
+            assert isinstance(spec, (Grid, Plot)), f"{name}: {type(spec).__name__} is a drawing, not data"
+            if isinstance(spec, Grid):
+                assert spec.images.dim() == 4 and 0 <= float(spec.images.min()) <= float(spec.images.max()) <= 1
+            drawn = draw(spec)
+            assert isinstance(drawn, Figure) or (drawn.dtype == np.uint8 and drawn.ndim == 3), name
     elif capability == "manifolds":
         m = method.manifolds()
         assert m.count >= 1 and m.prior in ("normal", "uniform")

@@ -421,13 +421,32 @@ class Method(nn.Module):
         raise self._unsupported("manifolds")
 
     def figures(self, x: torch.Tensor, y: torch.Tensor | None) -> dict[str, Any]:
-        """Extra figures for the run report: name -> matplotlib Figure or ``(H, W, C)`` uint8 array.
+        """Extra figures for the run report: name -> ``Grid`` or ``Plot`` (data; the report draws
+        them), or an already drawn matplotlib Figure or ``(H, W, C)`` uint8 array.
 
         ``x``, ``y``: a fixed batch of test examples in ``input_range`` (sorted by label when
         labelled) for figures that need data (heatmaps, interpolations). Called only when the
         method declares ``figures``.
         """
         raise self._unsupported("figures")
+
+
+@dataclass(frozen=True)
+class Grid:
+    """A figure that is a grid of images: ``images`` ``(N, C, H, W)`` in [0, 1], ``nrow`` per row.
+    Methods return it from ``figures()``; the report draws it (``genae.viz.figures.draw``)."""
+    images: torch.Tensor
+    nrow: int
+
+
+@dataclass(frozen=True)
+class Plot:
+    """A figure drawn from data: ``kind`` names a drawing of ``genae.viz.figures.PLOTS``, called
+    with ``args`` and ``kwargs`` (arrays, titles). Methods compute, the report draws: a method
+    never imports the plotting code."""
+    kind: str
+    args: tuple = ()
+    kwargs: dict = field(default_factory=dict)
 
 
 def _shapes(v: Any) -> Any:

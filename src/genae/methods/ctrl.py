@@ -78,7 +78,7 @@ from ..errors import ConfigError
 from ..nets import build_ctrl_nets, recalibrate_batchnorm
 from ..objectives.rate_reduction import ctrl_binary_objective, ctrl_multi_objective, delta_r
 from ..optim import build_optimizer
-from .base import Batch, DataInfo, Method, Unsupported, Update, check_config
+from .base import Batch, DataInfo, Grid, Method, Plot, Unsupported, Update, check_config
 
 
 @dataclass
@@ -293,17 +293,14 @@ def _pca(z: torch.Tensor, r: int, like: torch.Tensor) -> tuple[torch.Tensor, tor
 
 @torch.no_grad()
 def _figures(m: CTRL, x: torch.Tensor, y: torch.Tensor | None, n_dirs: int = 4, n_top: int = 8) -> dict[str, Any]:
-    from ..viz.figures import heatmaps
-    from ..viz.grids import make_grid
-
     z = torch.cat([m.encode(b) for b in x.split(250)])
     z_hat = torch.cat([m.encode(m.decode(b)) for b in z.split(250)])
     out: dict[str, Any] = {}
     sorted_note = ", sorted by class" if y is not None else ""
     boundaries = torch.nonzero(y[1:] != y[:-1]).flatten().tolist() if y is not None else []
-    out["feature similarity heatmaps"] = heatmaps(
+    out["feature similarity heatmaps"] = Plot("heatmaps", (
         [((z @ z.T).abs().cpu().numpy(), "|Z Zᵀ| (real vs real)" + sorted_note),
-         ((z @ z_hat.T).abs().cpu().numpy(), "|Z Ẑᵀ| (real vs transcribed)" + sorted_note)], boundaries)
+         ((z @ z_hat.T).abs().cpu().numpy(), "|Z Ẑᵀ| (real vs transcribed)" + sorted_note)], boundaries))
 
     if y is not None:
         rows = []
@@ -316,7 +313,7 @@ def _figures(m: CTRL, x: torch.Tensor, y: torch.Tensor | None, n_dirs: int = 4, 
                 if len(top) < n_top:
                     rows.append(torch.zeros(n_top - len(top), *x.shape[1:], device=x.device))
         out[f"decoded samples best aligned with each class's top-{n_dirs} principal directions "
-           f"(rows: class, direction)"] = make_grid(torch.cat(rows), nrow=n_top)
+           f"(rows: class, direction)"] = Grid(torch.cat(rows), nrow=n_top)
 
     firsts = ([int((y == j).nonzero()[0]) for j in torch.unique(y).tolist()] if y is not None
               else list(range(min(len(x), 9))))
@@ -324,12 +321,12 @@ def _figures(m: CTRL, x: torch.Tensor, y: torch.Tensor | None, n_dirs: int = 4, 
     if pairs:
         t = torch.linspace(0, 1, 10, device=z.device)[:, None]
         interp = [m.to_unit(m.decode(F.normalize((1 - t) * z[a] + t * z[b], dim=1))) for a, b in pairs]
-        out["interpolation g(normalise((1−α) f(x1) + α f(x2)))"] = make_grid(torch.cat(interp), nrow=10)
+        out["interpolation g(normalise((1−α) f(x1) + α f(x2)))"] = Grid(torch.cat(interp), nrow=10)
 
     if m.all_count.item() > 0 and bool((m.class_count > 0).any()):
         k = m.num_classes
         ys = torch.arange(k, device=m.device).repeat_interleave(10)
         g = torch.Generator(device=m.device).manual_seed(0)
-        out[f"class-conditional samples (eq. 13, r={m.class_dirs.shape[2]}, α={m.cfg.alpha})"] = make_grid(
+        out[f"class-conditional samples (eq. 13, r={m.class_dirs.shape[2]}, α={m.cfg.alpha})"] = Grid(
             m.to_unit(m.sample(len(ys), y=ys, generator=g)), nrow=10)
     return out

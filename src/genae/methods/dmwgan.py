@@ -59,7 +59,7 @@ from ..errors import ConfigError
 from ..nets import DEFAULT_WIDTH, MLP, build_decoder, build_discriminator, resolve_net
 from ..objectives import learned_prior_loss, wgan_generator_loss, wgan_gp_critic_loss
 from ..optim import build_optimizer
-from .base import Batch, DataInfo, Manifolds, Method, Update, check_config
+from .base import Batch, DataInfo, Grid, Manifolds, Method, Plot, Update, check_config
 
 
 @dataclass
@@ -180,18 +180,15 @@ class DMWGAN(Method):
     def figures(self, x: torch.Tensor, y: torch.Tensor | None) -> dict[str, Any]:
         """One row per generator (10 columns, the same z down each column), rows in order of
         index, and the learned prior r as bars."""
-        from ..viz.figures import threshold_bars
-        from ..viz.grids import make_grid
-
         a, cols = self.cfg.n_generators, 10
         z = self._noise(cols, torch.Generator().manual_seed(0)).repeat(a, 1)
         index = torch.arange(a, device=self.device).repeat_interleave(cols)
         r = self.prior().detach().cpu().numpy()
         return {"samples (rows: generator; columns: shared z)":
-                make_grid(self.to_unit(self._generate(z, index)), nrow=cols),
-                "learned prior over generators": threshold_bars(
-                    r, 1.0 / a, f"prior r (dashed: uniform 1/{a})", xlabel="generator",
-                    ylim=(0, max(1.0 / a, float(r.max())) * 1.1))}
+                Grid(self.to_unit(self._generate(z, index)), nrow=cols),
+                "learned prior over generators": Plot("threshold_bars", (
+                    r, 1.0 / a, f"prior r (dashed: uniform 1/{a})"), dict(xlabel="generator",
+                    ylim=(0, max(1.0 / a, float(r.max())) * 1.1)))}
 
     # --- helpers ------------------------------------------------------------------------------
     def _noise(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:

@@ -67,9 +67,9 @@ from ..nets import IMAE_PRESETS, build_decoder, build_encoder, imae_mlps
 from ..objectives import (aggregate_log_densities, bernoulli_nll, categorical_kl_uniform, dimension_kl_surrogate,
                           empirical_mutual_information, gaussian_kl, gumbel_softmax, mmd, reconstruction_nll,
                           reparameterize, total_correlation, vat_loss)
-from ..objectives.information import MMD_KERNELS, TC_ESTIMATORS
+from ..objectives.information import MMD_KERNELS, TC_ESTIMATORS, gaussian_informativeness
 from ..optim import OPTIMIZERS, build_optimizer
-from .base import Batch, DataInfo, Method, Posterior, Update, check_config
+from .base import Batch, DataInfo, Grid, Method, Plot, Posterior, Update, check_config
 
 OBJECTIVES = ("imae", "jointvae", "infovae", "beta-tcvae")
 _LOG_2PI = math.log(2 * math.pi)
@@ -266,14 +266,10 @@ class IMAE(Method):
         """Fig. 2a: per dimension, ½·log(1 + Var[μ_k]/E[σ_k²]) with its two parts; Figs. 2 and 4:
         traversals of each continuous dimension (rows) over [−2, 2] (columns), one grid per category
         (at most 10); the decoded mean of each category (z = 0)."""
-        from ..metrics.disentangle import gaussian_informativeness
-        from ..viz.figures import informativeness_bars
-        from ..viz.grids import make_grid
-
         c, cols = self.cfg, 9
         q = self.posterior(x)
         info = gaussian_informativeness(q.mean.detach().cpu(), q.logvar.detach().cpu())
-        out: dict[str, Any] = {"informativeness per dimension (Fig. 2a)": informativeness_bars(info)}
+        out: dict[str, Any] = {"informativeness per dimension (Fig. 2a)": Plot("informativeness_bars", (info,))}
         steps = torch.linspace(-2, 2, cols, device=self.device)
         z = torch.zeros(c.latent_dim * cols, c.latent_dim, device=self.device)
         z[torch.arange(len(z)), torch.arange(c.latent_dim, device=self.device).repeat_interleave(cols)] = \
@@ -281,11 +277,11 @@ class IMAE(Method):
         for k in range(min(c.n_categories, 10)) if c.n_categories else [None]:
             code = z if k is None else self._code(self._onehot(torch.full((len(z),), k, device=self.device)), z)
             name = "traversals" if k is None else f"traversals, category {k}"
-            out[f"{name} (rows: z_k over [−2, 2])"] = make_grid(self.to_unit(self.decode(code)), nrow=cols)
+            out[f"{name} (rows: z_k over [−2, 2])"] = Grid(self.to_unit(self.decode(code)), nrow=cols)
         if c.n_categories:
             ks = torch.arange(c.n_categories, device=self.device)
             zero = torch.zeros(c.n_categories, c.latent_dim, device=self.device)
-            out["decoded mean of each category (z = 0)"] = make_grid(
+            out["decoded mean of each category (z = 0)"] = Grid(
                 self.to_unit(self.decode(self._code(self._onehot(ks), zero))), nrow=c.n_categories)
         return out
 

@@ -41,7 +41,7 @@ from ..nets import MLP, build_decoder, build_discriminator
 from ..objectives import (categorical_mi_bound, js_discriminator_loss, ns_generator_loss,
                           uniform_gaussian_mi_bound)
 from ..optim import build_optimizer
-from .base import Batch, DataInfo, Manifolds, Method, Update, check_config
+from .base import Batch, DataInfo, Grid, Manifolds, Method, Update, check_config
 
 
 @dataclass
@@ -141,8 +141,6 @@ class InfoGAN(Method):
         """Grids in the style of the paper's Figure 2, one row per value of c_cat: (a) 10 columns,
         each with its own z and c_cont shared down the column; (b) per continuous code c_i, the
         columns sweep c_i over [−1, 1] with z fixed and the other continuous codes at 0."""
-        from ..viz.grids import make_grid
-
         c, cols = self.cfg, 10
         k, nz = c.n_categories, c.noise_dim
         cat = torch.arange(k).repeat_interleave(cols)
@@ -152,13 +150,13 @@ class InfoGAN(Method):
         shared[nz: nz + k] = False                       # everything but the one-hot is shared per column
         grid[:, :, shared] = grid[:1, :, shared]
         out = {"samples (rows: categorical code; columns: shared noise and continuous codes)":
-               make_grid(self.to_unit(self.generator(grid.reshape(k * cols, -1))), nrow=cols)}
+               Grid(self.to_unit(self.generator(grid.reshape(k * cols, -1))), nrow=cols)}
         for i in range(c.n_continuous):
             sweep = grid.clone()
             sweep[:, :, :nz] = grid[:1, :1, :nz]         # one z for the whole grid
             sweep[:, :, nz + k:] = 0.0
             sweep[:, :, nz + k + i] = torch.linspace(-1, 1, cols, device=grid.device)
-            out[f"continuous code {i + 1} from −1 to 1 (rows: categorical code)"] = make_grid(
+            out[f"continuous code {i + 1} from −1 to 1 (rows: categorical code)"] = Grid(
                 self.to_unit(self.generator(sweep.reshape(k * cols, -1))), nrow=cols)
         return out
 

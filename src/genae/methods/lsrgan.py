@@ -59,7 +59,8 @@ from ..nets.lsr import LSRDecoder, LSREncoder, PatchDiscriminator
 from ..objectives import (gaussian_kl, gaussian_nll_optimal_variance, js_discriminator_loss,
                           lsr_latent_nll, ns_generator_loss, reparameterize)
 from ..optim import build_optimizer
-from .base import Batch, DataInfo, Method, Posterior, Stage, Update, check_config
+from .base import Batch, DataInfo, Grid, Method, Posterior, Stage, Update, check_config
+from .imagination import imagination_rows
 
 
 @dataclass
@@ -198,7 +199,5 @@ class LSRGAN(Method):
     def figures(self, x: torch.Tensor, y: torch.Tensor | None) -> dict[str, Any]:
         """Imaginations (the paper's Figs. 1–3; ``genae.imagine``): per input (a row), the input,
         the VAE decoder's reconstruction of μ(x), then 6 renderings of z ~ q(z|x)."""
-        from ..imagine import imagination_grid
-
         return {"imaginations (per row: input, VAE reconstruction, 6 renderings of z ~ q(z|x))":
-                imagination_grid(self, x[:8], 6)}
+                Grid(imagination_rows(self, x[:8], 6), nrow=8)}

@@ -100,7 +100,7 @@ from ..errors import ConfigError
 from ..nets import MLP, build_decoder, build_encoder
 from ..objectives import wgan_generator_loss, wgan_gp_critic_loss
 from ..optim import build_optimizer
-from .base import Batch, DataInfo, Method, Update, check_config
+from .base import Batch, DataInfo, Method, Plot, Update, check_config
 
 ACTIVE = 0.1          # μ_k ≥ ACTIVE: dimension k is active
 LAM3_MAX = 2048.0     # cap of the polarising weight λ3 (reference code)
@@ -249,13 +249,11 @@ class MaskAAE(Method):
 
     def figures(self, x: torch.Tensor, y: torch.Tensor | None) -> dict[str, Any]:
         """The covariance matrix of the masked codes of ``x`` and the current mask μ."""
-        from ..viz.figures import signed_heatmap, threshold_bars
-
         z = self.encode(x).detach().double().cpu()
         cov = torch.cov(z.T).numpy() if len(z) > 1 else torch.zeros(z.shape[1], z.shape[1]).numpy()
         mu = self.mask().detach().cpu().numpy()
-        fig_cov = signed_heatmap(cov, f"covariance of μ⊙E(x) (n={len(z)})")
-        fig_mu = threshold_bars(mu, ACTIVE, f"mask μ: {int((mu >= ACTIVE).sum())} of {len(mu)} active (μ ≥ {ACTIVE})")
+        fig_cov = Plot("signed_heatmap", (cov, f"covariance of μ⊙E(x) (n={len(z)})"))
+        fig_mu = Plot("threshold_bars", (mu, ACTIVE, f"mask μ: {int((mu >= ACTIVE).sum())} of {len(mu)} active (μ ≥ {ACTIVE})"))
         return {"latent covariance": fig_cov, "mask": fig_mu}
 
     # --- helpers ------------------------------------------------------------------------------

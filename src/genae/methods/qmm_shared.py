@@ -9,7 +9,7 @@ import torch
 
 from ..errors import ConfigError
 from ..objectives import bias_alignment
-from .base import Manifolds, Method
+from .base import Grid, Manifolds, Method, Plot
 
 __all__ = ["check_multibias", "multibias_figures", "reg_weight_at", "sum_alignment"]
 
@@ -45,15 +45,12 @@ def sum_alignment(layers) -> torch.Tensor:
 def multibias_figures(method: Method, man: Manifolds, cols: int = 10) -> dict[str, Any]:
     """The manifold grid (rows: bias index; columns: one z each, shared down the column) and, per
     multi-bias layer, the A biases and their tangential components Uᵀa in 2-D PCA coordinates."""
-    from ..viz.figures import bias_scatter
-    from ..viz.grids import make_grid
-
     z = method.prior_noise(cols, man.dim, torch.Generator().manual_seed(0)).repeat(man.count, 1)
     index = torch.arange(man.count, device=method.device).repeat_interleave(cols)
     out: dict[str, Any] = {"manifolds (rows: bias set; columns: shared z)":
-                           make_grid(method.to_unit(man.render(z, index)), nrow=cols)}
+                           Grid(method.to_unit(man.render(z, index)), nrow=cols)}
     if man.count >= 2:
         panels = [(f"layer {k + 1}", layer.biases.detach().cpu().double().numpy(),
                    layer.tangential().detach().cpu().double().numpy()) for k, layer in enumerate(man.layers)]
-        out["biases and their tangential components Uᵀa per layer"] = bias_scatter(panels)
+        out["biases and their tangential components Uᵀa per layer"] = Plot("bias_scatter", (panels,))
     return out

@@ -9,6 +9,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from ..objectives.information import gaussian_informativeness  # IMAE's Proposition 1, re-exported
 from .frechet import as_float64
 
 __all__ = [
@@ -142,20 +143,6 @@ def kl_active_dims(mu: Any, logvar: Any, threshold: float = 0.01) -> tuple[np.nd
 
 
 # --- IMAE: informativeness, total correlation and the β-TCVAE MIG estimator ---------------------------
-
-def gaussian_informativeness(mu: Any, logvar: Any) -> dict[str, np.ndarray]:
-    """Per-dimension informativeness of a Gaussian encoder (IMAE, Proposition 1):
-
-        I_k = ½ · log(1 + Var_x[μ_k(x)] / E_x[σ_k²(x)]),
-
-    the mutual information between x and z_k when the aggregate of dimension k is treated as a
-    Gaussian with the same variance (the law of total variance). mu, logvar: ``(N, D)``. Returns
-    ``{"informativeness", "var_mean" (Var_x[μ_k]), "mean_var" (E_x[σ_k²])}``, each ``(D,)``, nats.
-    """
-    mu, lv = as_float64(mu), as_float64(logvar)
-    var_mean, mean_var = mu.var(axis=0), np.exp(lv).mean(axis=0)
-    return {"informativeness": 0.5 * np.log1p(var_mean / mean_var), "var_mean": var_mean, "mean_var": mean_var}
-
 
 def _log_normal(z: np.ndarray, mu: np.ndarray, lv: np.ndarray) -> np.ndarray:
     """``(n, m, D)``: log N(z_i | mu_j, exp(lv_j)) per dimension, for z ``(n, D)`` and mu, lv ``(m, D)``."""

@@ -27,7 +27,7 @@ from torch import nn
 
 from .elbo import gaussian_nll
 
-__all__ = ["categorical_mi_bound", "learned_prior_loss", "uniform_gaussian_mi_bound",
+__all__ = ["categorical_mi_bound", "gaussian_informativeness", "learned_prior_loss", "uniform_gaussian_mi_bound",
            "empirical_mutual_information", "aggregate_log_densities", "total_correlation",
            "dimension_kl_surrogate", "frozen_batchnorm_stats", "vat_loss", "mmd",
            "TC_ESTIMATORS", "MMD_KERNELS"]
@@ -313,3 +313,20 @@ def mmd(x: torch.Tensor, y: torch.Tensor, kernel: str = "imq",
     # Off-diagonal means (the i = j terms are what makes the plain V-statistic biased).
     return ((kxx.sum() - kxx.diagonal().sum()) / (n * (n - 1))
             + (kyy.sum() - kyy.diagonal().sum()) / (m * (m - 1)) - 2.0 * kxy.mean())
+
+
+def gaussian_informativeness(mu, logvar) -> dict:
+    """Per-dimension informativeness of a Gaussian encoder (IMAE, Proposition 1):
+
+        I_k = ½ · log(1 + Var_x[μ_k(x)] / E_x[σ_k²(x)]),
+
+    the mutual information between x and z_k when the aggregate of dimension k is treated as a
+    Gaussian with the same variance (the law of total variance). mu, logvar: ``(N, D)`` tensors
+    or arrays, computed in float64 on the host (Var with 1/N). Returns ``{"informativeness",
+    "var_mean" (Var_x[μ_k]), "mean_var" (E_x[σ_k²])}``, each a ``(D,)`` NumPy array, nats.
+    """
+    mu = torch.as_tensor(mu).detach().to("cpu", torch.float64)
+    lv = torch.as_tensor(logvar).detach().to("cpu", torch.float64)
+    var_mean, mean_var = mu.var(dim=0, unbiased=False), lv.exp().mean(dim=0)
+    return {"informativeness": (0.5 * torch.log1p(var_mean / mean_var)).numpy(),
+            "var_mean": var_mean.numpy(), "mean_var": mean_var.numpy()}

@@ -1,13 +1,17 @@
-"""Figure helpers the methods' ``figures()`` use for the run report (no pyplot state: each
-returns a ``matplotlib.figure.Figure``, which the report renders to PNG)."""
+"""The drawings of the methods' report figures (no pyplot state: each returns a
+``matplotlib.figure.Figure``, which the report renders to PNG), and ``draw``, which turns what a
+method's ``figures()`` returns (``methods.base.Grid`` / ``Plot``: data) into a picture."""
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
 from matplotlib.figure import Figure
 
-__all__ = ["bias_scatter", "heatmaps", "signed_heatmap", "threshold_bars"]
+from ..methods.base import Grid, Plot
+from .grids import make_grid
+
+__all__ = ["PLOTS", "bias_scatter", "draw", "heatmaps", "informativeness_bars", "signed_heatmap", "threshold_bars"]
 
 
 def heatmaps(panels: Sequence[tuple[np.ndarray, str]], boundaries: Sequence[int] = (),
@@ -95,3 +99,19 @@ def informativeness_bars(info: dict[str, np.ndarray]) -> Figure:
     more = right.get_legend_handles_labels()
     ax.legend(lines[0] + more[0], lines[1] + more[1], fontsize=7, loc="upper right")
     return fig
+
+
+#: ``Plot.kind`` -> its drawing
+PLOTS = {f.__name__: f for f in (bias_scatter, heatmaps, informativeness_bars, signed_heatmap, threshold_bars)}
+
+
+def draw(value: Any) -> Any:
+    """A ``Grid`` -> its ``(H, W, 3)`` uint8 image; a ``Plot`` -> its drawing's Figure; anything
+    else (a Figure or an image a method drew itself) as it is."""
+    if isinstance(value, Grid):
+        return make_grid(value.images, nrow=value.nrow)
+    if isinstance(value, Plot):
+        if value.kind not in PLOTS:
+            raise ValueError(f"unknown plot kind {value.kind!r}; choose one of {', '.join(PLOTS)}")
+        return PLOTS[value.kind](*value.args, **value.kwargs)
+    return value

@@ -30,6 +30,7 @@ from ..errors import GenaeError, RunFileError
 from ..schema import EVAL_RECORD, check, parse_json, parse_yaml
 from ..fileio import atomic_write, is_own, read_own
 from ..runs import load_run, read_metrics, read_run_info, run_config
+from .figures import draw
 
 __all__ = ["write_report", "render_report"]
 
@@ -131,7 +132,8 @@ def _eval_table(results: dict[str, Any]) -> str:
 
 
 def render_report(run_dir: str | os.PathLike, figures: dict[str, Any] | None = None) -> str:
-    """The report's HTML text for ``run_dir`` (plus ``figures``: name -> Figure or image array)."""
+    """The report's HTML text for ``run_dir`` (plus ``figures``: name -> Figure or image array,
+    or a method's ``Grid``/``Plot``, drawn here)."""
     run = Path(run_dir)
     parts = [f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>genae report — "
              f"{html.escape(run.name)}</title><style>{_CSS}</style></head><body>",
@@ -195,7 +197,7 @@ def render_report(run_dir: str | os.PathLike, figures: dict[str, Any] | None = N
         parts.append("<h2>Method figures</h2>")
         for name, fig in figures.items():
             try:
-                uri = _png_data_uri(_figure_png(fig))
+                uri = _png_data_uri(_figure_png(draw(fig)))
                 parts.append(f"<figure><img src='{uri}' alt='{html.escape(name)}'>"
                              f"<figcaption>{html.escape(name)}</figcaption></figure>")
             except Exception as e:  # one bad figure must not lose the report
