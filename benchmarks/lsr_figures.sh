@@ -14,11 +14,7 @@
 set -euo pipefail
 OUT=${1:-runs/lsr-figures}
 mkdir -p "$OUT"
-M=""
-for r in vae lsr; do
-  for m in fid fid-seeded sharpness-sp imagine-mse decode-variance imagine-class-acc; do M="$M,$m@$r"; done
-done
-M=${M#,}
+source "$(dirname "$0")/lsr_metrics.sh"   # M: every metric for both renderers
 sweep() {  # name config args...
   local name=$1 cfg=$2; shift 2
   genae sweep --config "configs/lsr-gan_$cfg" --metrics "$M" --n-samples 5000 --jobs 1 --threads 1 \

@@ -12,11 +12,7 @@ set -euo pipefail
 OUT=${1:-runs/lsr-table3}
 DATA=${2:-mnist}
 mkdir -p "$OUT"
-M=""
-for r in vae lsr; do
-  for m in fid fid-seeded sharpness-sp imagine-mse decode-variance imagine-class-acc; do M="$M,$m@$r"; done
-done
-M=${M#,}
+source "$(dirname "$0")/lsr_metrics.sh"   # M: every metric for both renderers
 for amp in bf16 fp32; do
   set_amp=$([ "$amp" = fp32 ] && echo none || echo bf16)
   genae sweep lsr-gan --data "$DATA" --seeds 0,1,2 --metrics "$M" --n-samples 5000 --jobs 1 --threads 1 \
