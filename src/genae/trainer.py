@@ -405,7 +405,7 @@ def _state_like_params(optimizer: torch.optim.Optimizer) -> None:
                     optimizer.state[p][key] = torch.empty_like(p, dtype=v.dtype).copy_(v)
 
 
-def train_step(method: Method, state: TrainingState, stage: Stage, params, amp, deferred,
+def run_step(method: Method, state: TrainingState, stage: Stage, params, amp, deferred,
                on_nonfinite: str, log, ctx: distributed.Context | None = None) -> None:
     """One training step: every ``Update`` the method yields for the next batch goes through
     ``run_update`` (each player's loss into its own parameters), then the schedules of the
@@ -510,7 +510,7 @@ def _fit(run_dir: Path, cfg: RunConfig, method: Method, data, test, device: torc
                     stage = state.plan.at(state.step)
                     method.enter_stage(stage if state.plan.staged else None)
                     params = player_params(state.optimizers)  # frozen parameters leave their player
-                train_step(method, state, stage, params, amp, deferred, t.on_nonfinite, log, ctx)
+                run_step(method, state, stage, params, amp, deferred, t.on_nonfinite, log, ctx)
                 _interval_work(run_dir, cfg, method, state, data, fixed, log, deferred, stop, ctx)
         except NonFiniteLoss as e:
             e.checkpoint = runs.find_checkpoint(run_dir)[0]

@@ -1,88 +1,27 @@
-"""MaskAAE (Mondal, Pal Chowdhury, Jayendran, Singla, Asnani, Prathosh, "MaskAAE: Latent space
-optimization for Adversarial Auto-Encoders", UAI 2020; arXiv:1912.04564; reference code
-github.com/arnabkmondal/MaskAAE, ``MaskAAE_MNIST.py``).
+"""MaskAAE (Mondal et al., "MaskAAE: Latent space optimization for Adversarial Auto-Encoders",
+UAI 2020; arXiv:1912.04564; reference code github.com/arnabkmondal/MaskAAE, ``MaskAAE_MNIST.py``).
 
-Claim: generation is best when the code dimension m equals the data's true latent dimension n;
-a learned mask μ ∈ [0, 1]^m switches spurious code dimensions off, so any m ≥ n finds n.
+Claim: generation is best when the code dimension m equals the data's true latent dimension n; a
+learned mask μ = 1 − exp(−θ) ∈ [0, 1]^m (θ ≥ 0 by projection after each mask step, θ ~ U[init_min,
+a] at start) switches spurious dimensions off (active: μ_k ≥ 0.1). μ multiplies the codes E(x)
+and the prior z ~ N(0, I_m) before the decoder G and the latent critic H.
 
-Mask
-    μ = 1 − exp(−θ), θ ≥ 0, θ_k ~ U[0, a] at initialisation (a = 5 in the reference code).
-    Dimension k is *active* when μ_k ≥ 0.1. μ multiplies the encoder output *and* the prior
-    sample before the decoder G and the latent critic H: codes μ⊙E(x), prior μ⊙z, z ~ N(0, I_m).
-    θ ≥ 0 is kept by a **projection** (``θ.clamp_(min=0)``) right after each mask step, as the
-    reference code's Keras ``NonNeg`` constraint does; a parameterisation (θ = softplus(φ))
-    would rescale the gradient dμ/dθ = exp(−θ) and could never reach μ = 0 exactly.
+One step, four updates in the paper's order (RMSprop each; α = 0.9):
+    1. autoencoder E+G: ℓ(G(μ⊙E(x)), x) + β·(1/m) Σ_k exp(−γ μ_k²)·Var_batch(E(x)_k)
+       (β = 100, γ = 10; ``var_penalty="paper"``: Σ_k exp(−γ μ_k)·Var_k);
+    2. critic H, ``n_critic`` times: WGAN-GP, masked prior real, masked codes fake;
+    3. encoder as generator: −E[H(μ⊙E(x))];
+    4. mask θ: λ1·ℓ + λ2·(1 + ω)² + λ3·Σ_k |μ_k(μ_k − 1)|, ω the critic's Wasserstein estimate,
+       λ3 = 2/m doubled every ``lam3_every`` steps (capped at 2048; a pure function of the step).
+Learning rates 5e-4 (autoencoder, mask) and 1e-4 (critic, encoder); batch 64.
 
-Players (one RMSprop optimizer each; E belongs to two players, in different updates)
-    autoencoder  E + G         critic  H (4 hidden ReLU layers)
-    encoder      E alone, as the generator of the latent WGAN      mask  θ
-
-Objective, one training step, in this order (the paper's four updates; Sec. 4 of the paper)
-    1. autoencoder: ℓ(G(μ⊙E(x)), x) + β · (1/m) Σ_k exp(−γ μ_k²) · Var_batch(E(x)_k)
-       (reconstruction + the variance penalty that makes E constant on masked dimensions, in the
-       reference code's form; ``var_penalty="paper"``: β · Σ_k exp(−γ μ_k) · Var_batch(E(x)_k);
-       β = 100, γ = 10; μ is a constant here).
-    2. critic, ``n_critic`` times (5 in the reference code), WGAN-GP with the masked prior as
-       real and the masked codes as fake:
-       E[H(μ⊙E(x))] − E[H(μ⊙z)] + 10 · E[(‖∇H(ĥ)‖ − 1)²]       (E(x) detached).
-    3. encoder as generator: −E[H(μ⊙E(x))].
-    4. mask: λ1 · ℓ(G(μ⊙E(x)), x) + λ2 · (1 + ω)² + λ3 · Σ_k |μ_k(μ_k − 1)|, with
-       ω = E[H(μ⊙z)] − E[H(μ⊙E(x))], the critic's Wasserstein-1 estimate between the masked
-       prior and the masked codes (the critic's game value). The paper text was not available
-       offline; this ω is the reference code's ``tf.square(1 − (mean H(codes) − mean H(prior)))``,
-       which is (1 + ω)² in the form of ``docs/methods.md``. λ1 = 1000, λ2 = 1, λ3 = 2/m at the
-       start, doubled every ``lam3_every`` steps (counted from the first mask update) and capped
-       at 2048 (reference: every 4·75 = 300 steps for m ≤ 20, else every 4·min(10000, ⌊112.5·m⌋)
-       steps; ``lam3_every = 0`` uses that rule). λ3 is a pure function of the step, so resume
-       is exact.
-       Gradients reach θ only (E(x) is computed without a graph; G and H are constants).
-    Then θ ← max(θ, 0).
-
-Learning rates (reference code): RMSprop, 5·10⁻⁴ for autoencoder and mask, 10⁻⁴ for critic
-and encoder; batch 64. The reference code's "lr decay" divides the autoencoder and mask *losses*
-by 5 at step 5·interval; RMSprop divides by the root-mean-square gradient, so scaling a loss
-leaves the step unchanged (up to ε and a short transient of its moving average): it is not a
-decay. Learning-rate decay here acts on the optimizers (``train.lr_schedule``), never on losses.
-
-Choices and deviations
-    - ℓ (reconstruction) is the **per-element mean** squared error (``recon="mse"``; synthetic
-      vectors, the paper's ‖x − x̂‖²) or binary cross-entropy (``"bce"``; the reference code's
-      MNIST loss, decoder outputs logits), averaged over the batch: λ1 = 1000 and β = 100 were
-      tuned for that scale, so this method departs from the library's sum-over-dimensions rule.
-    - The variance penalty is the reference code's (1/m) Σ_k exp(−γ μ_k²)·Var_k by default;
-      ``var_penalty="paper"`` takes the weight of docs/methods.md, exp(−γ μ_k), summed over k
-      (genae's default until 2026-12-04). The reduction over k is not stated by the paper text we
-      have; the sum makes the penalty m× stronger. Measured on synthetic n = 16, m = 32 over seven
-      training seeds (docs/results.md): the reference form gives FID 0.31–0.90 against 2.59–8.48
-      and m_A in [n, n + 1] on 5 of 7 seeds against 4 of 7 (6 of 8, seed 7 held out, with λ3
-      doubling every 1000 steps); on n = 8, m = 16 both give m_A 8, 9, 8, FID 0.29–0.52 against
-      0.63–5.00.
-    - Networks: the reference MNIST MLPs, 4 hidden layers of 1024 ReLU units for E, G and H
-      (``net="mlp"``, ``depth=4``, ``hidden=0`` → 1024); the synthetic-data widths of the paper's
-      supplement were not available, so synthetic configs use the same MLP family (see
-      configs/maskaae_synthetic*.yaml). Images with ``net="conv"`` use genae's DCGAN encoder/
-      decoder (the supplement's conv nets were not available either); H is always the MLP.
-      PyTorch's default initialisation (the reference uses Glorot-normal).
-    - All updates of a step use the step's batch (the reference draws a fresh batch for every
-      update, with replacement); prior samples are fresh for every update. Step 2 and 3 share
-      one encoder pass (E does not change during critic updates).
-    - The reference script scores FID at every saved checkpoint (every 5000 steps) and reports
-      the **minimum** over them, a selection on the evaluation metric itself; genae's ``eval.json``
-      is the final checkpoint's, and ``genae eval RUN --step S`` scores a kept earlier one, so a
-      best-of-checkpoints figure can be computed but is never the default.
-    - RMSprop smoothing α = 0.9 (TensorFlow's default decay, as in the reference), ε = 1e-8.
-    - ``learn_mask=False`` fixes μ = 1 and drops the variance penalty and the mask update: the
-      reference code's ``mask_on=0`` baseline (the paper's WAE-GAN with identical networks and
-      schedule), so a comparison isolates the mask.
-    - ``init_min`` (genae's, not the paper's; default 0) raises θ's lower bound at initialisation,
-      θ ~ U[init_min, a]: at CPU scale the dimensions that stay active are almost exactly the ones
-      that started with the largest θ (docs/results.md), so U[0, a] makes m_A follow the draw.
-      configs/maskaae_synthetic_n16_cpu.yaml uses θ ~ U[2.5, 3] with λ3 doubling every 3000
-      steps: m_A = 16 on each of four training seeds (with U[0, 5]: 14–18).
-    - ``mask_warmup`` (genae's, not the paper's; default 0) skips the mask update for the first
-      steps and starts λ3's doubling clock with the first mask update, so the mask game after the
-      warm-up is the paper's schedule shifted in time (docs/results.md, n = 16).
-Images use ``input_range="unit"``; vectors ``"raw"`` (linear decoder).
+Deliberate choices (each with its evidence in docs/methods/maskaae.md and docs/results.md):
+ℓ is the per-element mean (MSE for vectors, BCE on logits for images), the scale λ1 and β were
+tuned for; the reference code's variance-penalty form by default; the reference MNIST MLPs
+(4 × 1024 ReLU) for E, G and H, genae's DCGAN encoder/decoder with ``net="conv"``; one batch per
+step for all updates; ``learn_mask=False`` is the reference's fixed-mask WAE-GAN baseline;
+``init_min`` and ``mask_warmup`` are genae's (default 0, the paper's schedule). eval scores the
+final checkpoint, never a best-of-checkpoints. Images use ``input_range="unit"``; vectors "raw".
 """
 from __future__ import annotations
 
