@@ -25,6 +25,7 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
+from ..data import load_dataset
 from .. import distributed
 from ..errors import ConfigError
 from ..fileio import atomic_write
@@ -102,7 +103,6 @@ class EvalContext:
         """The ``ArrayDataset`` of ``split`` (default: the reference split), loaded once."""
         split = split or self.split
         if split not in self._data:
-            from ..data import load_dataset  # lazy: metrics must import without the data package
             self._data[split] = load_dataset(self.data_cfg, split=split)
         return self._data[split]
 

@@ -28,9 +28,10 @@ Two ways to build:
   uses ``DEFAULT_WIDTH[kind]``.
 - **Named presets** (``PRESETS``): the networks of a paper's table, each naming its family, its
   source and the roles it declares; ``build_preset(name, role, shape, dim, width)``. CTRL's
-  ``model.arch`` names are presets ``ctrl-<arch>`` (``build_ctrl_nets``). Not presets yet: QMM's
-  Tables B.1–B.3, LSR-GAN's Table 3 and IMAE's Tables 1–2 (docs/methods.md names them but does not
-  give their layer lists; they come with those methods).
+  ``model.arch`` names are presets ``ctrl-<arch>`` (``build_ctrl_nets``). The other papers' tables
+  exist but are not in ``PRESETS`` yet: QMM's Tables B.1–B.3 (:mod:`~genae.nets.multibias`,
+  ``QMMGenerator``), LSR-GAN's Table 3 (:mod:`~genae.nets.lsr`) and IMAE's Tables 1–2
+  (``IMAE_PRESETS`` in :mod:`~genae.nets.mlp`); one mechanism for all of them is issue 43's.
 """
 from __future__ import annotations
 
