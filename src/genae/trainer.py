@@ -406,7 +406,7 @@ def _state_like_params(optimizer: torch.optim.Optimizer) -> None:
 
 
 def run_step(method: Method, state: TrainingState, stage: Stage, params, amp, deferred,
-               on_nonfinite: str, log, ctx: distributed.Context | None = None) -> None:
+             on_nonfinite: str, log, ctx: distributed.Context | None = None) -> None:
     """One training step: every ``Update`` the method yields for the next batch goes through
     ``run_update`` (each player's loss into its own parameters), then the schedules of the
     stage's players advance and ``state.step`` is incremented. Under DDP (``ctx`` with world > 1)
