@@ -12,9 +12,9 @@ import torch, torch.nn.functional as F
 torch.set_num_threads(1); torch.set_flush_denormal(True)
 import throughput_vs_pythae as B
 from genae.data import DataConfig, load_dataset, BatchSampler
-from genae.trainer import first_nonfinite, backward_update, step_update, player_params
+from genae.trainer import first_nonfinite
 from genae.optim import build_schedule
-from genae.methods import METHODS
+from genae.data.core import Batch
 class A: batch_size=64; latent=16; hidden=512; depth=1; steps=1000
 ds = load_dataset(DataConfig("mnist", root=str(B.MNIST_10K)), "train")
 x = ds.x.float() / 255
@@ -41,7 +41,6 @@ def loop(sampler=False, method_step=False, inputs=False, check=False, sched=Fals
                 perm, pos = torch.randperm(n, generator=g), 0
             xb = x[perm[pos:pos + 64]]; pos += 64
         if method_step:
-            from genae.data.core import Batch
             upd = next(m.train_step(Batch(xb, None), i))
             loss = upd.losses["vae"]
         else:

@@ -499,8 +499,8 @@ def _fit(run_dir: Path, cfg: RunConfig, method: Method, data, test, device: torc
     # rarely-active inputs decay through it (0.9^n). An fp32 VAE fell from 186 to 138 steps/s
     # within 2,500 steps of a plain loop without this (docs/results.md, issue 38). Flushing them to
     # zero changes no value above float32's normal range; the process's setting is restored after.
-    flush = t.flush_denormal and device.type == "cpu" and torch.set_flush_denormal(True)
-    with _StopSignals() as stop, warnings.catch_warnings(), _restore_flush(flush):
+    with _StopSignals() as stop, warnings.catch_warnings(), \
+            _flush_denormal(t.flush_denormal and device.type == "cpu"):
         # A schedule advances once per step of its stages, also when that step skipped its player's
         # update (a warm-up, a non-finite skip): PyTorch's first-step order warning does not apply.
         warnings.filterwarnings("ignore", r"Detected call of `lr_scheduler\.step\(\)` before", UserWarning)
@@ -723,9 +723,10 @@ class _StopSignals:
 
 
 @contextlib.contextmanager
-def _restore_flush(flushing: bool):
-    """Turn flush-to-zero off again on the way out when ``flushing`` (torch has no getter for the
-    setting, and off is its default)."""
+def _flush_denormal(on: bool):
+    """Flush subnormals to zero inside when ``on`` (and the CPU supports it), off again on the way
+    out (torch has no getter for the setting, and off is its default); untouched when not ``on``."""
+    flushing = on and torch.set_flush_denormal(True)
     try:
         yield
     finally:

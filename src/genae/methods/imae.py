@@ -268,7 +268,7 @@ class IMAE(Method):
         (at most 10); the decoded mean of each category (z = 0)."""
         c, cols = self.cfg, 9
         q = self.posterior(x)
-        info = gaussian_informativeness(q.mean.detach().cpu(), q.logvar.detach().cpu())
+        info = gaussian_informativeness(q.mean, q.logvar)  # float64 on the host
         out: dict[str, Any] = {"informativeness per dimension (Fig. 2a)": Plot("informativeness_bars", (info,))}
         steps = torch.linspace(-2, 2, cols, device=self.device)
         z = torch.zeros(c.latent_dim * cols, c.latent_dim, device=self.device)
