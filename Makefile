@@ -27,10 +27,13 @@ demo: setup
 # pytest exits 5 when it collected no test: that is a failure here, as is any other non-zero code.
 # Two pytest workers (pytest-xdist), one torch thread each (tests/conftest.py): the suite's tests are
 # small and mostly start-up and I/O bound, so one process per core halves the wall time on the
-# 2-core CI machine. TEST_WORKERS=0 runs it in one process.
+# 2-core CI machine. TEST_WORKERS=0 runs it in one process. The tests marked `ddp` start several
+# training processes each; beside the other worker, a gloo rank aborted twice in 5 runs
+# ("terminate called without an active exception"), so they run afterwards, alone.
 TEST_WORKERS ?= 2
 test: $(VENV)/.test-deps
-	$(BIN)/python -m pytest -q -n $(TEST_WORKERS)
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) -m "not benchmark and not ddp"
+	$(BIN)/python -m pytest -q -m "ddp and not benchmark"
 
 bench: setup
 	$(BIN)/python -m pip install -q -e ".[bench]"

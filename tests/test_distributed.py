@@ -26,6 +26,8 @@ from genae.config import build_config
 from genae.errors import Interrupted, NonFiniteLoss
 from genae.trainer import resume, train
 
+pytestmark = pytest.mark.ddp  # several processes per test: run apart from the parallel workers (Makefile)
+
 WORLD = 2
 EQUIV = ("vae", "wae-gan", "ctrl-multi", "maskaae",  # ctrl-multi: Gram all-reduce and GlobalBatchNorm
          "imae", "infovae", "beta-tcvae")  # batch-level estimators on the global batch (distributed.global_rows)

@@ -305,6 +305,7 @@ def ddp_worker(rank, world, tmp):
         dist.destroy_process_group()
 
 
+@pytest.mark.ddp
 def test_ddp_two_processes_equal_global_batch(tmp_path):
     mp.spawn(ddp_worker, args=(2, str(tmp_path)), nprocs=2, join=True)
     res = [torch.load(tmp_path / f"rank{r}.pt") for r in range(2)]

@@ -219,6 +219,7 @@ def test_killed_sweep_resumes_unfinished_runs_and_leaves_finished_ones(tmp_path)
     assert manifest["points"][1]["eval"]["recon-mse"]["step"] == long
 
 
+@pytest.mark.ddp
 def test_sweep_trains_each_point_data_parallel_under_torchrun(tmp_path):
     """``--nproc-per-node 2``: each point trains as a 2-rank torchrun job (gloo on this CPU) and equals
     one process at the same global batch; its evaluation runs in one process."""
