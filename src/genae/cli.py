@@ -193,6 +193,7 @@ def _parser() -> argparse.ArgumentParser:
                         "(q-wgan, q-beta-vae); generator: a generator index (dmwgan). K runs from 0 to "
                         "their number − 1; other methods sample unconditionally")
     s.add_argument("--device", default="cpu")
+    _prior_args(s)
     s.set_defaults(func=_cmd_sample)
 
     mf = sub.add_parser("manifold", help="derive the manifold of an unseen image (QMM eq. 3) and write it "
@@ -254,6 +255,7 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--renderer", default=None, metavar="vae|lsr|vae,lsr",
                    help="lsr-gan: decode with the stage-1 VAE decoder, the LSR generator, or both (each "
                         "metric then appears as NAME@vae and NAME@lsr)")
+    _prior_args(e)
     e.set_defaults(func=_cmd_eval)
 
     rp = sub.add_parser("report", help="write RUN/report.html (self-contained, viewable offline)")
@@ -324,6 +326,18 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--data", default=None, help="dataset (default: MNIST, else Fashion-MNIST)")
     demo.set_defaults(func=_cmd_demo)
     return p
+
+
+PRIOR_HELP = ("model: the method's own sampler; gmm: decode draws of a Gaussian mixture (K full-covariance "
+              "components, EM) fitted on the codes of the first train.prior_examples training examples, any "
+              "method that encodes and decodes (ae, vae, wae-gan, maskaae, ...); fitted once per checkpoint and "
+              "stored in it (RUN/checkpoints/step-N/ex-post-gmm-kK-s0.safetensors)")
+
+
+def _prior_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--prior", default="model", choices=["model", "gmm"], help=PRIOR_HELP)
+    p.add_argument("--components", type=int, default=10, metavar="K",
+                   help="--prior gmm: mixture components (default %(default)s, as pythae)")
 
 
 def _data_dir_arg(p: argparse.ArgumentParser) -> None:
@@ -465,7 +479,13 @@ def _cmd_sample(args) -> int:
         raise GenaeError(f"--out {out}: this run's samples are {method.info.kind}s, written as {wanted}; "
                          f"e.g. --out {out.with_suffix(wanted)}")
     gen = torch.Generator(device=device).manual_seed(args.seed)
-    if args.cls is not None and method.supports("sample"):  # (one that cannot sample says so below)
+    prior = None
+    if args.prior != "model":
+        if args.cls is not None:
+            raise GenaeError(f"--class with --prior {args.prior}: the ex-post prior is one mixture over all "
+                             "codes; there is nothing for K to fix")
+        prior = _cli_ex_post(args.run, method, args.components)
+    elif args.cls is not None and method.supports("sample"):  # (one that cannot sample says so below)
         if method.sample_y is None:
             raise GenaeError(f"--class: {type(method).__name__} samples unconditionally (this run); "
                              "there is nothing for K to fix")
@@ -479,7 +499,12 @@ def _cmd_sample(args) -> int:
 
     try:
         with torch.no_grad():
-            x = method.sample(args.n, y=args.cls, generator=gen)
+            if prior is None:
+                x = method.sample(args.n, y=args.cls, generator=gen)
+            else:  # the mixture draws on the CPU (float64), so the same seed gives the same codes anywhere
+                from .ex_post import decode_prior
+
+                x = decode_prior(method, prior, args.n, torch.Generator().manual_seed(args.seed))
     except Unsupported as e:  # e.g. CTRL whose prior saw no example of class K
         raise GenaeError(f"genae sample: {e}") from None
     if method.info.kind != "image":
@@ -491,6 +516,24 @@ def _cmd_sample(args) -> int:
     save_grid(method.to_unit(x), out)
     print(f"{args.n} samples written to {out}")
     return 0
+
+
+def _cli_ex_post(run: str, method, components: int, ckpt: Path | None = None):
+    """The ex-post mixture of ``run``'s checkpoint ``ckpt`` (default: the newest): read from the
+    checkpoint, or fitted on the first ``train.prior_examples`` training examples and stored there."""
+    from .data import load_dataset
+    from .ex_post import ex_post_prior, why_not
+    from .runs import checkpoint_config, require_checkpoint
+
+    reason = why_not(method)
+    if reason:
+        raise GenaeError(f"--prior gmm: {reason}")
+    if components < 1:
+        raise GenaeError("--components must be positive")
+    ckpt = ckpt or require_checkpoint(run)
+    cfg, _ = checkpoint_config(run, ckpt)
+    x = load_dataset(cfg.data, "train").x[:cfg.train.prior_examples]
+    return ex_post_prior(run, ckpt, method, x, components, log=lambda m: print(m, file=sys.stderr, flush=True))
 
 
 def _out_file(path: str, suffixes: tuple[str, ...] = (".png",)) -> Path:
@@ -529,6 +572,7 @@ def _evaluate_renderers(method, ctx, names, renderer: str | None) -> dict:
 
 
 def _cmd_eval(args) -> int:
+    from .ex_post import why_not
     from .metrics import EvalContext, check_names
     from .runs import check_data_record, checkpoint_step, jsonable, open_checkpoint, write_eval
     from .distributed import resolve_device
@@ -545,6 +589,17 @@ def _cmd_eval(args) -> int:
         raise GenaeError("--qmm-images must be positive")
     ctx = EvalContext(cfg.data, split=args.split, n_samples=args.n_samples, backbone=args.backbone,
                       device=device, seed=args.seed, progress=not args.json, qmm_images=args.qmm_images)
+    from .metrics import EX_POST, SAMPLING, split_renderer
+
+    if args.prior != "model":  # the sampling metrics asked for are scored on the ex-post prior's samples
+        if args.renderer is not None:
+            raise GenaeError(f"--prior {args.prior} with --renderer: choose one way of producing samples")
+        names = [f"{n}@{EX_POST}" if n in SAMPLING else n for n in names]
+        if not any(split_renderer(n)[1] == EX_POST for n in names):
+            raise GenaeError(f"--prior {args.prior}: none of the metrics samples; the prior changes only "
+                             f"{', '.join(SAMPLING)}")
+    if any(split_renderer(n)[1] == EX_POST for n in names) and why_not(method) is None:
+        ctx.ex_post = _cli_ex_post(args.run, method, args.components, ckpt)   # stored in the checkpoint
     with contextlib.suppress(GenaeError):  # a missing split is reported by the metrics that need it
         # the split evaluated on, loaded once (the context keeps it for the metrics)
         check_data_record(Path(args.run), {args.split: ctx.dataset(args.split)})

@@ -126,6 +126,11 @@ METRICS: dict[str, MetricSpec] = {
 }
 
 
+#: ``NAME@gmm``: a sampling metric with samples decoded from the ex-post prior (``genae.ex_post``)
+EX_POST = "gmm"
+SAMPLING = ("fid", "kid", "is", "precision-recall", "sharpness")
+
+
 def split_renderer(name: str) -> tuple[str, str | None]:
     """``"fid@vae"`` -> ``("fid", "vae")``, ``"fid"`` -> ``("fid", None)``: a metric name may name
     the renderer of a method with several decoders (lsr-gan's ``vae`` and ``lsr``)."""
@@ -152,7 +157,10 @@ def check_names(names: Iterable[str]) -> list[str]:
 def evaluate(method: Method, ctx: EvalContext, names: Iterable[str]) -> dict[str, dict[str, Any]]:
     """Run the named metrics on ``method`` -> ``{name: result dict}`` (in the order given).
 
-    ``NAME@RENDERER`` (e.g. ``fid@vae``, ``fid@lsr``) evaluates NAME with the method's ``renderer``
+    ``NAME@gmm`` (a sampling metric: fid, kid, is, precision-recall, sharpness) evaluates NAME on
+    samples decoded from the ex-post prior, a Gaussian mixture fitted on training codes
+    (``ctx.ex_post_prior``; ``genae.ex_post``), for any method that encodes and decodes; the result
+    names the prior (``"prior"``). ``NAME@RENDERER`` (e.g. ``fid@vae``, ``fid@lsr``) evaluates NAME with the method's ``renderer``
     set to RENDERER (one of its ``renderers``; lsr-gan's stage-1 decoder or its generator) and adds
     ``"renderer"`` to the result; one run then answers "VAE vs LSR-GAN" for every metric, also
     through ``genae sweep --metrics``. The method is put in eval mode for the duration (and
@@ -166,7 +174,12 @@ def evaluate(method: Method, ctx: EvalContext, names: Iterable[str]) -> dict[str
         groups.setdefault(renderer, []).append(base)
     choices = tuple(getattr(method, "renderers", ()))
     for renderer in groups:
-        if renderer is not None and renderer not in choices:
+        if renderer == EX_POST:
+            other = [b for b in groups[renderer] if b not in SAMPLING]
+            if other:
+                raise ConfigError(f"metric {other[0]}@{EX_POST}: @{EX_POST} samples from the ex-post prior, "
+                                  f"which changes only the sampling metrics: {', '.join(SAMPLING)}")
+        elif renderer is not None and renderer not in choices:
             raise ConfigError(f"metric renderer @{renderer}: {type(method).__name__} "
                               + (f"renders with {', '.join(choices)}" if choices else "has one decoder; "
                                  "only lsr-gan has several renderers (@vae, @lsr)"))
@@ -175,6 +188,9 @@ def evaluate(method: Method, ctx: EvalContext, names: Iterable[str]) -> dict[str
         if renderer is None:
             results.update(_evaluate(method, ctx, bases))
             continue
+        if renderer == EX_POST:
+            results.update(_evaluate_ex_post(method, ctx, bases))
+            continue
         saved, method.renderer = method.renderer, renderer
         try:
             for base, res in _evaluate(method, ctx, bases).items():
@@ -182,6 +198,26 @@ def evaluate(method: Method, ctx: EvalContext, names: Iterable[str]) -> dict[str
         finally:
             method.renderer = saved
     return {name: results[name] for name in names}
+
+
+def _evaluate_ex_post(method: Method, ctx: EvalContext, bases: list[str]) -> dict[str, dict[str, Any]]:
+    """The sampling metrics ``bases`` with samples ``decode(z)``, z ~ the ex-post prior
+    (``ctx.ex_post_prior``), keyed ``NAME@gmm``; each result names the prior and its fit. A method
+    that cannot encode and decode gets ``skipped`` with the reason."""
+    from ..ex_post import why_not
+
+    reason = why_not(method)
+    if reason:
+        return {f"{b}@{EX_POST}": {"skipped": reason, "seconds": 0.0} for b in bases}
+    prior = ctx.ex_post_prior(method)
+    info = prior.info
+    what = (f"gmm: {prior.components} full-covariance Gaussians, EM on {info.get('n_codes')} training codes, "
+            f"seed {info.get('seed')}")
+    ctx.sampling_prior = prior
+    try:
+        return {f"{b}@{EX_POST}": {**r, "prior": what} for b, r in _evaluate(method, ctx, bases).items()}
+    finally:
+        ctx.sampling_prior = None
 
 
 def _evaluate(method: Method, ctx: EvalContext, names: list[str]) -> dict[str, dict[str, Any]]:

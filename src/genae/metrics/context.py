@@ -28,7 +28,9 @@ import torch
 from ..data import load_dataset
 from .. import distributed
 from ..errors import ConfigError
+from ..ex_post import decode_prior, fit_ex_post
 from ..fileio import atomic_write
+from ..priors import GaussianMixture
 from . import frechet
 from .backbones import IMAGE_BACKBONES, Backbone, make_backbone
 from .base import log, quantize, to_unit
@@ -79,6 +81,9 @@ class EvalContext:
     qmm_images: source images of ``qmm-score`` (500, the QMM paper's; fewer where codes come
         from encoding by optimisation on a CPU).
     progress: print one line per metric with its duration to stderr.
+    ex_post: the ex-post prior ``NAME@gmm`` samples from (``genae.ex_post``; the CLI passes the one
+        stored in the checkpoint); None = fitted on first use on the first ``ex_post_examples``
+        training examples (K = 10, seed 0) and kept for this context, per method.
     """
 
     data_cfg: Any
@@ -93,10 +98,14 @@ class EvalContext:
     mig_factors: tuple[str, ...] | None = None
     qmm_images: int = 500
     progress: bool = False
+    ex_post: GaussianMixture | None = None
+    ex_post_examples: int = 10000
     _data: dict = field(default_factory=dict, init=False, repr=False)
     _backbones: dict = field(default_factory=dict, init=False, repr=False)
     _real_stats: dict | None = field(default=None, init=False, repr=False)
     _per_method: dict = field(default_factory=dict, init=False, repr=False)
+    _ex_post_fits: dict = field(default_factory=dict, init=False, repr=False)
+    sampling_prior: GaussianMixture | None = field(default=None, init=False, repr=False)
 
     # --- data -----------------------------------------------------------------------------------
     def dataset(self, split: str | None = None):
@@ -217,10 +226,24 @@ class EvalContext:
             with torch.no_grad():
                 for i in self._steps(range(0, self.n_samples, self.batch_size), "sampling"):
                     n = min(self.batch_size, self.n_samples - i)
-                    xb = method.to_unit(method.sample(n, generator=g)).float().cpu()
+                    xb = method.sample(n, generator=g) if self.sampling_prior is None else \
+                        decode_prior(method, self.sampling_prior, n, g)
+                    xb = method.to_unit(xb).float().cpu()
                     out.append(quantize(xb) if self.kind == "image" else xb)
             return torch.cat(out)
         return self.memo(method, "samples", make)
+
+    def ex_post_prior(self, method) -> GaussianMixture:
+        """The ex-post prior of ``method`` that ``NAME@gmm`` samples from: ``ex_post`` if given,
+        else a 10-component mixture fitted (once per method and context) on the codes of the first
+        ``ex_post_examples`` training examples."""
+        if self.ex_post is not None:
+            return self.ex_post
+        if id(method) not in self._ex_post_fits:
+            if self.progress:
+                log(f"ex-post prior: fitting a Gaussian mixture on {self.ex_post_examples} training codes")
+            self._ex_post_fits[id(method)] = fit_ex_post(method, self.dataset("train").x[:self.ex_post_examples])
+        return self._ex_post_fits[id(method)]
 
     def fake_features(self, method):
         """(features ``(n_samples, F)``, class probabilities ``(n_samples, K)`` or None for raw)."""
