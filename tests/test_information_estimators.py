@@ -260,3 +260,53 @@ def test_mmd_rejects_unknown_kernel_and_tiny_samples():
         mmd(torch.zeros(3, 2), torch.zeros(3, 2), "laplace")
     with pytest.raises(ValueError, match="at least 2"):
         mmd(torch.zeros(1, 2), torch.zeros(3, 2))
+
+
+# --- the four hybrid-latent objectives as pure functions (issue 43) ------------------------------
+
+def test_beta_tcvae_terms_sum_to_the_sampled_kl():
+    """Chen et al.'s decomposition: I + TC + Σ_k KL_k = mean_i [log q(z_i|x_i) − log p(z_i)], exactly
+    (β = 1), whatever the aggregate estimate; β scales only TC; the categorical KL is added as is."""
+    from genae.objectives.information import beta_tcvae_terms
+
+    z, mu, lv = t(RNG.normal(size=(16, 3))), t(RNG.normal(size=(16, 3))), t(RNG.normal(size=(16, 3)) * 0.3)
+    terms = beta_tcvae_terms(z, mu, lv, (z, mu, lv), None, 1.0, 1000, "mss")
+    sampled_kl = (np_log_normal(z.numpy(), mu.numpy(), lv.numpy()).sum(1)
+                  - np_log_normal(z.numpy(), 0.0, 0.0).sum(1)).mean()
+    assert float(sum(terms.values())) == pytest.approx(sampled_kl, rel=1e-12, abs=1e-12)
+    b4 = beta_tcvae_terms(z, mu, lv, (z, mu, lv), None, 4.0, 1000, "mss")
+    assert float(b4["tc"]) == pytest.approx(4 * float(terms["tc"]), rel=1e-12)
+    logits = t(RNG.normal(size=(16, 5)))
+    with_y = beta_tcvae_terms(z, mu, lv, (z, mu, lv), logits, 1.0, 1000, "mss")
+    p = torch.softmax(logits, 1).numpy()
+    assert float(with_y["kl_y"]) == pytest.approx((p * np.log(p * 5)).sum(1).mean(), rel=1e-12)
+
+
+def test_jointvae_and_infovae_terms_match_their_formulas():
+    from genae.objectives.information import infovae_terms, jointvae_terms
+
+    out = jointvae_terms(t(3.0), t(0.2), 2.0, 5.0, 1.0)
+    assert float(out["kl_z"]) == pytest.approx(2.0 * 2.0) and float(out["kl_y"]) == pytest.approx(2.0 * 0.8)
+    assert set(jointvae_terms(t(3.0), None, 2.0, 0.0, 0.0)) == {"kl_z"}
+    z, prior = t(RNG.normal(size=(20, 4))), t(RNG.normal(size=(20, 4)))
+    q_y = t([0.5, 0.25, 0.25])
+    terms = infovae_terms(z, prior, q_y, 3.0, 1000.0, "gaussian", 4.0)
+    assert float(terms["mmd_z"]) == pytest.approx(3.0 * 1000.0 * float(mmd(z, prior, "gaussian", 4.0)), rel=1e-12)
+    q = q_y.numpy()
+    assert float(terms["kl_qy"]) == pytest.approx(3.0 * (q * np.log(q * 3)).sum(), rel=1e-12)
+
+
+def test_imae_terms_weights_and_mutual_information():
+    """−β·L(z) + γ·TC(z) − β·I(x; y), with I = H(mean p) − mean H(p) in NumPy."""
+    from genae.objectives.information import imae_terms
+
+    z, mu, lv = t(RNG.normal(size=(12, 2))), t(RNG.normal(size=(12, 2))), t(RNG.normal(size=(12, 2)) * 0.2)
+    p = torch.softmax(t(RNG.normal(size=(12, 4))), 1)
+    out = imae_terms(z, mu, lv, p, p.mean(0), 2.0, 5.0, 500, "mws")
+    pn = p.numpy()
+    h = lambda a: -(a * np.log(a)).sum(-1)  # noqa: E731
+    assert float(out["neg_mi"]) == pytest.approx(-2.0 * (h(pn.mean(0)) - h(pn).mean()), rel=1e-10)
+    assert float(out["tc"]) == pytest.approx(5.0 * float(total_correlation(z, mu, lv, 500, "mws")), rel=1e-12)
+    assert float(out["neg_dim_kl"]) == pytest.approx(-2.0 * float(dimension_kl_surrogate(z, mu, lv, 500, "mws")),
+                                                     rel=1e-12)
+    assert set(imae_terms(z, mu, lv, None, None, 2.0, 5.0, 500)) == {"neg_dim_kl", "tc"}

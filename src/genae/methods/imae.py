@@ -64,15 +64,14 @@ import torch.nn.functional as F
 from ..distributed import global_mean, global_rows
 from ..errors import ConfigError
 from ..nets import IMAE_PRESETS, build_decoder, build_encoder, imae_mlps
-from ..objectives import (aggregate_log_densities, bernoulli_nll, categorical_kl_uniform, dimension_kl_surrogate,
-                          empirical_mutual_information, gaussian_kl, gumbel_softmax, mmd, reconstruction_nll,
-                          reparameterize, total_correlation, vat_loss)
-from ..objectives.information import MMD_KERNELS, TC_ESTIMATORS, gaussian_informativeness
+from ..objectives import (categorical_kl_uniform, gaussian_kl, gumbel_softmax, reconstruction_nll,
+                          reparameterize, vat_loss)
+from ..objectives.information import (MMD_KERNELS, TC_ESTIMATORS, beta_tcvae_terms, gaussian_informativeness,
+                                      imae_terms, infovae_terms, jointvae_terms)
 from ..optim import OPTIMIZERS, build_optimizer
 from .base import Batch, DataInfo, Grid, Method, Plot, Posterior, Update, check_config
 
 OBJECTIVES = ("imae", "jointvae", "infovae", "beta-tcvae")
-_LOG_2PI = math.log(2 * math.pi)
 
 
 @dataclass
@@ -169,50 +168,30 @@ class IMAE(Method):
         cap_y = min(c.capacity_y * frac, math.log(c.n_categories)) if c.n_categories > 1 else 0.0
         return c.capacity_z * frac, cap_y
 
-    # --- objectives: each returns {term name: weighted scalar added to the loss} ---------------------
+    # --- objectives: {term name: weighted scalar added to the loss}, objectives.information ----------
+    # The batch-level estimates see the global batch under DDP (one process: z, mu, logvar as they
+    # are); per-example terms are averaged over this rank's ``rows``.
     def _imae(self, z, mu, logvar, logits, step) -> dict[str, torch.Tensor]:
-        c, n = self.cfg, self.dataset_size
-        gamma = 2 * c.beta if c.tc_weight is None else c.tc_weight
-        # the batch-level estimators see the global batch under DDP (one process: z, mu, logvar as
-        # they are); per-example terms are averaged over this rank's ``rows``
+        c = self.cfg
         (z, mu, logvar), rows = global_rows(z, mu, logvar)
-        out = {"neg_dim_kl": -c.beta * dimension_kl_surrogate(z, mu, logvar, n, c.estimator, rows),
-               "tc": gamma * total_correlation(z, mu, logvar, n, c.estimator, rows)}
-        if logits is not None:
-            p = logits.softmax(1)
-            out["neg_mi"] = -c.beta * empirical_mutual_information(p, marginal=global_mean(p))
-        return out
+        p = logits.softmax(1) if logits is not None else None
+        return imae_terms(z, mu, logvar, p, global_mean(p) if p is not None else None, c.beta,
+                          2 * c.beta if c.tc_weight is None else c.tc_weight, self.dataset_size, c.estimator, rows)
 
     def _jointvae(self, z, mu, logvar, logits, step) -> dict[str, torch.Tensor]:
-        c = self.cfg
-        cap_z, cap_y = self.capacities(step)
-        # |KL − C| of the batch-mean KLs: under DDP the global batch's mean, as in one process
-        out = {"kl_z": c.beta * (global_mean(gaussian_kl(mu, logvar)) - cap_z).abs()}
-        if logits is not None:
-            out["kl_y"] = c.beta * (global_mean(categorical_kl_uniform(logits)) - cap_y).abs()
-        return out
+        kl_y = global_mean(categorical_kl_uniform(logits)) if logits is not None else None
+        return jointvae_terms(global_mean(gaussian_kl(mu, logvar)), kl_y, self.cfg.beta, *self.capacities(step))
 
     def _infovae(self, z, mu, logvar, logits, step) -> dict[str, torch.Tensor]:
         c = self.cfg
-        scale = c.latent_dim if c.mmd_kernel == "gaussian" else None
         (z_all, prior), _ = global_rows(z, torch.randn_like(z))
-        out = {"mmd_z": c.beta * c.mmd_weight * mmd(z_all, prior, c.mmd_kernel, scale)}
-        if logits is not None:
-            q_y = global_mean(logits.softmax(1)).unsqueeze(0)          # the batch's aggregate q(y), (1, K2)
-            out["kl_qy"] = c.beta * categorical_kl_uniform(q_y.clamp_min(1e-30).log())[0]
-        return out
+        q_y = global_mean(logits.softmax(1)) if logits is not None else None
+        return infovae_terms(z_all, prior, q_y, c.beta, c.mmd_weight, c.mmd_kernel,
+                             c.latent_dim if c.mmd_kernel == "gaussian" else None)
 
     def _beta_tcvae(self, z, mu, logvar, logits, step) -> dict[str, torch.Tensor]:
-        c = self.cfg
-        log_qz_x = (-0.5 * ((z - mu).pow(2) * torch.exp(-logvar) + logvar + _LOG_2PI)).sum(1)
-        log_pz = (-0.5 * (z.pow(2) + _LOG_2PI)).sum(1)
-        (z_all, mu_all, lv_all), rows = global_rows(z, mu, logvar)
-        log_qz, log_qz_k = aggregate_log_densities(z_all, mu_all, lv_all, self.dataset_size, c.estimator, rows)
-        out = {"mi": (log_qz_x - log_qz).mean(), "tc": c.beta * (log_qz - log_qz_k.sum(1)).mean(),
-               "dim_kl": (log_qz_k.sum(1) - log_pz).mean()}
-        if logits is not None:
-            out["kl_y"] = categorical_kl_uniform(logits).mean()
-        return out
+        batch, rows = global_rows(z, mu, logvar)
+        return beta_tcvae_terms(z, mu, logvar, batch, logits, self.cfg.beta, self.dataset_size, self.cfg.estimator, rows)
 
     # --- inference API ------------------------------------------------------------------------
     def posterior(self, x: torch.Tensor) -> Posterior:

@@ -25,11 +25,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .elbo import gaussian_nll
+from .elbo import categorical_kl_uniform, gaussian_nll
 
 __all__ = ["categorical_mi_bound", "gaussian_informativeness", "learned_prior_loss", "uniform_gaussian_mi_bound",
            "empirical_mutual_information", "aggregate_log_densities", "total_correlation",
            "dimension_kl_surrogate", "frozen_batchnorm_stats", "vat_loss", "mmd",
+           "imae_terms", "jointvae_terms", "infovae_terms", "beta_tcvae_terms",
            "TC_ESTIMATORS", "MMD_KERNELS"]
 
 TC_ESTIMATORS = ("mws", "mss")
@@ -330,3 +331,78 @@ def gaussian_informativeness(mu, logvar) -> dict:
     var_mean, mean_var = mu.var(dim=0, unbiased=False), lv.exp().mean(dim=0)
     return {"informativeness": (0.5 * torch.log1p(var_mean / mean_var)).numpy(),
             "var_mean": var_mean.numpy(), "mean_var": mean_var.numpy()}
+
+
+# --- The regularisers of IMAE and its hybrid-latent baselines --------------------------------------
+# Each returns {term name: weighted scalar}, the terms its objective adds to the reconstruction
+# −log q(x|y, z) (summed over the data dimensions, averaged over the batch) to be *minimised*.
+# Batch-level estimates take the batch they estimate from as given: under DDP the method passes the
+# global batch (``distributed.global_rows`` / ``global_mean``), in one process its own.
+
+def imae_terms(z: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor, p_y: torch.Tensor | None,
+               p_y_marginal: torch.Tensor | None, beta: float, gamma: float, dataset_size: int,
+               estimator: str = "mws", rows: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+    """IMAE eq. 10 negated, less the reconstruction: −β·L(z) + γ·TC(z) − β·I(x; y).
+
+    z, mu, logvar: ``(B, K1)`` (the batch the aggregate estimates use; ``rows``: the positions the
+    per-example means run over, see :func:`aggregate_log_densities`); L(z) =
+    :func:`dimension_kl_surrogate` (eq. 6), TC(z) = :func:`total_correlation`, both with
+    ``estimator``; p_y: ``(B, K2)`` p(y|x) or None (no categorical code), p_y_marginal: its batch
+    mean ``(K2,)`` (eq. 7's marginal). Returns ``{"neg_dim_kl", "tc"[, "neg_mi"]}``, scalars (nats).
+    """
+    out = {"neg_dim_kl": -beta * dimension_kl_surrogate(z, mu, logvar, dataset_size, estimator, rows),
+           "tc": gamma * total_correlation(z, mu, logvar, dataset_size, estimator, rows)}
+    if p_y is not None:
+        out["neg_mi"] = -beta * empirical_mutual_information(p_y, marginal=p_y_marginal)
+    return out
+
+
+def jointvae_terms(kl_z: torch.Tensor, kl_y: torch.Tensor | None, beta: float, capacity_z: float,
+                   capacity_y: float) -> dict[str, torch.Tensor]:
+    """JointVAE (Dupont 2018, eq. 7): β·|KL_z − C_z| + β·|KL_y − C_y|.
+
+    kl_z: the batch mean of KL(q(z|x) ‖ N(0, I)), a scalar; kl_y: the batch mean of KL(q(y|x) ‖
+    U(K2)), or None; capacity_*: C at this step (nats). With both capacities 0 it is the β-VAE on
+    hybrid latents. Returns ``{"kl_z"[, "kl_y"]}``.
+    """
+    out = {"kl_z": beta * (kl_z - capacity_z).abs()}
+    if kl_y is not None:
+        out["kl_y"] = beta * (kl_y - capacity_y).abs()
+    return out
+
+
+def infovae_terms(z: torch.Tensor, prior_draws: torch.Tensor, q_y: torch.Tensor | None, beta: float,
+                  mmd_weight: float, kernel: str = "gaussian", scale: float | None = None
+                  ) -> dict[str, torch.Tensor]:
+    """InfoVAE for hybrid latents as the IMAE paper states it: β·[λ·MMD²(q(z), N(0, I)) + KL(q(y) ‖ U(K2))].
+
+    z: ``(B, K1)`` codes z ~ q(z|x) of the batch; prior_draws: ``(B, K1)`` draws of N(0, I); q_y:
+    ``(K2,)`` the batch's aggregate q(y) (the mean of p(y|x); exact for a categorical) or None;
+    λ = ``mmd_weight``; :func:`mmd` with ``kernel`` and ``scale``. Returns ``{"mmd_z"[, "kl_qy"]}``.
+    """
+    out = {"mmd_z": beta * mmd_weight * mmd(z, prior_draws, kernel, scale)}
+    if q_y is not None:
+        out["kl_qy"] = beta * categorical_kl_uniform(q_y.unsqueeze(0).clamp_min(1e-30).log())[0]
+    return out
+
+
+def beta_tcvae_terms(z: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor, batch: tuple[torch.Tensor, ...],
+                     logits: torch.Tensor | None, beta: float, dataset_size: int, estimator: str = "mss",
+                     rows: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+    """β-TCVAE (Chen et al. 2018, eq. 4, α = γ = 1): I(x; z) + β·TC(z) + Σ_k KL(q(z_k) ‖ p(z_k)).
+
+    z, mu, logvar: ``(B, K1)``, this process's examples (z ~ q(z|x)); batch: (z, mu, logvar) of the
+    batch the aggregate q(z) is estimated from, ``rows`` this process's positions in it
+    (:func:`aggregate_log_densities`). Every term from log q(z_i|x_i), log q̂(z_i), log q̂_k(z_ik)
+    and log N(z_i; 0, I), averaged over the examples: the three sum exactly to the sampled
+    KL(q(z|x) ‖ p(z)). logits: ``(B, K2)`` of a categorical code, whose KL to U(K2) is added with
+    weight 1, or None. Returns ``{"mi", "tc", "dim_kl"[, "kl_y"]}``.
+    """
+    log_qz_x = (-0.5 * ((z - mu).pow(2) * torch.exp(-logvar) + logvar + _LOG_2PI)).sum(1)
+    log_pz = (-0.5 * (z.pow(2) + _LOG_2PI)).sum(1)
+    log_qz, log_qz_k = aggregate_log_densities(*batch, dataset_size, estimator, rows)
+    out = {"mi": (log_qz_x - log_qz).mean(), "tc": beta * (log_qz - log_qz_k.sum(1)).mean(),
+           "dim_kl": (log_qz_k.sum(1) - log_pz).mean()}
+    if logits is not None:
+        out["kl_y"] = categorical_kl_uniform(logits).mean()
+    return out
