@@ -274,3 +274,79 @@ def test_save_load_gives_identical_samples(tmp_path, name):
             assert torch.equal(a.reconstruct(x), b.reconstruct(x))
     for (k, va), (_, vb) in zip(a.state_dict().items(), b.state_dict().items()):
         assert torch.equal(va, vb), k
+
+
+# One configuration, one contract: what an instance offers comes from ``cls.contract(cfg, info)``
+# (its variants: vector data, no categorical code, one manifold, unlabelled data), and no method
+# file assigns those attributes itself (issue 43).
+_VARIANTS = {"imae": dict(n_categories=0, vat_weight=0.0), "q-wgan": dict(num_biases=1, reg_weight=0.0),
+             "q-beta-vae": dict(num_biases=1, reg_weight=0.0),
+             "ctrl-binary": {}}
+
+
+@pytest.mark.parametrize("name", list(METHODS))
+def test_instance_offers_what_its_contract_says(name):
+    from genae.methods.base import CAPABILITIES, SAMPLE_Y
+
+    spec = METHODS[name]
+    cases = [(IMAGE, {})]
+    if name in _VARIANTS:
+        cases.append((DataInfo((1, 28, 28), None, "image") if name == "ctrl-binary" else IMAGE, _VARIANTS[name]))
+    if name not in VECTOR_UNSUPPORTED:
+        cases.append((DataInfo((6,), 3, "vector"), TINY_VECTOR.get(name, {})))
+    for info, extra in cases:
+        cfg = spec.config(**{**TINY[name], **extra})
+        offer = spec.cls.contract(cfg, info)
+        torch.manual_seed(0)
+        m = spec.build(cfg, info)
+        assert (m.capabilities, m.sample_y, m.needs_labels, m.needs_balanced_batches) == \
+            (offer.capabilities, offer.sample_y, offer.needs_labels, offer.needs_balanced_batches)
+        assert offer.capabilities <= spec.cls.capabilities <= set(CAPABILITIES)
+        assert offer.sample_y is None or offer.sample_y in SAMPLE_Y
+        if info.kind == "vector":
+            assert "figures" not in offer.capabilities or name.startswith("maskaae")
+
+
+def test_contract_variants_change_what_is_offered():
+    spec = METHODS["imae"]
+    assert "cluster" not in spec.cls.contract(spec.config(**{**TINY["imae"], "n_categories": 0}), IMAGE).capabilities
+    assert METHODS["q-wgan"].cls.contract(METHODS["q-wgan"].config(num_biases=1), IMAGE).sample_y is None
+    unlabelled = DataInfo((1, 28, 28), None, "image")
+    assert METHODS["ctrl-binary"].cls.contract(METHODS["ctrl-binary"].config(), unlabelled).sample_y is None
+    multi = METHODS["ctrl-multi"].cls.contract(METHODS["ctrl-multi"].config(), IMAGE)
+    assert multi.needs_labels and multi.needs_balanced_batches and multi.sample_y == "class"
+
+
+def test_no_method_assigns_its_contract_attributes():
+    import re
+    from pathlib import Path
+
+    import genae.methods as pkg
+
+    pattern = re.compile(r"self\.(capabilities|sample_y|needs_labels|needs_balanced_batches|renderer)\s*=[^=]")
+    for path in Path(pkg.__file__).parent.glob("*.py"):
+        if path.name == "base.py":
+            continue
+        assert not pattern.search(path.read_text()), f"{path.name} assigns a contract attribute"
+
+
+@pytest.mark.parametrize("name", list(METHODS))
+def test_renderers_are_declared_and_picked_with_a_context_manager(name):
+    """Every declared renderer decodes inside ``render_with`` and the previous one is back after
+    it; a name not declared is ``Unsupported`` naming the choices; None changes nothing."""
+    method = _build(name).eval()
+    before = method.renderer
+    with method.render_with(None):
+        assert method.renderer == before
+    for r in method.renderers:
+        with method.render_with(r):
+            assert method.renderer == r
+            if method.supports("decode"):
+                with torch.no_grad():
+                    out = method.decode(torch.zeros(2, code_dim(name)))
+                assert out.shape == (2, *method.info.shape)
+        assert method.renderer == before
+    with pytest.raises(Unsupported, match="renders with vae, lsr" if method.renderers else "one decoder"):
+        with method.render_with("nonesuch"):
+            pass
+    assert method.renderer == before

@@ -445,10 +445,8 @@ def _cmd_imagine(args) -> int:
         raise GenaeError(f"genae imagine needs a run on images; {args.run} was trained on {method.info.kind} data")
     if not (method.supports("posterior_sample") and method.supports("decode")):
         raise GenaeError(f"{type(method).__name__} has no stochastic encoder q(z|x) and decoder to imagine with")
-    if args.renderer is not None:
-        if not hasattr(method, "renderer"):
-            raise GenaeError(f"--renderer: {type(method).__name__} has one decoder; only lsr-gan has two renderers")
-        method.renderer = args.renderer
+    if args.renderer is not None and not method.renderers:
+        raise GenaeError(f"--renderer: {type(method).__name__} has one decoder; only lsr-gan has two renderers")
     if args.images:
         try:
             x = torch.cat([load_image(f, method.info.shape) for f in args.images])
@@ -457,7 +455,8 @@ def _cmd_imagine(args) -> int:
         x = to_range(convert_range(x, "unit", "uint8"), method.input_range)   # as the trainer converts
     else:
         x = to_range(load_dataset(cfg.data, args.split).x[:args.n], method.input_range)
-    save_png(imagination_grid(method, x.to(device), args.draws, args.seed), out)
+    with method.render_with(args.renderer):
+        save_png(imagination_grid(method, x.to(device), args.draws, args.seed), out)
     print(f"{out}: {len(x)} rows: input, reconstruction from μ(x), {args.draws} renderings of z ~ q(z|x)")
     return 0
 
@@ -559,7 +558,7 @@ def _evaluate_renderers(method, ctx, names, renderer: str | None) -> dict:
     if renderer is None:
         return evaluate(method, ctx, names)
     chosen = [r.strip() for r in renderer.split(",") if r.strip()]
-    choices = tuple(getattr(method, "renderers", ()))
+    choices = method.renderers
     if not choices:
         raise GenaeError(f"--renderer: {type(method).__name__} has one decoder; only lsr-gan has two renderers")
     if not chosen or any(r not in choices for r in chosen):

@@ -325,12 +325,14 @@ def check_optimizer_fields(model: Any) -> None:
             raise ConfigError(f"model.{name}={value}: momentum must be a finite number >= 0")
 
 
-def check_against_data(cfg: RunConfig, num_classes: int | None) -> None:
-    """Method/dataset combinations, checked once the dataset's labels are known."""
-    spec = METHODS[cfg.method]
-    balanced = cfg.train.balanced_batches or spec.cls.needs_balanced_batches
-    if (spec.cls.needs_labels or balanced) and not num_classes:
-        why = "needs labels" if spec.cls.needs_labels else "uses class-balanced batches (train.balanced_batches)"
+def check_against_data(cfg: RunConfig, info) -> None:
+    """Method/dataset combinations, checked once the dataset (its ``DataInfo``) is known: what the
+    method's ``contract`` for this config needs of the labels."""
+    offer = METHODS[cfg.method].cls.contract(cfg.model, info)
+    num_classes = info.num_classes
+    balanced = cfg.train.balanced_batches or offer.needs_balanced_batches
+    if (offer.needs_labels or balanced) and not num_classes:
+        why = "needs labels" if offer.needs_labels else "uses class-balanced batches (train.balanced_batches)"
         raise ConfigError(f"{cfg.method} {why}, but dataset {cfg.data.name!r} is unlabelled")
     if balanced and cfg.train.batch_size < num_classes:
         raise ConfigError(f"train.batch_size={cfg.train.batch_size} cannot hold every one of the "

@@ -155,7 +155,7 @@ def train(cfg: RunConfig, networks: dict[str, torch.nn.Module] | None = None, ca
     device = distributed.device_for(resolve_device(cfg.train.device))
     cfg, notes = _resolve_amp(cfg, device, ctx)
     data = load_dataset(cfg.data, "train")
-    check_against_data(cfg, data.num_classes)
+    check_against_data(cfg, data.info)
     method = runs.build_method(cfg, data.info, networks)  # validates model.* before any file is written
     if cfg.train.init_from:
         names = runs.init_from(method, cfg.train.init_from)

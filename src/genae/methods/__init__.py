@@ -122,8 +122,8 @@ METHODS: dict[str, MethodSpec] = {
 def method_capabilities(name: str) -> tuple[frozenset[str], str | None]:
     """(declared inference capabilities, what ``y`` fixes in ``sample``) of a registered method.
 
-    Read from the class, so nothing is built; a method whose capabilities depend on its config
-    sets them per instance, and the instance's ``supports`` is then the authority."""
+    Read from the class, so nothing is built: the most it offers. What one configuration offers is
+    ``METHODS[name].cls.contract(model_cfg, info)`` (a method's ``supports`` answers from it)."""
     cls = METHODS[name].cls
     return frozenset(cls.capabilities), cls.sample_y
 

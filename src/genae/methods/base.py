@@ -28,7 +28,9 @@ Conventions
 """
 from __future__ import annotations
 
+import contextlib
 import copy
+import dataclasses
 import numbers
 import typing
 from dataclasses import dataclass, field, fields
@@ -41,8 +43,8 @@ from ..data.core import Batch, DataInfo  # re-exported: methods and their users 
 from ..data.transforms import convert_range
 from ..errors import ConfigError
 
-__all__ = ["Batch", "CAPABILITIES", "DataInfo", "Manifolds", "Method", "Posterior", "SAMPLE_Y", "Stage", "Unsupported",
-           "Update", "check_config"]
+__all__ = ["Batch", "CAPABILITIES", "Contract", "DataInfo", "Manifolds", "Method", "Posterior", "SAMPLE_Y", "Stage",
+           "Unsupported", "Update", "check_config"]
 
 
 class Unsupported(RuntimeError):
@@ -72,6 +74,30 @@ SAMPLE_Y: dict[str, str] = {
     "generator": "a generator index",
     "code": "a value of the discrete latent code",
 }
+
+
+@dataclass(frozen=True)
+class Contract:
+    """What one configuration of a method offers and needs (``Method.contract(cfg, info)``).
+
+    capabilities: the inference calls it supports (names of ``CAPABILITIES``); sample_y: what ``y``
+    of ``sample`` fixes (a key of ``SAMPLE_Y``) or None; needs_labels / needs_balanced_batches: what
+    its training needs of the data. A pure function of the config and the data's ``DataInfo``: the
+    instance, the trainer's data check and the registry table read the same answer.
+    """
+
+    capabilities: frozenset[str]
+    sample_y: str | None = None
+    needs_labels: bool = False
+    needs_balanced_batches: bool = False
+
+    def without(self, *names: str) -> "Contract":
+        """This contract less the capabilities ``names``."""
+        return dataclasses.replace(self, capabilities=self.capabilities - set(names))
+
+    def figures_for_images(self, info: DataInfo) -> "Contract":
+        """Less "figures" for vector data: for methods whose report figures are image grids."""
+        return self.without("figures") if len(info.shape) == 1 else self
 
 
 @dataclass(frozen=True)
@@ -181,9 +207,12 @@ class Method(nn.Module):
     Subclasses set ``Config`` (their dataclass), ``input_range`` (class default; may be set per
     instance in ``__init__``), ``needs_labels``, ``needs_balanced_batches``, and declare what they
     support for inference in ``capabilities`` (names from ``CAPABILITIES``) and what ``y`` means
-    in ``sample`` in ``sample_y`` (a key of ``SAMPLE_Y`` or None). Every inference method below
-    has a default that raises ``Unsupported`` naming the method and the capability; metrics, the
-    report, the CLI and the trainer ask ``supports(name)`` instead of probing for attributes.
+    in ``sample`` in ``sample_y`` (a key of ``SAMPLE_Y`` or None). A method whose offer depends on
+    its configuration (no figures for vector data, nothing for ``y`` to pick with one manifold)
+    overrides the class method ``contract(cfg, info)``; ``__init__`` sets the instance's four
+    attributes from it, and nothing else changes them. Every inference method below has a default
+    that raises ``Unsupported`` naming the method and the capability; metrics, the report, the CLI
+    and the trainer ask ``supports(name)`` instead of probing for attributes.
     """
 
     Config: ClassVar[type]
@@ -192,6 +221,10 @@ class Method(nn.Module):
     needs_balanced_batches: ClassVar[bool] = False
     capabilities: ClassVar[frozenset[str]] = frozenset()
     sample_y: ClassVar[str | None] = None
+    #: the decoders besides the default one that can render a code, picked with ``render_with``
+    #: (lsr-gan: its stage-1 VAE decoder "vae" and its LSR generator "lsr"); empty: one decoder
+    renderers: ClassVar[tuple[str, ...]] = ()
+    renderer: str = "auto"   # the one in use; "auto" = the method's default
 
     def __init_subclass__(cls, **kw):
         super().__init_subclass__(**kw)
@@ -209,14 +242,45 @@ class Method(nn.Module):
         super().__init__()
         self.cfg = cfg
         self.info = info
+        offer = type(self).contract(cfg, info)
+        unknown = set(offer.capabilities) - set(CAPABILITIES)
+        if unknown or (offer.sample_y is not None and offer.sample_y not in SAMPLE_Y):
+            raise TypeError(f"{type(self).__name__}.contract: unknown capabilities {sorted(unknown)} or "
+                            f"sample_y {offer.sample_y!r}")
+        self.capabilities, self.sample_y = frozenset(offer.capabilities), offer.sample_y
+        self.needs_labels, self.needs_balanced_batches = offer.needs_labels, offer.needs_balanced_batches
         self.stage: str | None = None          # the running stage's name (staged recipes)
         self._frozen: dict[str, list[bool]] = {}  # frozen sub-network -> its params' requires_grad
+
+    @classmethod
+    def contract(cls, cfg: Any, info: DataInfo) -> Contract:
+        """What a method built from ``cfg`` for data ``info`` offers and needs; the default is the
+        class's declarations. Override it (a pure function of its arguments) where they depend on
+        the configuration; never assign the attributes elsewhere."""
+        return Contract(frozenset(cls.capabilities), cls.sample_y, cls.needs_labels, cls.needs_balanced_batches)
 
     def supports(self, capability: str) -> bool:
         """Whether this method declares ``capability`` (a name from ``CAPABILITIES``)."""
         if capability not in CAPABILITIES:
             raise ValueError(f"unknown capability {capability!r}; valid: {', '.join(CAPABILITIES)}")
         return capability in self.capabilities
+
+    @contextlib.contextmanager
+    def render_with(self, renderer: str | None) -> Iterator[None]:
+        """Decode with ``renderer`` (one of ``renderers``) inside the block, then with the one used
+        before; None changes nothing. ``Unsupported`` naming the choices for any other name."""
+        if renderer is None:
+            yield
+            return
+        if renderer not in self.renderers:
+            raise Unsupported(f"{type(self).__name__} " + (f"renders with {', '.join(self.renderers)}, not "
+                              f"{renderer!r}" if self.renderers else "has one decoder; only lsr-gan has "
+                              "several renderers (vae, lsr)"))
+        saved, self.renderer = self.renderer, renderer
+        try:
+            yield
+        finally:
+            self.renderer = saved
 
     def _unsupported(self, capability: str) -> Unsupported:
         return Unsupported(f"{type(self).__name__} does not support {capability} "

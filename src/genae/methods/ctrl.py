@@ -66,6 +66,7 @@ Choices where the paper is silent (or our reading of it)
 from __future__ import annotations
 
 import math
+import dataclasses
 from dataclasses import dataclass
 from itertools import chain
 from typing import Any, Iterator, Literal
@@ -78,7 +79,7 @@ from ..errors import ConfigError
 from ..nets import build_ctrl_nets, recalibrate_batchnorm
 from ..objectives.rate_reduction import ctrl_binary_objective, ctrl_multi_objective, delta_r
 from ..optim import build_optimizer
-from .base import Batch, DataInfo, Grid, Method, Plot, Unsupported, Update, check_config
+from .base import Batch, Contract, DataInfo, Grid, Method, Plot, Unsupported, Update, check_config
 
 
 @dataclass
@@ -104,15 +105,19 @@ class CTRL(Method):
     input_range = "tanh"
     sample_y = "class"  # y picks the class subspace Gaussian of eq. 13
 
+    @classmethod
+    def contract(cls, cfg, info: DataInfo) -> Contract:
+        labelled = cfg.objective != "binary"    # LDR-Multi and CE: each class plays its own games
+        offer = dataclasses.replace(super().contract(cfg, info), needs_labels=labelled,
+                                    needs_balanced_batches=labelled)
+        # LDR-Binary on unlabelled data: one pooled Gaussian, nothing for y to choose
+        return offer if info.num_classes else dataclasses.replace(offer, sample_y=None)
+
     def __init__(self, cfg: CTRLConfig, info: DataInfo):
         super().__init__(cfg, info)
         _validate(cfg, info)
         self._labels_checked = False   # see _check_labels
-        labelled = cfg.objective != "binary"
-        self.needs_labels = self.needs_balanced_batches = labelled  # per instance: one class plays 3 games
         self.num_classes = k = info.num_classes or 0
-        if k == 0:  # LDR-Binary on unlabelled data: one pooled Gaussian, nothing for y to choose
-            self.sample_y = None
         try:
             self.encoder, self.decoder = build_ctrl_nets(cfg.arch, info.shape, cfg.feature_dim, cfg.width or None)
         except ConfigError as e:  # name the fix for images of another size (e.g. MNIST's 28×28)

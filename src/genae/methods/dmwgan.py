@@ -59,7 +59,7 @@ from ..errors import ConfigError
 from ..nets import DEFAULT_WIDTH, MLP, build_decoder, build_discriminator, resolve_net
 from ..objectives import learned_prior_loss, wgan_generator_loss, wgan_gp_critic_loss
 from ..optim import build_optimizer
-from .base import Batch, DataInfo, Grid, Manifolds, Method, Plot, Update, check_config
+from .base import Batch, Contract, DataInfo, Grid, Manifolds, Method, Plot, Update, check_config
 
 
 @dataclass
@@ -91,6 +91,10 @@ class DMWGAN(Method):
     capabilities = frozenset({"sample", "cluster", "figures", "manifolds"})
     sample_y = "generator"
 
+    @classmethod
+    def contract(cls, cfg, info: DataInfo) -> Contract:
+        return super().contract(cfg, info).figures_for_images(info)   # its figures are image grids
+
     def __init__(self, cfg: DMWGANConfig, info: DataInfo):
         super().__init__(cfg, info)
         check_config(cfg, positive=("latent_dim", "depth", "n_critic", "width_divisor", "encoder_hidden",
@@ -99,8 +103,6 @@ class DMWGAN(Method):
         if cfg.n_generators < 1:
             raise ConfigError(f"model.n_generators must be at least 1, got {cfg.n_generators}")
         self.input_range = "raw" if len(info.shape) == 1 else "tanh"
-        if self.input_range == "raw":  # no image grids for vector data
-            self.capabilities = type(self).capabilities - {"figures"}
         self.critic = build_discriminator(cfg.net, info.shape, cfg.hidden or None, cfg.depth, batchnorm=False)
         base = cfg.hidden or DEFAULT_WIDTH[resolve_net(cfg.net, info.shape)]  # family checked by the critic's builder
         g_width = base // cfg.width_divisor

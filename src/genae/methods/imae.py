@@ -55,6 +55,7 @@ Choices where the paper is silent (see also ``objectives.information``)
 from __future__ import annotations
 
 import math
+import dataclasses
 from dataclasses import dataclass
 from typing import Any, Iterator, Literal
 
@@ -69,7 +70,7 @@ from ..objectives import (categorical_kl_uniform, gaussian_kl, gumbel_softmax, r
 from ..objectives.information import (MMD_KERNELS, TC_ESTIMATORS, beta_tcvae_terms, gaussian_informativeness,
                                       imae_terms, infovae_terms, jointvae_terms)
 from ..optim import OPTIMIZERS, build_optimizer
-from .base import Batch, DataInfo, Grid, Method, Plot, Posterior, Update, check_config
+from .base import Batch, Contract, DataInfo, Grid, Method, Plot, Posterior, Update, check_config
 
 OBJECTIVES = ("imae", "jointvae", "infovae", "beta-tcvae")
 
@@ -111,17 +112,17 @@ class IMAE(Method):
                               "cluster", "figures"})
     sample_y = "code"
 
+    @classmethod
+    def contract(cls, cfg, info: DataInfo) -> Contract:
+        offer = super().contract(cfg, info).figures_for_images(info)   # its figures are image grids
+        if cfg.n_categories == 0:  # no categorical code: nothing to cluster by, nothing for y to fix
+            offer = dataclasses.replace(offer.without("cluster"), sample_y=None)
+        return offer
+
     def __init__(self, cfg: IMAEConfig, info: DataInfo):
         super().__init__(cfg, info)
         self.input_range = "raw" if len(info.shape) == 1 else "unit"
         self.dataset_size = _validate(cfg, info, self.input_range)
-        drop = set()
-        if cfg.n_categories == 0:
-            drop |= {"cluster"}
-            self.sample_y = None
-        if self.input_range == "raw":
-            drop |= {"figures"}
-        self.capabilities = type(self).capabilities - drop
         k1, k2 = cfg.latent_dim, cfg.n_categories
         head, code = 2 * k1 + k2, k1 + k2
         if cfg.net in IMAE_PRESETS:

@@ -30,13 +30,8 @@ def imagination_rows(method: Method, x: torch.Tensor, draws: int = 6, seed: int 
     its reconstruction from μ(x) (the VAE decoder for lsr-gan), then ``draws`` imaginations."""
     g = torch.Generator(device=x.device).manual_seed(seed)
     with torch.no_grad():
-        if hasattr(method, "renderer"):            # lsr-gan: reconstruct with the VAE decoder
-            saved, method.renderer = method.renderer, "vae"
-            try:
-                recon = method.decode(method.encode(x))
-            finally:
-                method.renderer = saved
-        else:
+        # lsr-gan: reconstruct with the VAE decoder (a method with one decoder: with it)
+        with method.render_with("vae" if "vae" in method.renderers else None):
             recon = method.decode(method.encode(x))
         imag = imagine(method, x, draws, g)
     return method.to_unit(torch.cat([x[:, None], recon[:, None], imag], dim=1).flatten(0, 1))

@@ -41,7 +41,7 @@ from ..nets import MLP, build_decoder, build_discriminator
 from ..objectives import (categorical_mi_bound, js_discriminator_loss, ns_generator_loss,
                           uniform_gaussian_mi_bound)
 from ..optim import build_optimizer
-from .base import Batch, DataInfo, Grid, Manifolds, Method, Update, check_config
+from .base import Batch, Contract, DataInfo, Grid, Manifolds, Method, Update, check_config
 
 
 @dataclass
@@ -67,11 +67,13 @@ class InfoGAN(Method):
     capabilities = frozenset({"sample", "cluster", "figures", "manifolds"})
     sample_y = "code"
 
+    @classmethod
+    def contract(cls, cfg, info: DataInfo) -> Contract:
+        return super().contract(cfg, info).figures_for_images(info)   # its figures are image grids
+
     def __init__(self, cfg: InfoGANConfig, info: DataInfo):
         super().__init__(cfg, info)
         self.input_range = "raw" if len(info.shape) == 1 else "tanh"
-        if self.input_range == "raw":  # no image grids for vector data
-            self.capabilities = type(self).capabilities - {"figures"}
         _validate(cfg)
         width = cfg.hidden or None
         out_act = "tanh" if self.input_range == "tanh" else None

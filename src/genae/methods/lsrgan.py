@@ -59,7 +59,7 @@ from ..nets.lsr import LSRDecoder, LSREncoder, PatchDiscriminator
 from ..objectives import (gaussian_kl, gaussian_nll_optimal_variance, js_discriminator_loss,
                           lsr_latent_nll, ns_generator_loss, reparameterize)
 from ..optim import build_optimizer
-from .base import Batch, DataInfo, Grid, Method, Posterior, Stage, Update, check_config
+from .base import Batch, Contract, DataInfo, Grid, Method, Posterior, Stage, Update, check_config
 from .imagination import imagination_rows
 
 
@@ -84,7 +84,11 @@ class LSRGAN(Method):
     Config = LSRGANConfig
     capabilities = frozenset({"encode", "decode", "reconstruct", "sample", "posterior", "posterior_sample",
                               "figures"})
-    renderers = ("vae", "lsr")        # what ``renderer`` may name (metrics NAME@RENDERER, --renderer)
+    renderers = ("vae", "lsr")        # render_with picks one (metrics NAME@RENDERER, --renderer)
+
+    @classmethod
+    def contract(cls, cfg, info: DataInfo) -> Contract:
+        return super().contract(cfg, info).figures_for_images(info)   # its figures are image grids
 
     def __init__(self, cfg: LSRGANConfig, info: DataInfo):
         super().__init__(cfg, info)
@@ -93,7 +97,6 @@ class LSRGAN(Method):
         image = len(info.shape) == 3
         self.input_range = "tanh" if image else "raw"
         if not image:
-            self.capabilities = type(self).capabilities - {"figures"}
             if cfg.net != "mlp":
                 raise ConfigError(f"model.net={cfg.net!r} needs images; use model.net=mlp for vector data")
         if cfg.net == "resnet":
@@ -118,7 +121,6 @@ class LSRGAN(Method):
         # 1 once the generator has been initialised from the decoder (stage 2 entered); saved with
         # the weights, so a resume inside stage 2 does not copy the decoder again
         self.register_buffer("generator_ready", torch.zeros((), dtype=torch.uint8))
-        self.renderer: Literal["auto", "lsr", "vae"] = "auto"
 
     # --- the recipe ---------------------------------------------------------------------------
     def stages(self) -> tuple[Stage, ...]:

@@ -26,6 +26,7 @@ Vector data: a Gaussian likelihood with σ = 1 (``likelihood="gaussian"``) inste
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any, Iterator, Literal
 
@@ -36,7 +37,7 @@ from ..nets import DEFAULT_WIDTH, DCGANEncoder, build_encoder
 from ..nets.multibias import build_multibias_generator
 from ..objectives import em_responsibilities, gaussian_kl, reconstruction_nll, reparameterize
 from ..optim import build_optimizer
-from .base import Batch, DataInfo, Manifolds, Method, Posterior, Update, check_config
+from .base import Batch, Contract, DataInfo, Manifolds, Method, Posterior, Update, check_config
 from .qmm_shared import check_multibias, multibias_figures, reg_weight_at, sum_alignment
 
 
@@ -64,16 +65,19 @@ class QBetaVAE(Method):
                               "figures", "manifolds"})
     sample_y = "manifold"
 
+    @classmethod
+    def contract(cls, cfg, info: DataInfo) -> Contract:
+        offer = super().contract(cfg, info).figures_for_images(info)   # its figures are image grids
+        # one decoder: nothing for y to choose
+        return dataclasses.replace(offer, sample_y=None) if cfg.num_biases == 1 else offer
+
     def __init__(self, cfg: QBetaVAEConfig, info: DataInfo):
         super().__init__(cfg, info)
         check_config(cfg, positive=("latent_dim", "depth", "fc_hidden", "em_repeats", "lr"),
                      nonnegative=("hidden", "beta", "reg_weight"))
         check_multibias(cfg.num_biases, cfg.reg_weight, cfg.reg_schedule)
         self.input_range = "raw" if len(info.shape) == 1 else "unit"
-        if cfg.num_biases == 1:      # one decoder: nothing for y to choose
-            self.sample_y = None
         if self.input_range == "raw":
-            self.capabilities = type(self).capabilities - {"figures"}
             if cfg.likelihood == "bernoulli":
                 raise ConfigError("model.likelihood: 'bernoulli' needs images in [0, 1]; use 'gaussian' for vector data")
         width = cfg.hidden or DEFAULT_WIDTH.get(cfg.net, 0)

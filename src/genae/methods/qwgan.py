@@ -30,6 +30,7 @@ which a batch of one generator in training mode would).
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any, Iterator, Literal
 
@@ -39,7 +40,7 @@ from ..nets import DEFAULT_WIDTH, build_discriminator
 from ..nets.multibias import build_multibias_generator
 from ..objectives import wgan_critic_loss, wgan_generator_loss
 from ..optim import build_optimizer
-from .base import Batch, DataInfo, Manifolds, Method, Update, check_config
+from .base import Batch, Contract, DataInfo, Manifolds, Method, Update, check_config
 from .qmm_shared import check_multibias, multibias_figures, reg_weight_at, sum_alignment
 
 
@@ -64,16 +65,18 @@ class QWGAN(Method):
     capabilities = frozenset({"sample", "figures", "manifolds"})
     sample_y = "manifold"
 
+    @classmethod
+    def contract(cls, cfg, info: DataInfo) -> Contract:
+        offer = super().contract(cfg, info).figures_for_images(info)   # its figures are image grids
+        # one manifold: nothing for y to choose
+        return dataclasses.replace(offer, sample_y=None) if cfg.num_biases == 1 else offer
+
     def __init__(self, cfg: QWGANConfig, info: DataInfo):
         super().__init__(cfg, info)
         check_config(cfg, positive=("latent_dim", "depth", "n_critic", "fc_hidden", "lr"),
                      nonnegative=("hidden", "reg_weight"))
         check_multibias(cfg.num_biases, cfg.reg_weight, cfg.reg_schedule)
         self.input_range = "raw" if len(info.shape) == 1 else "tanh"
-        if self.input_range == "raw":
-            self.capabilities = type(self).capabilities - {"figures"}
-        if cfg.num_biases == 1:      # one manifold: nothing for y to choose
-            self.sample_y = None
         self.critic = build_discriminator(cfg.net, info.shape, cfg.hidden or None, cfg.depth, batchnorm=False,
                                           spectral_norm=True)
         width = cfg.hidden or DEFAULT_WIDTH[cfg.net]

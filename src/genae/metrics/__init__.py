@@ -172,7 +172,7 @@ def evaluate(method: Method, ctx: EvalContext, names: Iterable[str]) -> dict[str
     for name in names:
         base, renderer = split_renderer(name)
         groups.setdefault(renderer, []).append(base)
-    choices = tuple(getattr(method, "renderers", ()))
+    choices = method.renderers
     for renderer in groups:
         if renderer == EX_POST:
             other = [b for b in groups[renderer] if b not in SAMPLING]
@@ -191,12 +191,9 @@ def evaluate(method: Method, ctx: EvalContext, names: Iterable[str]) -> dict[str
         if renderer == EX_POST:
             results.update(_evaluate_ex_post(method, ctx, bases))
             continue
-        saved, method.renderer = method.renderer, renderer
-        try:
+        with method.render_with(renderer):
             for base, res in _evaluate(method, ctx, bases).items():
                 results[f"{base}@{renderer}"] = {**res, "renderer": renderer}
-        finally:
-            method.renderer = saved
     return {name: results[name] for name in names}
 
 
