@@ -183,6 +183,8 @@ def test_every_preset_builds_every_role_it_declares(name):
             assert out.shape == (batch, *shape), role
         elif role == "encoder":
             assert net(torch.rand(batch, *shape)).shape == (batch, dim), role
+        elif role == "patch-discriminator":   # LSR-GAN Table 3: (3, 2, 2) patch logits of 32×32 images
+            assert net(torch.rand(batch, *shape)).shape == (batch, 3, 2, 2), role
         else:  # discriminators and critics: logits, and the features alongside
             x = torch.randn(batch, dim) if role == "latent-critic" else torch.rand(batch, *shape)
             check_features(net, x, dim, net.n_features)
@@ -234,3 +236,20 @@ def test_build_preset_errors():
         build_preset("ctrl-mlp", "encoder", (4,), 3, width=0)
     with pytest.raises(ConfigError, match=r"dim must be a positive integer"):
         build_preset("ctrl-mlp", "encoder", (4,), True)
+
+
+def test_imae_and_lsrgan_build_their_networks_from_the_presets():
+    """One preset mechanism (issue 43): imae's ``model.net=imae-table*`` and lsr-gan's
+    ``model.net=resnet`` are the ``PRESETS`` entries, layer for layer."""
+    from genae.methods import METHODS, DataInfo
+
+    info = DataInfo((1, 28, 28), 10, "image", 1000)
+    for name, cfg, preset, roles in (("imae", dict(net="imae-table1"), "imae-table1", {"encoder": 30, "decoder": 20}),
+                                     ("lsr-gan", dict(net="resnet", latent_dim=16), "lsr-table3",
+                                      {"encoder": 32, "decoder": 16, "generator": 16})):
+        spec = METHODS[name]
+        method = spec.build(spec.config(**cfg), info)
+        for role, dim in roles.items():
+            want = build_preset(preset, role, info.shape, dim).state_dict()
+            got = getattr(method, role).state_dict()
+            assert {k: tuple(v.shape) for k, v in got.items()} == {k: tuple(v.shape) for k, v in want.items()}, role

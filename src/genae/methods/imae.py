@@ -47,7 +47,7 @@ Choices where the paper is silent (see also ``objectives.information``)
     - τ = max(``temperature_min``, ``temperature``·exp(−``anneal_rate``·t)), with t rounded down to a
       multiple of ``anneal_every`` (Jang et al.'s schedule); by default fixed at 0.67 (JointVAE's).
     - Networks: ``imae-table1`` (MNIST / Fashion-MNIST) and ``imae-table2`` (dSprites), see
-      ``nets.mlp.IMAE_PRESETS``; "mlp" / "conv" are the library's generic families.
+      presets of ``nets.PRESETS``; "mlp" / "conv" are the library's generic families.
     - Optimiser: appendix G's momentum SGD (lr 1e-3, momentum 0.9; the ×0.98 per-epoch decay is the
       trainer's ``train.lr_schedule=step`` with ``lr_step_size`` = one epoch) for MNIST; the dSprites
       configs use Adam 1e-3. The registry's ``jointvae`` keeps Dupont's Adam 5e-4.
@@ -64,7 +64,7 @@ import torch.nn.functional as F
 
 from ..distributed import global_mean, global_rows
 from ..errors import ConfigError
-from ..nets import IMAE_PRESETS, build_decoder, build_encoder, imae_mlps
+from ..nets import IMAE_PRESETS, build_decoder, build_encoder, build_preset
 from ..objectives import (categorical_kl_uniform, gaussian_kl, gumbel_softmax, reconstruction_nll,
                           reparameterize, vat_loss)
 from ..objectives.information import (MMD_KERNELS, TC_ESTIMATORS, beta_tcvae_terms, gaussian_informativeness,
@@ -126,7 +126,8 @@ class IMAE(Method):
         k1, k2 = cfg.latent_dim, cfg.n_categories
         head, code = 2 * k1 + k2, k1 + k2
         if cfg.net in IMAE_PRESETS:
-            self.encoder, self.decoder = imae_mlps(cfg.net, info.shape, head, code)
+            self.encoder = build_preset(cfg.net, "encoder", info.shape, head)
+            self.decoder = build_preset(cfg.net, "decoder", info.shape, code)
         else:
             width = cfg.hidden or None
             self.encoder = build_encoder(cfg.net, info.shape, head, width)

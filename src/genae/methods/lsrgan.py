@@ -54,8 +54,7 @@ from typing import Any, Iterator, Literal
 import torch
 
 from ..errors import ConfigError
-from ..nets import build_decoder, build_discriminator, build_encoder
-from ..nets.lsr import LSRDecoder, LSREncoder, PatchDiscriminator
+from ..nets import build_decoder, build_discriminator, build_encoder, build_preset
 from ..objectives import (gaussian_kl, gaussian_nll_optimal_variance, js_discriminator_loss,
                           lsr_latent_nll, ns_generator_loss, reparameterize)
 from ..optim import build_optimizer
@@ -101,9 +100,9 @@ class LSRGAN(Method):
                 raise ConfigError(f"model.net={cfg.net!r} needs images; use model.net=mlp for vector data")
         if cfg.net == "resnet":
             try:
-                self.encoder = LSREncoder(info.shape, cfg.latent_dim)
-                self.decoder = LSRDecoder(cfg.latent_dim, info.shape)
-                self.generator = LSRDecoder(cfg.latent_dim, info.shape)
+                self.encoder = build_preset("lsr-table3", "encoder", info.shape, 2 * cfg.latent_dim)
+                self.decoder = build_preset("lsr-table3", "decoder", info.shape, cfg.latent_dim)
+                self.generator = build_preset("lsr-table3", "generator", info.shape, cfg.latent_dim)
             except ValueError as e:
                 raise ConfigError(f"model.net=resnet: {e}; use model.net=conv or resize with data.image_size=32") from None
         else:
@@ -115,7 +114,7 @@ class LSRGAN(Method):
             self.discriminator = build_discriminator("mlp", info.shape, cfg.hidden or None, cfg.depth)
         else:
             try:
-                self.discriminator = PatchDiscriminator(info.shape, cfg.d_base)
+                self.discriminator = build_preset("lsr-table3", "patch-discriminator", info.shape, width=cfg.d_base)
             except ValueError as e:
                 raise ConfigError(f"model.net={cfg.net}: {e}") from None
         # 1 once the generator has been initialised from the decoder (stage 2 entered); saved with

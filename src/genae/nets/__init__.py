@@ -12,6 +12,7 @@ channels)::
     generator      (B, dim) -> (B, *shape)
     discriminator  (B, *shape) -> (B, dim) logits, dim = 1 by default; also a WGAN critic
     latent-critic  (B, *shape) -> (B, dim) on codes: shape = (m,), dim = 1 by default
+    patch-discriminator  (B, *shape) -> (B, 3, 2, 2) patch logits (LSR-GAN Table 3; dim unused)
 
 Every discriminator (and critic) takes ``forward(x, return_features=False)``; with True it returns
 ``(logits, features)``, ``features`` ``(B, net.n_features)``: the penultimate representation the
@@ -28,10 +29,11 @@ Two ways to build:
   uses ``DEFAULT_WIDTH[kind]``.
 - **Named presets** (``PRESETS``): the networks of a paper's table, each naming its family, its
   source and the roles it declares; ``build_preset(name, role, shape, dim, width)``. CTRL's
-  ``model.arch`` names are presets ``ctrl-<arch>`` (``build_ctrl_nets``). The other papers' tables
-  exist but are not in ``PRESETS`` yet: QMM's Tables B.1–B.3 (:mod:`~genae.nets.multibias`,
-  ``QMMGenerator``), LSR-GAN's Table 3 (:mod:`~genae.nets.lsr`) and IMAE's Tables 1–2
-  (``IMAE_PRESETS`` in :mod:`~genae.nets.mlp`); one mechanism for all of them is issue 43's.
+  ``model.arch`` names are presets ``ctrl-<arch>`` (``build_ctrl_nets``), IMAE's ``model.net``
+  Tables 1–2 are ``imae-table1`` / ``imae-table2`` and LSR-GAN's Table 3 is ``lsr-table3``
+  (``model.net=resnet``), MaskAAE's reference MLPs ``maskaae-mnist``. QMM's Tables B.1–B.3 stay
+  in :mod:`~genae.nets.multibias` (``build_multibias_generator``): their generator takes the
+  number of bias sets as well, which a role's ``(shape, dim, width)`` does not carry.
 """
 from __future__ import annotations
 
@@ -46,12 +48,13 @@ from .batchnorm import recalibrate_batchnorm
 from .dcgan import (CONV_SIZES, DCGAN32Decoder, DCGAN32Encoder, DCGANDecoder, DCGANEncoder, conv_plan,
                     dcgan32_decoder, dcgan32_encoder, dcgan_init)
 from .heads import Builder, L2Normalize, on_sphere
-from .mlp import (ACTIVATIONS, IMAE_PRESETS, MLP, MLPDecoder, MLPEncoder, activation, imae_mlps, mlp_decoder,
+from .mlp import (ACTIVATIONS, IMAE_PRESETS, MLP, MLPDecoder, MLPEncoder, activation, mlp_decoder,
                   mlp_encoder, vector_mlp)
+from .lsr import LSRDecoder, LSREncoder, PatchDiscriminator
 from .resnet import (SNGAN_PLANS, DownBlock, OptimizedDownBlock, ResNetDecoder, ResNetEncoder, UpBlock,
                      sngan_discriminator, sngan_generator, spectral_normalize)
 
-__all__ = ["ACTIVATIONS", "IMAE_PRESETS", "imae_mlps", "CONV_SIZES", "CTRL_ARCHS", "CTRL_DEFAULT_WIDTH", "DEFAULT_WIDTH", "NETS", "resolve_net",
+__all__ = ["ACTIVATIONS", "IMAE_PRESETS", "CONV_SIZES", "CTRL_ARCHS", "CTRL_DEFAULT_WIDTH", "DEFAULT_WIDTH", "NETS", "resolve_net",
            "PRESETS", "ROLES", "SNGAN_PLANS", "DCGAN32Decoder", "DCGAN32Encoder", "DCGANDecoder",
            "DCGANEncoder", "DownBlock", "L2Normalize", "MLP", "MLPDecoder", "MLPEncoder",
            "OptimizedDownBlock", "Preset", "ResNetDecoder", "ResNetEncoder", "UpBlock", "activation",
@@ -137,7 +140,7 @@ def _check(kind: str, shape: Sequence[int], width: int | None, depth: int) -> in
 
 # --- named presets: the papers' tables -------------------------------------------------------------
 
-ROLES = ("encoder", "decoder", "generator", "discriminator", "latent-critic")
+ROLES = ("encoder", "decoder", "generator", "discriminator", "latent-critic", "patch-discriminator")
 _LOGIT_ROLES = ("discriminator", "latent-critic")  # dim defaults to 1
 
 
@@ -191,6 +194,28 @@ def _mlp_roles(depth: int, act: str = "relu", batchnorm: bool = False, out_act: 
 _CTRL_RESNET = {"encoder": on_sphere(sngan_discriminator), "decoder": sngan_generator}
 _SNGAN = {"generator": sngan_generator, "discriminator": sngan_discriminator, "encoder": sngan_discriminator}
 
+def _imae_roles(table: str) -> dict[str, Builder]:
+    """IMAE Table 1 or 2 (``IMAE_PRESETS``): encoder with BatchNorm, decoder of logits; the layer
+    widths are the table's (a ``width`` given is not used)."""
+    enc, dec = IMAE_PRESETS[table]
+    return {"encoder": lambda shape, dim, width: MLPEncoder(shape, dim, enc, batchnorm=True),
+            "decoder": lambda shape, dim, width: MLPDecoder(dim, shape, dec)}
+
+
+# LSR-GAN Table 3 (nets/lsr.py): the ResNet VAE (the encoder's dim = 2·latent: mean and
+# log-variance) whose decoder architecture the generator repeats, and the patch discriminator of
+# ``width`` first channels; the ResNets' widths are the table's (a ``width`` given is not used)
+_LSR_TABLE3 = {"encoder": lambda shape, dim, width: LSREncoder(shape, _half(dim)),
+               "decoder": lambda shape, dim, width: LSRDecoder(dim, shape),
+               "generator": lambda shape, dim, width: LSRDecoder(dim, shape),
+               "patch-discriminator": lambda shape, dim, width: PatchDiscriminator(shape, width)}
+
+
+def _half(dim: int) -> int:
+    if dim % 2:
+        raise ConfigError(f"lsr-table3's encoder gives a mean and a log-variance: its dim must be even, got {dim}")
+    return dim // 2
+
 PRESETS: dict[str, Preset] = {
     # CTRL (Dai et al. 2022): encoder f -> rows on the unit sphere, decoder g -> tanh images
     "ctrl-dcgan32": Preset("dcgan", "CTRL Tables 4 (decoder) and 5 (encoder): MNIST DCGAN",
@@ -215,6 +240,15 @@ PRESETS: dict[str, Preset] = {
                       _SNGAN, width=64, dim=128, side=48),
     "sngan128": Preset("resnet", "SNGAN ResNet 128×128 (the networks of CTRL Tables 10-11)",
                        _SNGAN, width=64, dim=128, side=128),
+    # IMAE (Gao et al. 2019) Tables 1 (MNIST, Fashion-MNIST) and 2 (dSprites): fixed layer lists
+    "imae-table1": Preset("mlp", "IMAE Table 1: FC 500, FC 2×500 encoder; FC 500, FC 500 decoder",
+                          _imae_roles("imae-table1"), width=500, dim=10),
+    "imae-table2": Preset("mlp", "IMAE Table 2 (dSprites): FC 1200 ×2 encoder and decoder",
+                          _imae_roles("imae-table2"), width=1200, dim=10),
+    # LSR-GAN (Hu et al.) Table 3: 28×28 images are padded to 32×32 by the encoder (the networks
+    # raise a ValueError for other sizes, which lsr-gan turns into its ConfigError)
+    "lsr-table3": Preset("resnet", "LSR-GAN Table 3: ResNet VAE and generator, patch discriminator "
+                         "(base channels as the reference code)", _LSR_TABLE3, width=32, dim=128),
 }
 
 

@@ -28,7 +28,7 @@ from typing import Sequence
 import torch
 from torch import nn
 
-__all__ = ["ACTIVATIONS", "IMAE_PRESETS", "imae_mlps", "MLP", "MLPDecoder", "MLPEncoder", "activation", "mlp_decoder", "mlp_encoder",
+__all__ = ["ACTIVATIONS", "IMAE_PRESETS", "MLP", "MLPDecoder", "MLPEncoder", "activation", "mlp_decoder", "mlp_encoder",
            "vector_mlp"]
 
 ACTIVATIONS = ("relu", "lrelu", "elu", "gelu", "silu", "tanh", "sigmoid", "softplus", "none")
@@ -152,10 +152,3 @@ IMAE_PRESETS: dict[str, tuple[tuple[int, ...], tuple[int, ...]]] = {
     "imae-table1": ((500, 1000), (500, 500)),
     "imae-table2": ((1200, 1200), (1200, 1200)),
 }
-
-
-def imae_mlps(preset: str, shape: Sequence[int], head_dim: int, latent: int) -> tuple[MLPEncoder, MLPDecoder]:
-    """(encoder ``(B, *shape) -> (B, head_dim)`` with BatchNorm, decoder ``(B, latent) -> (B, *shape)``
-    logits) of an IMAE preset (:data:`IMAE_PRESETS`)."""
-    enc, dec = IMAE_PRESETS[preset]
-    return (MLPEncoder(shape, head_dim, enc, batchnorm=True), MLPDecoder(latent, shape, dec))
