@@ -116,3 +116,44 @@ def test_the_computing_layers_import_nothing_that_draws_or_evaluates():
     bad = sorted((m, t) for m, targets in import_graph().items() if m.startswith(COMPUTE)
                  for t in targets if t.startswith(ABOVE))
     assert bad == [], f"imports running back up from the computing layers: {bad}"
+
+
+#: genae's layers, bottom up (docs/architecture.md draws them): a module imports only modules of its
+#: own layer or below, never one above. Names are the first part after ``genae.`` (a package or a
+#: top-level module); ``genae`` is the package root, whose re-exports are imported lazily.
+LAYERS: list[tuple[str, set[str]]] = [
+    ("foundations", {"genae", "errors", "precision", "optim", "priors", "inversion", "fileio", "schema",
+                     "state_io", "distributed"}),
+    ("computing", {"nets", "objectives", "data"}),
+    ("methods", {"methods", "ex_post"}),
+    ("configuration and evaluation", {"config", "metrics"}),
+    ("run records", {"runs", "loggers", "compare"}),
+    ("drawing", {"viz"}),
+    ("workflows", {"trainer", "manifold", "imagine", "api", "sweep", "demo", "export"}),
+    ("command line", {"cli", "__main__"}),
+]
+
+
+def _layer_of(module: str) -> int:
+    parts = module.split(".")
+    name = parts[1] if len(parts) > 1 else "genae"
+    for i, (_, names) in enumerate(LAYERS):
+        if name in names:
+            return i
+    raise AssertionError(f"{module}: not in any layer of LAYERS (tests/test_import_graph.py and "
+                         "docs/architecture.md): place it")
+
+
+def test_every_import_stays_in_its_layer_or_goes_down():
+    graph = import_graph()
+    up = sorted((m, t, LAYERS[_layer_of(t)][0]) for m, targets in graph.items() for t in targets
+                if _layer_of(t) > _layer_of(m))
+    assert up == [], f"imports running up the layers (module, target, target's layer): {up}"
+
+
+def test_the_architecture_page_names_the_layers():
+    page = (SRC.parents[1] / "docs" / "architecture.md").read_text()
+    for title, names in LAYERS:
+        assert title in page, title
+        for name in names - {"genae", "__main__"}:
+            assert f"`{name}" in page, f"docs/architecture.md does not name {name} ({title})"
