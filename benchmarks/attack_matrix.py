@@ -437,7 +437,7 @@ def metric_history(m: Matrix) -> None:
         before = (run / "metrics.jsonl").read_bytes()
         p = m.api(f"""
             from genae import fileio
-            from genae.trainer import resume
+            from genae.training import resume
             real = fileio.write_synced
             def killed(path, data):
                 if "metrics" in str(path):

@@ -118,7 +118,7 @@ def profile(case: str, variant: str, steps: int = 10, rows: int = 15) -> str:
 def trainer_rate(case: str, amp: str, steps: int, data_dir: str, out: Path) -> float:
     """Steps/s of a whole ``genae.train`` run of ``case``'s method (its defaults, ``case``'s batch)
     on MNIST in ``data_dir`` with ``train.amp=amp`` and ``train.channels_last=auto``."""
-    from genae.trainer import train
+    from genae.training import train
 
     name, _, side, batch = CASES[case]
     overrides = [f"train.steps={steps}", f"train.amp='{amp}'", "train.progress=False", "train.tensorboard=False",

@@ -40,7 +40,7 @@ sys.path[:0] = [str(ROOT / "src"), str(ROOT / "tests")]
 from conftest import TINY, fast_train_overrides, tiny_overrides  # noqa: E402
 from genae import runs  # noqa: E402
 from genae.config import build_config  # noqa: E402
-from genae.trainer import train  # noqa: E402
+from genae.training import train  # noqa: E402
 
 BATCH = 20
 

@@ -36,7 +36,7 @@ from torch import nn
 from genae.config import build_config
 from genae.data import DataConfig, load_dataset
 from genae.methods import METHODS
-from genae.trainer import train
+from genae.training import train
 
 MNIST_10K = Path(__file__).resolve().parents[1].parent / "shared" / "datasets" / "mnist-10k"
 

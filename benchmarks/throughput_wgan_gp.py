@@ -4,7 +4,7 @@ the same networks, initial weights and numerics, side by side in one process.
 The plain loop: MNIST-10k pre-loaded in [-1, 1], a seeded permutation per epoch and an index
 gather, fused Adam (lr 1e-4, β = (0, 0.9)) for critic and generator, n_critic = 5 critic steps with
 the gradient penalty at random interpolates (λ = 10), then one generator step; no logging, no
-checkpoint. genae runs ``genae.trainer.train`` end to end (set-up, logging, final checkpoint), so
+checkpoint. genae runs ``genae.training.train`` end to end (set-up, logging, final checkpoint), so
 its share includes what a user pays. Shares are paired per repeat and the median is reported.
 
 The issue also asks for an independent GAN library beside it: vegans 0.4.0 and torchgan 0.1.0 both
@@ -27,7 +27,7 @@ from genae.config import build_config
 from genae.data import DataConfig, load_dataset
 from genae.methods import METHODS
 from genae.objectives.gan import wgan_gp_critic_loss
-from genae.trainer import train
+from genae.training import train
 
 MNIST_10K = Path(__file__).resolve().parents[1].parent / "shared" / "datasets" / "mnist-10k"
 

@@ -70,7 +70,7 @@ def test_ctrl_repro_scores_a_chosen_step_on_another_copy_of_the_data(tmp_path, m
     from genae import runs
     from genae.config import build_config
     from genae.metrics import EvalContext, evaluate
-    from genae.trainer import train
+    from genae.training import train
 
     monkeypatch.setenv("GENAE_CACHE", str(tmp_path / "cache"))
     write_mnist_dir(tmp_path / "a", n_train=60, n_test=20)

@@ -182,7 +182,7 @@ def test_eval_skips_in_the_default_metric_list_exit_zero(tmp_path, monkeypatch, 
 
     from genae import cli
     from genae.config import build_config
-    from genae.trainer import train
+    from genae.training import train
 
     run = train(build_config("vae", "fake", out=str(tmp_path / "run"),
                              overrides=tiny_overrides("vae") + fast_train_overrides(2)))

@@ -15,7 +15,8 @@ from genae.config import build_config
 from genae.errors import ConfigError
 from genae.methods import METHODS, Batch, DataInfo, Unsupported
 from genae.objectives.rate_reduction import ctrl_binary_objective, ctrl_multi_objective, delta_r
-from genae.trainer import run_update, train
+from genae.trainer import run_update
+from genae.training import train
 
 INFO = DataInfo((1, 28, 28), 10, "image")
 NAMES = ["ctrl-multi", "ctrl-binary", "ctrl-ce"]

@@ -24,7 +24,7 @@ from conftest import fast_train_overrides, tiny_overrides
 from genae import distributed, runs
 from genae.config import build_config
 from genae.errors import Interrupted, NonFiniteLoss
-from genae.trainer import resume, train
+from genae.training import resume, train
 
 pytestmark = pytest.mark.ddp  # several processes per test: run apart from the parallel workers (Makefile)
 

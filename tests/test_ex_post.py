@@ -15,7 +15,7 @@ from genae.data import load_dataset
 from genae.errors import ConfigError, GenaeError
 from genae.ex_post import decode_prior, ex_post_prior, prior_path, read_prior
 from genae.runs import checkpoint_config, load_run, read_weights, require_checkpoint
-from genae.trainer import resume, train
+from genae.training import resume, train
 
 
 def _run(tmp_path, method="ae", steps=4, name="run"):

@@ -39,7 +39,7 @@ from genae import runs, schema
 from genae.cli import _parser, main
 from genae.config import build_config, parse_override
 from genae.errors import ConfigError, GenaeError, short_repr
-from genae.trainer import train
+from genae.training import train
 
 
 # --------------------------------------------------------------------------------------------

@@ -108,7 +108,7 @@ def test_no_import_circles():
 
 #: The layers that compute, and what they must not import (the design's "methods compute, reports draw").
 COMPUTE = ("genae.methods", "genae.objectives", "genae.nets", "genae.data")
-ABOVE = ("genae.viz", "genae.metrics", "genae.compare", "genae.imagine", "genae.trainer", "genae.runs",
+ABOVE = ("genae.viz", "genae.metrics", "genae.compare", "genae.imagine", "genae.trainer", "genae.training", "genae.runs",
          "genae.cli", "genae.sweep", "genae.api", "genae.demo")
 
 
@@ -129,7 +129,7 @@ LAYERS: list[tuple[str, set[str]]] = [
     ("configuration and evaluation", {"config", "metrics"}),
     ("run records", {"runs", "loggers", "compare"}),
     ("drawing", {"viz"}),
-    ("workflows", {"trainer", "manifold", "imagine", "api", "sweep", "demo", "export"}),
+    ("workflows", {"trainer", "training", "manifold", "imagine", "api", "sweep", "demo", "export"}),
     ("command line", {"cli", "__main__"}),
 ]
 

@@ -9,7 +9,7 @@ import pytest
 from conftest import fast_train_overrides, tiny_overrides
 from genae.config import build_config
 from genae.errors import ConfigError
-from genae.trainer import train
+from genae.training import train
 from test_cli import genae
 
 

@@ -18,7 +18,7 @@ from genae.imagine import imagine
 from genae.methods import METHODS, Batch, DataInfo
 from genae.nets.lsr import LSRDecoder, LSREncoder, PatchDiscriminator
 from genae.objectives import lsr_latent_nll
-from genae.trainer import resume, train
+from genae.training import resume, train
 
 STEPS, VAE_STEPS = 6, 3
 

@@ -154,7 +154,7 @@ def test_mask_warmup_skips_only_the_mask_update():
 def test_mask_warmup_trains_without_scheduler_warnings(tmp_path):
     # the mask's LR schedule steps during the warm-up although its optimizer has not stepped yet
     from genae.config import build_config
-    from genae.trainer import train
+    from genae.training import train
     cfg = build_config("maskaae", "synthetic", out=str(tmp_path / "run"), overrides=[
         "model.latent_dim=4", "model.hidden=16", "model.depth=1", "model.critic_hidden=16",
         "model.n_critic=1", "model.mask_warmup=3", "train.steps=5", "train.progress=False",

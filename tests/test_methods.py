@@ -17,7 +17,8 @@ from genae import runs
 from genae.config import build_config
 from genae.errors import ConfigError
 from genae.methods import METHODS, Batch, DataInfo, Unsupported
-from genae.trainer import backward_update, player_params, step_update, train
+from genae.trainer import backward_update, player_params, step_update
+from genae.training import train
 
 IMAGE = DataInfo((1, 28, 28), 10, "image")
 

@@ -13,7 +13,8 @@ from conftest import fast_train_overrides, tiny_overrides
 from genae import precision
 from genae.config import build_config
 from genae.methods import METHODS
-from genae.trainer import backward_update, player_params, resume, step_update, train
+from genae.trainer import backward_update, player_params, step_update
+from genae.training import resume, train
 from test_methods import _batch, _build     # the contract's tiny builds and batches
 
 

@@ -30,7 +30,7 @@ from conftest import fast_train_overrides, tiny_overrides
 from genae import runs, state_io
 from genae.config import build_config
 from genae.errors import ConfigError, GenaeError
-from genae.trainer import resume, train
+from genae.training import resume, train
 from test_cli import SRC, _sets, genae
 
 

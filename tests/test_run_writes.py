@@ -22,7 +22,7 @@ from conftest import fast_train_overrides, tiny_overrides
 from genae import fileio, runs
 from genae.config import build_config
 from genae.errors import GenaeError
-from genae.trainer import resume, train
+from genae.training import resume, train
 from genae.viz.report import write_report
 from test_cli import _sets, genae
 

@@ -24,7 +24,7 @@ from genae.errors import GenaeError
 from genae.fileio import sha256_file
 from genae.metrics import EvalContext, domain, evaluate
 from genae.runs import load_run
-from genae.trainer import train
+from genae.training import train
 
 RECIPE = domain.DomainRecipe(width=4, feature_dim=8, steps=20, batch_size=32)
 MNIST_10K = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "mnist-10k"

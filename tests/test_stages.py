@@ -20,7 +20,7 @@ from genae.config import build_config
 from genae.errors import GenaeError
 from genae.methods import METHODS, MethodSpec
 from genae.methods.base import Batch, Method, Stage, Update
-from genae.trainer import resume, train
+from genae.training import resume, train
 
 STAGE1 = 4
 

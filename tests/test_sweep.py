@@ -227,7 +227,7 @@ def test_sweep_trains_each_point_data_parallel_under_torchrun(tmp_path):
 
     from genae.config import build_config
     from genae.runs import latest_checkpoint
-    from genae.trainer import train
+    from genae.training import train
 
     out = tmp_path / "sweep"
     sets = tiny_overrides("vae") + fast_train_overrides(4, batch_size=20, threads=1)

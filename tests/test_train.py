@@ -15,7 +15,8 @@ from genae.config import build_config
 from genae.errors import ConfigError, GenaeError, Interrupted, NonFiniteLoss
 from genae.methods import METHODS, Batch, DataInfo, Method, MethodSpec, Update
 from genae.optim import OPTIMIZERS, build_optimizer, build_schedule, lr_factor
-from genae.trainer import resume, run_update, train
+from genae.trainer import run_update
+from genae.training import resume, train
 
 
 def _final_weights(run_dir):

@@ -41,7 +41,7 @@ def train(method: str | RunConfig, data: Any = None, *, labels: Any = None, test
     callbacks: ``fn(event, step, payload)`` called on "config", "log", "images", "checkpoint",
     "end" (``genae.loggers``).
     """
-    from .trainer import train as _train
+    from .training import train as _train
 
     if isinstance(method, RunConfig):
         if data is not None or model or train or steps is not None:
@@ -101,7 +101,7 @@ def _reference_name(method, data: Any, labels: Any, resized: bool = False) -> st
 def resume(run: str | Path, steps: int | None = None, *, set: Iterable[str] = (),  # noqa: A002
            networks: Mapping[str, torch.nn.Module] | None = None) -> Path:
     """``genae resume RUN [--steps N] [--set k=v]`` from Python (with the run's own networks)."""
-    from .trainer import resume as _resume
+    from .training import resume as _resume
 
     return _resume(run, steps=steps, overrides=tuple(set), networks=dict(networks) if networks else None)
 

@@ -349,7 +349,7 @@ def _data_dir_arg(p: argparse.ArgumentParser) -> None:
 # --------------------------------------------------------------------------------------------
 def _cmd_train(args) -> int:
     from .config import build_config
-    from .trainer import train
+    from .training import train
 
     cfg = build_config(args.method, args.data, args.data_dir, args.config, args.overrides, args.out)
     run_dir = train(cfg)
@@ -380,7 +380,7 @@ def _summary(run_dir) -> str:
 
 
 def _cmd_resume(args) -> int:
-    from .trainer import resume
+    from .training import resume
 
     if args.steps is not None and args.steps <= 0:
         raise GenaeError("--steps must be positive")

@@ -473,7 +473,7 @@ class _Sweep:
 
     # ---- the main loop -----------------------------------------------------------------------
     def run(self) -> Path:
-        from .trainer import _StopSignals
+        from .training import _StopSignals
 
         queue = []
         self.planning = True  # one manifest write for the whole plan, not one per point
