@@ -325,3 +325,32 @@ def test_latent_metrics_of_a_hybrid_method_end_to_end(tmp_path):
         assert 0.0 <= r["value"] <= 1.0 and 0.0 <= r["with_y"] <= 1.0
     assert len(res["informativeness"]["informativeness"]) == 3
     assert np.isfinite(res["tc"]["value"])
+
+
+def test_vat_weight_is_beta_times_vat_weight_by_default_as_eq_11_inside_eq_10():
+    """IMAE eq. 11 puts VAT in L(y), which eq. 10 weighs by β: the default ``vat_scale="beta"``
+    adds β·vat_weight·VAT (the baselines: the weight of their y regulariser, 1 for β-TCVAE);
+    ``vat_scale="fixed"`` keeps vat_weight alone. One step's losses differ by exactly (β − 1)·VAT."""
+    from genae.methods import METHODS, Batch, DataInfo
+
+    info = DataInfo((1, 28, 28), 10, "image", 1000)
+    for name, expect in (("imae", 4.0), ("jointvae", 4.0), ("infovae", 4.0), ("beta-tcvae", 1.0)):
+        spec = METHODS[name]
+        extra = dict(beta=4.0, net="mlp", hidden=16, latent_dim=4, n_categories=3, dataset_size=1000, vat_weight=1.0)
+        m = spec.build(spec.config(**extra), info)
+        assert m.vat_weight() == expect, name
+        assert spec.build(spec.config(**extra, vat_scale="fixed"), info).vat_weight() == 1.0
+    x = torch.rand(16, 1, 28, 28, generator=torch.Generator().manual_seed(0))
+    logs = {}
+    for scale in ("beta", "fixed"):
+        spec = METHODS["imae"]
+        torch.manual_seed(0)
+        m = spec.build(spec.config(beta=4.0, net="mlp", hidden=16, latent_dim=4, n_categories=3,
+                                   dataset_size=1000, vat_scale=scale), info)
+        torch.manual_seed(1)
+        logs[scale] = next(m.train_step(Batch(x, None), 0)).logs
+    assert torch.equal(logs["beta"]["vae/vat"], logs["fixed"]["vae/vat"])
+    diff = float(logs["beta"]["vae/loss"] - logs["fixed"]["vae/loss"])
+    # the float32 losses (~500 nats) differ in their last bits: a few ulps of the loss
+    ulps = 4 * torch.finfo(torch.float32).eps * abs(float(logs["fixed"]["vae/loss"]))
+    assert diff == pytest.approx(3.0 * float(logs["fixed"]["vae/vat"]), abs=ulps)

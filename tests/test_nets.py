@@ -253,3 +253,15 @@ def test_imae_and_lsrgan_build_their_networks_from_the_presets():
             want = build_preset(preset, role, info.shape, dim).state_dict()
             got = getattr(method, role).state_dict()
             assert {k: tuple(v.shape) for k, v in got.items()} == {k: tuple(v.shape) for k, v in want.items()}, role
+
+
+def test_imae_table2_is_the_papers_dsprites_networks():
+    """IMAE appendix G, Table 2: encoder FC 1200, FC 1200, FC 2×1200 (ReLU, no BatchNorm), FC 20 + 3;
+    decoder FC 1200 three times, then the 64×64 image. Parameter counts from the layer list."""
+    shape, head, code = (1, 64, 64), 2 * 10 + 3, 10 + 3
+    enc = build_preset("imae-table2", "encoder", shape, head)
+    dec = build_preset("imae-table2", "decoder", shape, code)
+    assert n_params(enc) == (4096 * 1200 + 1200) + (1200 * 1200 + 1200) + (1200 * 2400 + 2400) + (2400 * head + head)
+    assert n_params(dec) == (code * 1200 + 1200) + 2 * (1200 * 1200 + 1200) + (1200 * 4096 + 4096)
+    assert not any(isinstance(m, torch.nn.BatchNorm1d) for m in enc.modules())
+    assert any(isinstance(m, torch.nn.BatchNorm1d) for m in build_preset("imae-table1", "encoder", (1, 28, 28), 30).modules())

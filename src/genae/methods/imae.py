@@ -35,9 +35,16 @@ Player
                   sum exactly to the sampled KL(q(z|x)‖p(z)). A categorical code (K2 > 0) adds its
                   KL to the uniform prior with weight 1.
 
-    Every objective may add ``vat_weight``·VAT(p(y|x)) (Miyato et al. 2018; ε = ``vat_eps``, one power
+    Every objective may add w·VAT(p(y|x)) (Miyato et al. 2018; ε = ``vat_eps``, one power
     iteration with ξ = ``vat_xi``, BatchNorm buffers frozen in its passes); the paper adds it to all
-    four compared methods, so it is on by default whenever there is a categorical code.
+    four compared methods, so it is on by default whenever there is a categorical code. The weight
+    w (``vat_scale``): "beta" (the default) = ``vat_weight``·β, eq. 11 read with eq. 10: VAT is a
+    term of L(y), which eq. 10 multiplies by β, so IMAE at β = 5 weighs VAT by 5. For the baselines
+    the paper says only that it "augments all four methods with VAT"; the reading here gives VAT
+    the weight of each objective's own regulariser of y: β for JointVAE / β-VAE (β·KL_y) and InfoVAE
+    (β·KL(q(y)‖U)), 1 for β-TCVAE (its KL_y has weight 1). "fixed" = ``vat_weight`` alone, whatever
+    β (genae's behaviour before; the CPU-scale Fig. 3 and Fig. 5 tables of docs/results.md up to
+    2026-12-07 used it; at β = 1 both are the same).
 
 Choices where the paper is silent (see also ``objectives.information``)
     - The aggregate p(z_k) of L(z) uses the same minibatch estimator as TC (MWS by default). MWS's
@@ -97,6 +104,7 @@ class IMAEConfig:
     mmd_kernel: Literal["gaussian", "imq"] = "gaussian"   # InfoVAE's divergence of q(z)
     mmd_weight: float = 1000.0        # InfoVAE: λ on MMD² (Zhao et al.'s MNIST value), inside β
     vat_weight: float = 1.0           # weight of VAT on p(y|x) (0: off); needs a categorical code
+    vat_scale: Literal["beta", "fixed"] = "beta"   # "beta": × the weight of the y regulariser (eq. 11 in eq. 10)
     vat_eps: float = 1.0              # ε: norm of the adversarial perturbation (input units)
     vat_xi: float = 10.0              # ξ of the power iteration (IMSAT's code)
     vat_power: int = 1                # power iterations
@@ -151,11 +159,20 @@ class IMAE(Method):
         if c.vat_weight > 0:
             vat = vat_loss(lambda v: self._heads(self.encoder(v))[2], x, c.vat_eps, c.vat_xi, c.vat_power,
                            logits=logits, module=self.encoder)
-            loss = loss + c.vat_weight * vat
+            loss = loss + self.vat_weight() * vat
             logs["vae/vat"] = vat.detach()
         logs.update({f"vae/{k}": v.detach() for k, v in terms.items()})
         logs["vae/loss"] = loss.detach()
         yield Update({"vae": loss}, logs)
+
+    def vat_weight(self) -> float:
+        """The weight of VAT in the loss (``vat_scale``, see the module docstring): ``vat_weight``
+        times β (IMAE eq. 11 inside eq. 10's β·L(y); the baselines' β on their y regulariser), 1 for
+        β-TCVAE, or ``vat_weight`` alone with ``vat_scale="fixed"``."""
+        c = self.cfg
+        if c.vat_scale == "fixed" or c.objective == "beta-tcvae":
+            return c.vat_weight
+        return c.vat_weight * c.beta
 
     def temperature(self, step: int) -> float:
         """τ at training step ``step`` (the module docstring's schedule)."""

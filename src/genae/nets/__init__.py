@@ -195,10 +195,10 @@ _CTRL_RESNET = {"encoder": on_sphere(sngan_discriminator), "decoder": sngan_gene
 _SNGAN = {"generator": sngan_generator, "discriminator": sngan_discriminator, "encoder": sngan_discriminator}
 
 def _imae_roles(table: str) -> dict[str, Builder]:
-    """IMAE Table 1 or 2 (``IMAE_PRESETS``): encoder with BatchNorm, decoder of logits; the layer
-    widths are the table's (a ``width`` given is not used)."""
-    enc, dec = IMAE_PRESETS[table]
-    return {"encoder": lambda shape, dim, width: MLPEncoder(shape, dim, enc, batchnorm=True),
+    """IMAE Table 1 or 2 (``IMAE_PRESETS``): the encoder (BatchNorm where the table has it), the
+    decoder of logits; the layer widths are the table's (a ``width`` given is not used)."""
+    enc, dec, batchnorm = IMAE_PRESETS[table]
+    return {"encoder": lambda shape, dim, width: MLPEncoder(shape, dim, enc, batchnorm=batchnorm),
             "decoder": lambda shape, dim, width: MLPDecoder(dim, shape, dec)}
 
 
@@ -243,7 +243,8 @@ PRESETS: dict[str, Preset] = {
     # IMAE (Gao et al. 2019) Tables 1 (MNIST, Fashion-MNIST) and 2 (dSprites): fixed layer lists
     "imae-table1": Preset("mlp", "IMAE Table 1: FC 500, FC 2×500 encoder; FC 500, FC 500 decoder",
                           _imae_roles("imae-table1"), width=500, dim=10),
-    "imae-table2": Preset("mlp", "IMAE Table 2 (dSprites): FC 1200 ×2 encoder and decoder",
+    "imae-table2": Preset("mlp", "IMAE Table 2 (dSprites): FC 1200, 1200, 2×1200 encoder (no BatchNorm); "
+                          "FC 1200 ×3 decoder",
                           _imae_roles("imae-table2"), width=1200, dim=10),
     # LSR-GAN (Hu et al.) Table 3: 28×28 images are padded to 32×32 by the encoder (the networks
     # raise a ValueError for other sizes, which lsr-gan turns into its ConfigError)

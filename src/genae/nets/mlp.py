@@ -144,11 +144,13 @@ def vector_mlp(shape: Sequence[int], dim: int, width: int, depth: int = 2, act: 
 
 # --- the IMAE paper's MLPs (Table 1: MNIST / Fashion-MNIST; Table 2: dSprites) -------------------------
 
-#: preset -> (encoder hidden widths, decoder hidden widths). Table 1: encoder FC 500, FC 2×500 (one
-#: layer of 1000 units, our reading of "2×500"; the notes say "MLP 500-1000"), both with BatchNorm
-#: and ReLU; decoder FC 500, FC 500 (ReLU), sigmoid output. Table 2 (dSprites): the same pattern
-#: with 1200-unit layers; its "28 × 28" decoder output is the 64 × 64 image.
-IMAE_PRESETS: dict[str, tuple[tuple[int, ...], tuple[int, ...]]] = {
-    "imae-table1": ((500, 1000), (500, 500)),
-    "imae-table2": ((1200, 1200), (1200, 1200)),
+#: preset -> (encoder hidden widths, decoder hidden widths, BatchNorm in the encoder). Table 1:
+#: encoder FC 500, FC 2×500 (one layer of 1000 units, our reading of "2×500"; the notes say "MLP
+#: 500-1000"), both with BatchNorm and ReLU; decoder FC 500, FC 500 (ReLU), sigmoid output.
+#: Table 2 (dSprites): encoder FC 1200, FC 1200, FC 2×1200 (2400 units, the same reading), ReLU and
+#: no BatchNorm; decoder FC 1200 three times (ReLU); its "28 × 28" output is the 64 × 64 image.
+#: (Until 2026-12-08 Table 2 was built with Table 1's pattern: two layers each side and BatchNorm.)
+IMAE_PRESETS: dict[str, tuple[tuple[int, ...], tuple[int, ...], bool]] = {
+    "imae-table1": ((500, 1000), (500, 500), True),
+    "imae-table2": ((1200, 1200, 2400), (1200, 1200, 1200), False),
 }
