@@ -141,3 +141,22 @@ def test_vaegan_decoder_step_raises_the_discriminators_logit_on_its_samples(dec_
     (after,) = list(m.train_step(Batch(x), 0))
     assert after.logs["decoder/d_logit"] > before.logs["decoder/d_logit"]
     assert after.losses["decoder"] < before.losses["decoder"]
+
+
+def test_infogan_generator_step_draws_fresh_codes_as_the_official_trainer():
+    """``fresh_codes`` (default): G's update sees new noise and codes, so one train_step draws the
+    prior twice; ``fresh_codes=False`` (runs from before) reuses D's draw."""
+    from genae.methods import METHODS, Batch, DataInfo
+
+    info = DataInfo((8,), None, "vector")
+    x = torch.randn(6, 8)
+    for fresh, draws in ((True, 2), (False, 1)):
+        spec = METHODS["infogan"]
+        m = spec.build(spec.config(net="mlp", hidden=8, noise_dim=4, n_categories=3, q_hidden=8,
+                                   fresh_codes=fresh), info)
+        calls = []
+        real = m._codes
+        m._codes = lambda n, *a, **k: calls.append(n) or real(n, *a, **k)
+        for _ in m.train_step(Batch(x, None), 0):
+            pass
+        assert len(calls) == draws

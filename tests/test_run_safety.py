@@ -573,3 +573,16 @@ def test_two_real_resumes_at_once_one_is_refused(tmp_path):
     steps = [r["step"] for r in runs.read_metrics(run / "metrics.jsonl")]
     last = runs.checkpoint_step(runs.latest_checkpoint(run))
     assert steps == list(range(1, last + 1)) and last > 2
+
+
+def test_legacy_defaults_apply_to_the_methods_that_have_the_key():
+    """Issue 39's new defaults (VAT × β for the IMAE family, fresh InfoGAN codes for G's step) keep
+    an older run's behaviour on resume: a config without the key gets the old value, only for the
+    methods that have it; a config that names it keeps what it says."""
+    old = runs._with_legacy_defaults
+    imae = old({"method": "imae", "model": {"beta": 4.0}, "train": {}})
+    assert imae["model"]["vat_scale"] == "fixed" and imae["train"]["flush_denormal"] is False
+    assert old({"method": "infogan", "model": {}, "train": {}})["model"]["fresh_codes"] is False
+    assert "vat_scale" not in old({"method": "vae", "model": {}, "train": {}})["model"]
+    assert "fresh_codes" not in old({"method": "imae", "model": {}, "train": {}})["model"]
+    assert old({"method": "jointvae", "model": {"vat_scale": "beta"}, "train": {}})["model"]["vat_scale"] == "beta"

@@ -600,14 +600,20 @@ def resumable(key: str) -> bool:
 
 #: Keys added after runs existed whose new default would change how those runs train: a run whose
 #: config lacks one resumes with the value it was trained under, so its resume stays exact.
-LEGACY_DEFAULTS = {("train", "flush_denormal"): False}
+#: (namespace, key) -> (the old behaviour's value, the methods that have the key; None = every one).
+_IMAE_FAMILY = ("imae", "jointvae", "beta-vae-hybrid", "infovae", "beta-tcvae")
+LEGACY_DEFAULTS: dict[tuple[str, str], tuple[Any, tuple[str, ...] | None]] = {
+    ("train", "flush_denormal"): (False, None),
+    ("model", "vat_scale"): ("fixed", _IMAE_FAMILY),              # issue 39: VAT × β (eq. 11) since 2026-12-08
+    ("model", "fresh_codes"): (False, ("infogan", "infogan-qmm")),  # issue 39: new codes for G's step
+}
 
 
 def _with_legacy_defaults(d: dict[str, Any]) -> dict[str, Any]:
     d = dict(d)
-    for (ns, key), value in LEGACY_DEFAULTS.items():
+    for (ns, key), (value, methods) in LEGACY_DEFAULTS.items():
         section = d.get(ns)
-        if isinstance(section, dict) and key not in section:
+        if isinstance(section, dict) and key not in section and (methods is None or d.get("method") in methods):
             d[ns] = {**section, key: value}
     return d
 

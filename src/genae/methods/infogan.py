@@ -25,8 +25,10 @@ Deviations / choices where the paper is silent
     learns it per code. Networks are the library's generic families: "conv" is the paper's MNIST D
     and G (Table 1) without the 1024-unit fully connected layers; Q = FC 128-BN-LeakyReLU-FC as in
     Table 1. Adam lr 2e-4 (D) and 1e-3 (G), β = (0.5, 0.999), the official MNIST settings. Images use
-    ``input_range="tanh"``; vector data "raw" (linear output). The two updates alternate (D, then G)
-    on the same codes, as the official trainer's two optimiser runs per iteration.
+    ``input_range="tanh"``; vector data "raw" (linear output). The two updates alternate (D, then G);
+    G's step draws new noise and codes (``fresh_codes``), as the official trainer's two optimiser
+    runs per iteration each sample the prior (genae reused D's codes before 2026-12-08; runs from
+    then resume with ``fresh_codes=False``).
 """
 from __future__ import annotations
 
@@ -60,6 +62,7 @@ class InfoGANConfig:
     g_lr: float = 1e-3
     betas: tuple[float, float] = (0.5, 0.999)
     optimizer: Literal["adam", "adamw", "rmsprop", "sgd"] = "adam"
+    fresh_codes: bool = True          # G's step draws new z, c (the official trainer); False: D's codes
 
 
 class InfoGAN(Method):
@@ -104,7 +107,12 @@ class InfoGAN(Method):
                      {"discriminator/gan": gan.detach(), "discriminator/mi": mi.detach(),
                       **{f"discriminator/{k}": v for k, v in mi_logs.items()}})
 
-        # 2. generator: non-saturating GAN loss against the updated D, minus L_I with the updated Q
+        # 2. generator: non-saturating GAN loss against the updated D, minus L_I with the updated Q.
+        # The official trainer runs D's and G's optimisers in two session runs per iteration, each
+        # drawing the prior anew: G's step sees new codes and a new G(z, c)
+        if self.cfg.fresh_codes:
+            cat, cont, latent = self._codes(x.shape[0])
+            fake = self.generator(latent)
         logit_fake, feat_fake = self.discriminator(fake, return_features=True)
         adv = ns_generator_loss(logit_fake)
         mi, _ = self._mi_bound(feat_fake, cat, cont)
