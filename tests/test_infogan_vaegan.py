@@ -160,3 +160,14 @@ def test_infogan_generator_step_draws_fresh_codes_as_the_official_trainer():
         for _ in m.train_step(Batch(x, None), 0):
             pass
         assert len(calls) == draws
+
+
+def test_infogan_builds_table_1_networks_with_net_infogan_mnist():
+    from genae.methods import METHODS, Batch, DataInfo
+
+    spec = METHODS["infogan"]
+    m = spec.build(spec.config(net="infogan-mnist"), DataInfo((1, 28, 28), 10, "image"))
+    assert type(m.generator).__name__ == "InfoGANGenerator" and m.q_head is not None
+    assert m.discriminator.n_features == 1024
+    updates = list(m.train_step(Batch(torch.rand(4, 1, 28, 28) * 2 - 1, None), 0))
+    assert len(updates) == 2 and all(torch.isfinite(v).all() for u in updates for v in u.losses.values())

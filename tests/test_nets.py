@@ -265,3 +265,17 @@ def test_imae_table2_is_the_papers_dsprites_networks():
     assert n_params(dec) == (code * 1200 + 1200) + 2 * (1200 * 1200 + 1200) + (1200 * 4096 + 4096)
     assert not any(isinstance(m, torch.nn.BatchNorm1d) for m in enc.modules())
     assert any(isinstance(m, torch.nn.BatchNorm1d) for m in build_preset("imae-table1", "encoder", (1, 28, 28), 30).modules())
+
+
+def test_infogan_mnist_preset_is_table_1():
+    """InfoGAN Table 1 (the official code's "mnist" networks): parameter counts from the layer list
+    (biases only where no BatchNorm follows), and D's features are the 1024-unit layer Q reads."""
+    d = build_preset("infogan-mnist", "discriminator", (1, 28, 28))
+    g = build_preset("infogan-mnist", "generator", (1, 28, 28), 74)
+    assert n_params(d) == (16 * 64 + 64) + (64 * 128 * 16 + 2 * 128) + (128 * 49 * 1024 + 2 * 1024) + (1024 + 1)
+    assert n_params(g) == (74 * 1024 + 2 * 1024) + (1024 * 6272 + 2 * 6272) + (128 * 64 * 16 + 2 * 64) + (64 * 16 + 1)
+    logits, feats = d(torch.rand(3, 1, 28, 28), return_features=True)
+    assert logits.shape == (3, 1) and feats.shape == (3, 1024) and d.n_features == 1024
+    assert g(torch.randn(3, 74)).shape == (3, 1, 28, 28)
+    with pytest.raises(Exception, match="28, 28|cannot take"):
+        build_preset("infogan-mnist", "discriminator", (1, 32, 32))

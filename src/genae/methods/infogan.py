@@ -22,9 +22,14 @@ Objective (paper eq. 5: min_{G,Q} max_D V(D, G) − λ·L_I(G, Q)), one step
 Deviations / choices where the paper is silent
     λ_cat = 1 and λ_cont = 0.1 (section 7 asks for a smaller λ on continuous codes); the Q std of the
     continuous codes is fixed at 1 by default (the official code's ``fix_std``), ``q_std="learned"``
-    learns it per code. Networks are the library's generic families: "conv" is the paper's MNIST D
-    and G (Table 1) without the 1024-unit fully connected layers; Q = FC 128-BN-LeakyReLU-FC as in
-    Table 1. Adam lr 2e-4 (D) and 1e-3 (G), β = (0.5, 0.999), the official MNIST settings. Images use
+    learns it per code. The official MNIST launcher uses λ = 1 (``info_reg_coeff``) for the
+    categorical and the continuous codes alike; ``configs/infogan_mnist_paper.yaml`` takes it.
+    Networks: ``net="infogan-mnist"`` is Table 1 (the official code's "mnist" networks, its
+    LeakyReLU slope 0.01, G's output tanh for genae's [−1, 1] images where the official code has
+    a Bernoulli mean); the default "conv" is the library's DCGAN pair, Table 1 without the
+    1024-unit fully connected layers. Q = FC 128-BN-LeakyReLU(0.2)-FC (Table 1's, slope 0.2 not
+    0.01). Adam lr 2e-4 (D) and 1e-3 (G), β = (0.5, 0.999), the official MNIST settings (batch
+    128, 50 epochs of 100 updates: 5,000 steps). Images use
     ``input_range="tanh"``; vector data "raw" (linear output). The two updates alternate (D, then G);
     G's step draws new noise and codes (``fresh_codes``), as the official trainer's two optimiser
     runs per iteration each sample the prior (genae reused D's codes before 2026-12-08; runs from
@@ -39,7 +44,7 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import ConfigError
-from ..nets import MLP, build_decoder, build_discriminator
+from ..nets import MLP, build_decoder, build_discriminator, build_preset
 from ..objectives import (categorical_mi_bound, js_discriminator_loss, ns_generator_loss,
                           uniform_gaussian_mi_bound)
 from ..optim import build_optimizer
@@ -48,7 +53,8 @@ from .base import Batch, Contract, DataInfo, Grid, Manifolds, Method, Update, ch
 
 @dataclass
 class InfoGANConfig:
-    net: Literal["auto", "mlp", "conv"] = "auto"  # auto: DCGAN conv networks on 28/32/64 images, MLPs otherwise
+    net: Literal["auto", "mlp", "conv", "infogan-mnist"] = "auto"  # auto: DCGAN conv on 28/32/64 images, else MLPs;
+    #   infogan-mnist: the paper's Table 1 (nets.PRESETS), with its 1024-unit FC layers
     noise_dim: int = 62               # dim of z (62 in the paper's MNIST model; QMM's setting: 8)
     n_categories: int = 10            # K of the categorical code c_cat
     n_continuous: int = 2             # number of continuous codes c_cont ~ U[−1, 1]
@@ -81,8 +87,12 @@ class InfoGAN(Method):
         width = cfg.hidden or None
         out_act = "tanh" if self.input_range == "tanh" else None
         self.code_dim = cfg.noise_dim + cfg.n_categories + cfg.n_continuous
-        self.generator = build_decoder(cfg.net, self.code_dim, info.shape, width, out_act, cfg.depth)
-        self.discriminator = build_discriminator(cfg.net, info.shape, width, cfg.depth)
+        if cfg.net == "infogan-mnist":
+            self.generator = build_preset(cfg.net, "generator", info.shape, self.code_dim, width)
+            self.discriminator = build_preset(cfg.net, "discriminator", info.shape, 1, width)
+        else:
+            self.generator = build_decoder(cfg.net, self.code_dim, info.shape, width, out_act, cfg.depth)
+            self.discriminator = build_discriminator(cfg.net, info.shape, width, cfg.depth)
         q_out = cfg.n_categories + cfg.n_continuous * (2 if cfg.q_std == "learned" else 1)
         self.q_head = MLP(self.discriminator.n_features, q_out, (cfg.q_hidden,), act="lrelu", batchnorm=True)
 

@@ -45,7 +45,8 @@ from torch import nn
 
 from ..errors import ConfigError
 from .batchnorm import recalibrate_batchnorm
-from .dcgan import (CONV_SIZES, DCGAN32Decoder, DCGAN32Encoder, DCGANDecoder, DCGANEncoder, conv_plan,
+from .dcgan import (CONV_SIZES, DCGAN32Decoder, DCGAN32Encoder, DCGANDecoder, DCGANEncoder, InfoGANDiscriminator,
+                    InfoGANGenerator, conv_plan,
                     dcgan32_decoder, dcgan32_encoder, dcgan_init)
 from .heads import Builder, L2Normalize, on_sphere
 from .mlp import (ACTIVATIONS, IMAE_PRESETS, MLP, MLPDecoder, MLPEncoder, activation, mlp_decoder,
@@ -248,6 +249,12 @@ PRESETS: dict[str, Preset] = {
                           _imae_roles("imae-table2"), width=1200, dim=10),
     # LSR-GAN (Hu et al.) Table 3: 28×28 images are padded to 32×32 by the encoder (the networks
     # raise a ValueError for other sizes, which lsr-gan turns into its ConfigError)
+    # InfoGAN (Chen et al. 2016) Table 1, MNIST: the 1024-unit FC layers the generic "conv" lacks;
+    # width = the first convolution's channels (64), G's input the 74-dim [z, c]
+    "infogan-mnist": Preset("dcgan", "InfoGAN Table 1 (MNIST), as the official code's network_type 'mnist'",
+                            {"generator": lambda shape, dim, width: InfoGANGenerator(dim, shape, width, out_act="tanh"),
+                             "discriminator": lambda shape, dim, width: InfoGANDiscriminator(shape, dim, width)},
+                            width=64, dim=74, side=28),
     "lsr-table3": Preset("resnet", "LSR-GAN Table 3: ResNet VAE and generator, patch discriminator "
                          "(base channels as the reference code)", _LSR_TABLE3, width=32, dim=128),
 }

@@ -45,7 +45,8 @@ from torch import nn
 from .heads import L2Normalize
 from .mlp import activation
 
-__all__ = ["CONV_SIZES", "DCGAN32Decoder", "DCGAN32Encoder", "DCGANDecoder", "DCGANEncoder", "conv_plan",
+__all__ = ["CONV_SIZES", "DCGAN32Decoder", "DCGAN32Encoder", "DCGANDecoder", "DCGANEncoder", "InfoGANDiscriminator",
+           "InfoGANGenerator", "conv_plan",
            "dcgan32_decoder", "dcgan32_encoder", "dcgan_decoder", "dcgan_encoder", "dcgan_init"]
 
 # image side -> (side of the smallest feature map, number of stride-2 layers)
@@ -185,3 +186,59 @@ def dcgan32_encoder(shape: Sequence[int], dim: int, width: int) -> DCGAN32Encode
 def dcgan32_decoder(shape: Sequence[int], dim: int, width: int) -> DCGAN32Decoder:
     """CTRL Table 4: ``(B, dim) -> (B, C, 32, 32)`` in [-1, 1]."""
     return DCGAN32Decoder(dim, shape[0], width)
+
+
+# --- InfoGAN's MNIST networks (Chen et al. 2016, appendix C.1, Table 1) ---------------------------
+# D: conv 64 4×4 s2, LeakyReLU → conv 128 4×4 s2, BN, LeakyReLU → FC 1024, BN, LeakyReLU → FC out
+# (Q reads the 1024 features); G: FC 1024, BN, ReLU → FC 7·7·128, BN, ReLU → convT 64 4×4 s2, BN,
+# ReLU → convT C 4×4 s2. Checked against the official code (openai/InfoGAN,
+# ``infogan/models/regularized_gan.py``, network_type "mnist"); the paper's appendix itself could
+# not be read here. 28×28 only (two stride-2 layers from 7×7), any channel count. Biases only where
+# no BatchNorm follows (a bias before BatchNorm is cancelled by it). Initialisation N(0, 0.02), BN
+# scales N(1, 0.02), as the official ops.
+
+#: LeakyReLU slope of InfoGAN's networks: the official ``custom_ops.leaky_rectify``'s default, 0.01
+INFOGAN_LEAK = 0.01
+
+
+class InfoGANDiscriminator(nn.Module):
+    """InfoGAN Table 1's D trunk and output: ``(B, C, 28, 28) -> (B, out_dim)`` logits;
+    ``return_features=True`` gives ``(logits, features)``, features ``(B, 1024)`` (Q's input)."""
+
+    def __init__(self, shape: Sequence[int], out_dim: int = 1, width: int = 64, fc: int = 1024):
+        super().__init__()
+        if tuple(shape[1:]) != (28, 28):
+            raise ValueError(f"InfoGAN's MNIST networks take C×28×28 images, got {tuple(shape)}")
+        lrelu = lambda: nn.LeakyReLU(INFOGAN_LEAK)  # noqa: E731
+        self.trunk = nn.Sequential(
+            nn.Conv2d(shape[0], width, 4, 2, 1), lrelu(),
+            nn.Conv2d(width, 2 * width, 4, 2, 1, bias=False), nn.BatchNorm2d(2 * width), lrelu(),
+            nn.Flatten(), nn.Linear(2 * width * 7 * 7, fc, bias=False), nn.BatchNorm1d(fc), lrelu())
+        self.n_features = fc
+        self.head = nn.Linear(fc, out_dim)
+        dcgan_init(self)
+
+    def forward(self, x: torch.Tensor, return_features: bool = False):
+        h = self.trunk(x)
+        return (self.head(h), h) if return_features else self.head(h)
+
+
+class InfoGANGenerator(nn.Module):
+    """InfoGAN Table 1's G: ``(B, latent) -> (B, C, 28, 28)``, then ``out_act``."""
+
+    def __init__(self, latent: int, shape: Sequence[int], width: int = 64, fc: int = 1024,
+                 out_act: str | None = None):
+        super().__init__()
+        if tuple(shape[1:]) != (28, 28):
+            raise ValueError(f"InfoGAN's MNIST networks take C×28×28 images, got {tuple(shape)}")
+        self.net = nn.Sequential(
+            nn.Linear(latent, fc, bias=False), nn.BatchNorm1d(fc), nn.ReLU(),
+            nn.Linear(fc, 2 * width * 7 * 7, bias=False), nn.BatchNorm1d(2 * width * 7 * 7), nn.ReLU(),
+            nn.Unflatten(1, (2 * width, 7, 7)),
+            nn.ConvTranspose2d(2 * width, width, 4, 2, 1, bias=False), nn.BatchNorm2d(width), nn.ReLU(),
+            nn.ConvTranspose2d(width, shape[0], 4, 2, 1))
+        self.out = activation(out_act)
+        dcgan_init(self)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.out(self.net(z))
