@@ -36,6 +36,7 @@ TINY = {
     **{n: dict(latent_dim=4, n_categories=3, hidden=16, net="mlp", dataset_size=1000)
        for n in ("imae", "jointvae", "beta-vae-hybrid", "infovae")},
     "beta-tcvae": dict(latent_dim=4, hidden=16, net="mlp", dataset_size=1000, estimator="mss"),
+    "imsat": dict(n_clusters=3, net="mlp", hidden=16),
     "dmwgan": dict(n_generators=3, latent_dim=4, hidden=8, width_divisor=2, depth=1, encoder_hidden=8,
                    n_critic=2),
 }

@@ -46,8 +46,10 @@ def test_config_builds_its_method(path):
     with torch.no_grad():
         if method.supports("reconstruct"):
             assert method.reconstruct(x).shape == x.shape
-        else:  # a GAN: its generator makes images of the dataset's shape
+        elif method.supports("sample"):  # a GAN: its generator makes images of the dataset's shape
             assert method.sample(2).shape == x.shape
+        else:  # a clustering encoder (imsat): p(y|x) of the configured K
+            assert method.cluster(x).shape == (2, cfg.model.n_clusters)
 
 
 def test_the_hybrid_beta_vae_configs_keep_zero_capacities():

@@ -55,6 +55,7 @@ from .qwgan import QWGAN  # noqa: E402
 from .qbetavae import QBetaVAE  # noqa: E402
 from .lsrgan import LSRGAN  # noqa: E402
 from .imae import IMAE  # noqa: E402
+from .imsat import IMSAT  # noqa: E402
 
 # CTRL's recipe (reference code): batch 2048, lr decayed linearly to 0, 32×32 inputs (MNIST's 28×28
 # padded); the labelled games need every class in every batch.
@@ -113,6 +114,8 @@ METHODS: dict[str, MethodSpec] = {
                              "(minibatch-weighted sampling)",
                              {"objective": "beta-tcvae", "beta": 6.0, "n_categories": 0, "vat_weight": 0.0,
                               "optimizer": "adam"}),
+    "imsat": MethodSpec(IMSAT, "IMSAT (Hu et al. 2017) clustering: an encoder trained on VAT − λ·[μ·H(Y) − H(Y|X)] "
+                        "alone (IMAE's L(y); issue 39's first rung)", train_defaults={"batch_size": 250}),
     "vae-gan": MethodSpec(VAEGAN, "VAE-GAN (Larsen et al. 2016): VAE with a reconstruction in the discriminator's "
                           "features, per-player losses"),
 }
