@@ -372,8 +372,8 @@ def _summary(run_dir) -> str:
     from .methods import METHODS, method_capabilities
 
     caps = method_capabilities(info["method"])[0] if info.get("method") in METHODS else frozenset()
-    metrics = ",".join([m for m, cap in (("fid", "sample"), ("recon-mse", "reconstruct")) if cap in caps]
-                       or ["recon-mse"])
+    metrics = ",".join([m for m, cap in (("fid", "sample"), ("recon-mse", "reconstruct"), ("cluster-acc", "cluster"))
+                        if cap in caps][:2] or ["recon-mse"])
     sample = f"   genae sample {run_dir} --out samples.png" if "sample" in caps else ""
     return (f"{line}\nrun written to {run_dir}\nnext: genae eval {run_dir} --metrics {metrics}{sample}"
             f"   genae report {run_dir}")
