@@ -509,6 +509,7 @@ def test_every_command_answers_bad_input_with_one_line(run, tmp_path, capsys):
         ("imagine",): (["imagine", run, "--out", tmp_path / "noext"], ".png"),
         ("eval",): (["eval", run, "--n-samples", 0], "--n-samples"),
         ("report",): (["report", bomb], "is refused"),
+        ("export",): (["export", tmp_path / "nowhere", "--out", tmp_path / "ex"], "does not exist"),
         ("sweep",): (["sweep", "vae", "--data", "fake", "--set", "model.betas=(0.5,2.0)", "--out", tmp_path / "sw"],
                      "model.betas"),
         ("compare",): (["compare", run, "--metrics", "recon-mse.typo"], "typo"),
@@ -526,7 +527,7 @@ def test_every_command_answers_bad_input_with_one_line(run, tmp_path, capsys):
         assert_one_line_error(code, err, needle)
     code, _, err = cli(capsys, "sample")  # argparse's own errors are one line too
     assert_one_line_error(code, err, "the following arguments are required: run, --out (see `genae sample --help`)")
-    for made in ("t", "sw", "demo"):
+    for made in ("t", "sw", "demo", "ex"):
         assert not (tmp_path / made).exists(), made
 
 

@@ -10,7 +10,9 @@
 which shapes and dtypes), or a registered dataset name such as ``"mnist"``. Arrays are stored once
 as safetensors in genae's cache, so the run is a normal run directory: ``genae resume``, ``sample``,
 ``eval`` and ``report`` work on it from the command line (a run with networks from Python needs
-those modules, so it is loaded from Python).
+those modules, so it is loaded from Python). ``genae export RUN --out DIR`` (``genae.export``) writes
+one checkpoint as a shareable model folder; ``load_run``, ``evaluate``, ``genae sample`` and
+``genae eval`` take that folder wherever they take a run.
 """
 from __future__ import annotations
 
@@ -108,7 +110,9 @@ def resume(run: str | Path, steps: int | None = None, *, set: Iterable[str] = ()
 
 def load_run(run: str | Path, device: str = "cpu", step: int | None = None,
              networks: Mapping[str, torch.nn.Module] | None = None):
-    """The trained method (eval mode, gradients off): see ``genae.runs.load_run``."""
+    """The trained method (eval mode, gradients off) of a run directory, or of a model folder
+    written by ``genae export`` (its weights' SHA-256 checked first): see ``genae.runs.load_run``
+    and ``genae.export``."""
     from .runs import load_run as _load_run
 
     return _load_run(run, device=device, step=step, networks=dict(networks) if networks else None)

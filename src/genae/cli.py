@@ -6,6 +6,7 @@
     genae eval RUN --metrics fid,kid,... [--split test] [--n-samples N] [--backbone domain] [--step S] [--json]
                [--allow-skipped]
     genae report RUN
+    genae export RUN --out DIR [--step N]      (DIR then works wherever RUN does for inference)
     genae compare RUN|SWEEP ... [--metrics fid,...] [--markdown] [--csv F] [--html F] [--out DIR]
     genae methods | genae config METHOD | genae data list|info|fetch | genae demo
 
@@ -261,6 +262,14 @@ def _parser() -> argparse.ArgumentParser:
     rp = sub.add_parser("report", help="write RUN/report.html (self-contained, viewable offline)")
     rp.add_argument("run")
     rp.set_defaults(func=_cmd_report)
+
+    # genae export (genae.export): one checkpoint as a self-contained model folder (Hub layout)
+    ex = sub.add_parser("export", help="write a checkpoint as a self-contained model folder (weights, config, "
+                        "model card, samples) that genae.load_run, sample and eval read; no training state")
+    ex.add_argument("run")
+    ex.add_argument("--out", required=True, help="the model folder to create (must not exist, or be empty)")
+    ex.add_argument("--step", type=int, default=None, help="export this kept checkpoint (default: the newest)")
+    ex.set_defaults(func=_cmd_export)
 
     # genae sweep (genae.sweep): a grid or list of overrides × seeds, parallel jobs, resumable
     from .sweep import add_arguments as add_sweep_arguments
@@ -643,6 +652,15 @@ def _cmd_report(args) -> int:
 
     read_config(args.run)  # a clear error if RUN is not a run
     print(f"report written to {write_report(args.run)}")
+    return 0
+
+
+def _cmd_export(args) -> int:
+    from .export import export_model
+
+    out = export_model(args.run, args.out, step=args.step)
+    print(f"exported to {out}: model.safetensors, config.yaml, README.md (model card), genae_model.json; "
+          f"load it with genae.load_run({str(out)!r}) or `genae sample {out} --out samples.png`")
     return 0
 
 

@@ -14,6 +14,11 @@ Layout of a run directory::
     RUN/samples/                    samples_<step>.png, recon_<step>.png
     RUN/loss_curves.png, eval.json, report.html
 
+A model folder written by ``genae export`` (``genae.export``: weights, config, model card,
+``genae_model.json`` with the weights' SHA-256) is read wherever a run is read for inference
+(``load_run``, ``open_checkpoint``, ``require_checkpoint``, section "Exported models" below); it
+has no training state, so ``RunLock`` refuses it.
+
 A checkpoint is written into a temporary directory, every file fsync'ed, the manifest last, then
 renamed into place, so a run killed at any instant leaves the previous checkpoint complete. A
 checkpoint is *complete* when its manifest checks; every reader (resume, eval, sample, report)
@@ -179,6 +184,8 @@ def checkpoint_name(step: int) -> str:
 def checkpoint_step(ckpt: Path) -> int:
     """The training step of a checkpoint directory (the inverse of ``checkpoint_name``)."""
     m = _STEP_DIR.match(Path(ckpt).name)
+    if m is None and is_exported(ckpt):  # an exported model stands for its one checkpoint (genae.export)
+        return read_export_info(ckpt)["step"]
     if m is None:
         raise GenaeError(f"{ckpt} is not a checkpoint directory (expected step-NNNNNNNN)")
     return int(m.group(1))
@@ -264,7 +271,10 @@ def latest_checkpoint(run_dir: str | Path, quiet: bool = False) -> Path | None:
 
 def require_checkpoint(run_dir: str | Path, step: int | None = None) -> Path:
     """``step``'s checkpoint, or the newest complete one; a ``GenaeError`` naming what exists if
-    there is none (or the one asked for is damaged)."""
+    there is none (or the one asked for is damaged). An exported model (``genae.export``) is its
+    own one checkpoint: the folder itself, once its weights' SHA-256 checks."""
+    if is_exported(run_dir):
+        return require_exported(run_dir, step)
     if step is None:
         ckpt = latest_checkpoint(run_dir)
         if ckpt is None:
@@ -366,7 +376,8 @@ def load_run(run_dir: str | Path, device: str | torch.device = "cpu", step: int 
     """The trained method of a run (newest complete checkpoint, or ``step``), in eval mode on
     ``device``, its parameters not requiring gradients (inference builds no autograd graph; call
     ``method.requires_grad_(True)`` to fine-tune). ``networks``: the modules a run trained with
-    networks from Python needs (``genae.train(networks=...)``)."""
+    networks from Python needs (``genae.train(networks=...)``). ``run_dir`` may also be a folder
+    written by ``genae export`` (``genae.export``): its weights' SHA-256 is checked first."""
     return open_checkpoint(run_dir, device, step, networks)[0]
 
 
@@ -384,6 +395,8 @@ def open_checkpoint(run_dir: str | Path, device: str | torch.device = "cpu", ste
         from .distributed import resolve_device
 
         device = resolve_device(device, "device")
+    if is_exported(run_dir):  # a folder of genae export: weights + config, checked by their digest
+        return open_exported(run_dir, device, step, networks)
     read_config(run_dir)  # a clear error if RUN is not a run
     ckpt = require_checkpoint(run_dir, step)
     cfg, info = checkpoint_config(run_dir, ckpt)
@@ -474,6 +487,100 @@ def read_weights(ckpt: Path) -> dict[str, torch.Tensor]:
 
 
 # --------------------------------------------------------------------------------------------
+# Exported models (genae export; the writer and the layout are in genae.export)
+# --------------------------------------------------------------------------------------------
+EXPORT_INFO = "genae_model.json"
+EXPORT_FORMAT, EXPORT_FORMAT_VERSION = "genae-model", 1
+#: DIR/genae_model.json (a newer genae may add fields; a newer format_version is refused)
+EXPORT_INFO_SPEC = schema.Record(
+    {"format": schema.Str((EXPORT_FORMAT,)), "format_version": schema.Int(1), "method": schema.Str(),
+     "step": schema.Int(0), "config": schema.Str((CONFIG,)),
+     "weights": schema.Record({"file": schema.Str((MODEL_FILE,)), "size": schema.Int(0), "sha256": schema.Str()}),
+     "networks_from_python": schema.Seq(schema.Str())},
+    optional=("config", "networks_from_python"))
+NO_TRAINING_STATE = ("an exported model has no training state (no optimisers, RNG or data position, one "
+                     "checkpoint's weights only), so it cannot be resumed or trained on in place; resume the "
+                     "run it was exported from")
+
+
+def is_exported(path: str | Path) -> bool:
+    """Whether ``path`` is a model folder written by ``genae export`` (it holds ``genae_model.json``)."""
+    return (Path(path) / EXPORT_INFO).is_file()
+
+
+def read_export_info(folder: str | Path) -> dict[str, Any]:
+    """``DIR/genae_model.json`` checked against ``EXPORT_INFO_SPEC``; a ``GenaeError`` naming it when
+    it is damaged, or of a format version newer than this genae reads."""
+    path = Path(folder) / EXPORT_INFO
+    try:
+        info = schema.read_json(path, EXPORT_INFO_SPEC, limit=1 << 20)
+    except RunFileError as e:
+        raise GenaeError(f"{e}; it is not an exported genae model this version can read") from None
+    except OSError as e:
+        raise GenaeError(f"{path} is unreadable ({e.strerror or e})") from None
+    if info["format_version"] > EXPORT_FORMAT_VERSION:
+        raise GenaeError(f"{path}: format_version {info['format_version']} was written by a newer genae "
+                         f"(this one reads {EXPORT_FORMAT_VERSION}); upgrade genae to load it")
+    return info
+
+
+def _exported_weights(folder: Path, info: dict[str, Any], step: int | None) -> bytes:
+    """The bytes of ``DIR/model.safetensors`` once ``step`` (None or the exported one) and the
+    file's size and SHA-256 agree with ``genae_model.json``. Read through a link too (a Hugging
+    Face cache snapshot links each file to its blob): the digest is what makes the bytes trusted."""
+    if step is not None and step != info["step"]:
+        raise GenaeError(f"{folder} is an exported model of step {info['step']} only; it has no "
+                         f"checkpoint at step {step}")
+    path = folder / MODEL_FILE
+    try:
+        data = path.read_bytes()
+    except OSError as e:
+        raise GenaeError(f"{path} is missing or unreadable ({e.strerror or e}); the exported model is "
+                         "incomplete: copy or download it again") from None
+    want = info["weights"]
+    if len(data) != want["size"] or hashlib.sha256(data).hexdigest() != want["sha256"]:
+        what = "size" if len(data) != want["size"] else "SHA-256"
+        raise GenaeError(f"{path} is damaged: its {what} does not match {folder / EXPORT_INFO} ({len(data)} "
+                         f"bytes, {want['size']} expected); it is not loaded: copy or download the model "
+                         "again, or export it again from its run")
+    return data
+
+
+def require_exported(folder: str | Path, step: int | None = None) -> Path:
+    """``folder`` itself in the role of its one checkpoint, once ``step`` and the weights' digest
+    check (``require_checkpoint`` on an exported model)."""
+    folder = Path(folder)
+    _exported_weights(folder, read_export_info(folder), step)
+    return folder
+
+
+def open_exported(folder: str | Path, device: torch.device, step: int | None = None,
+                  networks: dict[str, torch.nn.Module] | None = None) -> tuple[Method, RunConfig, Path]:
+    """``open_checkpoint`` of an exported model: (method in eval mode on ``device``, gradients off,
+    its config, ``folder``). Checked before use: ``genae_model.json``'s format, ``step``, the
+    weights' size and SHA-256, the config's schema and method, and that the weights fit the
+    network exactly (a strict load)."""
+    folder = Path(folder)
+    info = read_export_info(folder)
+    data = _exported_weights(folder, info, step)
+    path = folder / CONFIG
+    if not path.is_file():
+        raise GenaeError(f"{path} is missing; the exported model is incomplete")
+    cfg, data_info = resolved_config(read_config_file(path), path)
+    if cfg.method != info["method"]:
+        raise GenaeError(f"{path} builds {cfg.method!r} but {folder / EXPORT_INFO} says {info['method']!r}; "
+                         "the folder mixes two models")
+    try:
+        weights = load_tensors(data)
+    except Exception as e:  # SafetensorError: bytes of the recorded digest that are no safetensors
+        raise GenaeError(f"{folder / MODEL_FILE} is not a safetensors file ({e})") from None
+    method = build_method(cfg, data_info, networks).to(device)
+    load_weights(method, {k: v.to(device) for k, v in weights.items()}, folder)
+    method.eval().requires_grad_(False)
+    return method, cfg, folder
+
+
+# --------------------------------------------------------------------------------------------
 # One writer per run
 # --------------------------------------------------------------------------------------------
 LOCK = ".lock"
@@ -502,6 +609,9 @@ class RunLock:
         self.fd: int | None = None
 
     def acquire(self) -> "RunLock":
+        if is_exported(self.path.parent):  # resume, train --out: no lock file, nothing written into it
+            raise GenaeError(f"{self.path.parent} is an exported model (genae export), not a run: "
+                             f"{NO_TRAINING_STATE}")
         fd = fileio.open_own(self.path, os.O_RDWR | os.O_CREAT)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
