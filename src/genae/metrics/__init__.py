@@ -6,7 +6,8 @@ Pure functions ("features -> statistics -> number"; arrays or tensors, rows = sa
 ``feature_rank``, ``effective_rank``, ``coding_rate``, ``rate_reduction`` (subspace.py);
 ``clustering_accuracy``, ``nmi``, ``kmeans``, ``knn_accuracy``, ``linear_probe_accuracy``
 (clustering.py); ``mig``, ``normalized_absolute_covariance``, ``transform_score``,
-``kl_active_dims`` (disentangle.py); ``sharpness``, ``sharpness_per_image`` (image.py).
+``kl_active_dims`` (disentangle.py); ``dci``, ``sap``, ``factorvae_score``, ``modularity``,
+``explicitness`` (disentangle_scores.py); ``sharpness``, ``sharpness_per_image`` (image.py).
 
 Layering (each layer imports only the ones above it):
 
@@ -21,7 +22,8 @@ Layering (each layer imports only the ones above it):
   ``reconstruction.py`` (recon-mse, sharpness, recon-class-acc, decode-variance),
   ``imagination.py`` (fid-seeded, imagine-mse, imagine-class-acc, sharpness-sp: renderings of z ~ q(z|x)),
   ``representation.py`` (ns-acc, knn-acc, linear-probe, cluster-acc, nmi, feature-rank,
-  rate-reduction), ``latent.py`` (mig, qmm-score, nac, active-dims).
+  rate-reduction), ``latent.py`` (mig, mig-sampled, informativeness, tc, dci, sap, factorvae-score,
+  modularity, qmm-score, nac, active-dims).
 
 Registry: ``METRICS[name].fn(method, ctx) -> dict``; ``evaluate(method, ctx, names)`` runs several
 and shares samples/encodings between them. Unknown names raise ``ConfigError`` listing valid ones.
@@ -42,6 +44,7 @@ from .base import MetricSpec, Skip, log
 from .clustering import clustering_accuracy, kmeans, knn_accuracy, linear_probe_accuracy, nmi
 from .context import EvalContext
 from .disentangle import kl_active_dims, mig, normalized_absolute_covariance, transform_score
+from .disentangle_scores import dci, explicitness, factorvae_score, modularity, sap
 from .frechet import feature_statistics, frechet_distance, inception_score, kid, precision_recall
 from .image import sharpness, sharpness_per_image
 from .subspace import (class_singular_values, coding_rate, effective_rank, feature_rank,
@@ -111,6 +114,24 @@ METRICS: dict[str, MetricSpec] = {
     "mig-sampled": MetricSpec(latent.mig_sampled_metric, "MIG with β-TCVAE's estimator (aggregate-posterior "
                               "entropies)", ("posterior", "factors"), ("estimator", "n", "split"),
                               better={"value": HIGHER, "with_y": HIGHER}, measure=("estimator",)),
+    "dci": MetricSpec(latent.dci_metric, "DCI disentanglement (value), completeness, informativeness (Eastwood & "
+                      "Williams 2018; lasso importance)", ("posterior|encode", "factors"),
+                      ("codes", "regressor", "n_train", "n_test", "split"),
+                      better={"value": HIGHER, "disentanglement": HIGHER, "completeness": HIGHER,
+                              "informativeness": HIGHER}, measure=("codes", "regressor")),
+    "sap": MetricSpec(latent.sap_metric, "SAP: mean gap between the two best single-dimension predictors of "
+                      "each factor (Kumar et al. 2018)", ("posterior|encode", "factors"),
+                      ("codes", "classifier", "n_train", "n_test", "split"),
+                      better=HIGHER, measure=("codes", "classifier")),
+    "factorvae-score": MetricSpec(latent.factorvae_metric, "FactorVAE score: majority-vote accuracy from "
+                                  "fixed-factor batches of rendered dSprites (Kim & Mnih 2018)",
+                                  ("posterior|encode", "factors", "images"),
+                                  ("codes", "batch_size", "num_train", "num_eval", "num_variance_estimate"),
+                                  better={"value": HIGHER, "train_accuracy": HIGHER}, measure=("codes",)),
+    "modularity": MetricSpec(latent.modularity_metric, "modularity (value) and explicitness (Ridgeway & Mozer 2018)",
+                             ("posterior|encode", "factors"), ("codes", "n_bins", "n", "n_train", "n_test", "split"),
+                             better={"value": HIGHER, "modularity": HIGHER, "explicitness": HIGHER},
+                             measure=("codes",)),
     "informativeness": MetricSpec(latent.informativeness, "per-dimension ½·log(1 + Var[μ_k]/E[σ_k²]) (IMAE Prop. 1)",
                                   ("posterior",), ("n", "split"), better=HIGHER),
     "tc": MetricSpec(latent.total_correlation_metric, "total correlation of the aggregate posterior (nats)",
@@ -253,6 +274,7 @@ __all__ = [
     "frechet_distance", "feature_statistics", "kid", "inception_score", "precision_recall",
     "nearest_subspace_accuracy", "class_singular_values", "principal_angles", "feature_rank",
     "effective_rank", "coding_rate", "rate_reduction", "clustering_accuracy", "nmi", "kmeans",
-    "knn_accuracy", "linear_probe_accuracy", "mig", "normalized_absolute_covariance",
+    "knn_accuracy", "linear_probe_accuracy", "mig", "dci", "sap", "factorvae_score", "modularity",
+    "explicitness", "normalized_absolute_covariance",
     "transform_score", "kl_active_dims", "sharpness", "sharpness_per_image",
 ]

@@ -1,8 +1,11 @@
-"""Latent codes and disentanglement: ``mig``, ``qmm-score``, ``nac``, ``active-dims``.
+"""Latent codes and disentanglement: ``mig``, ``dci``, ``sap``, ``factorvae-score``, ``modularity``,
+``qmm-score``, ``nac``, ``active-dims``.
 
 Codes are ``method.encode`` of the reference split (``mig`` samples z ~ q(z|x) where the method
-has ``posterior_sample``); active dimensions come from the method's own mask (``active_dims``),
-else from the KL of a Gaussian posterior, else from the feature rank.
+has ``posterior_sample``; ``dci``, ``sap``, ``factorvae-score`` and ``modularity`` take the mean of
+q(z|x) where it is Gaussian, disentanglement_lib's "mean representation"); active dimensions come
+from the method's own mask (``active_dims``), else from the KL of a Gaussian posterior, else from
+the feature rank.
 """
 from __future__ import annotations
 
@@ -11,12 +14,14 @@ from typing import Any
 import numpy as np
 import torch
 
-from . import disentangle, image, subspace
+from . import disentangle, disentangle_scores, image, subspace
 from .base import Skip, need_images, quantize, to_unit
 from .context import EvalContext
 
-__all__ = ["QMM_INVERSION", "QMM_SHEAR", "QMM_WIDTH", "active_dims", "informativeness", "mig_metric",
-           "mig_sampled_metric", "nac", "posterior_arrays", "qmm_score", "total_correlation_metric"]
+__all__ = ["DCI_IMPORTANCE", "DCI_LASSO_ALPHA", "FACTORVAE", "QMM_INVERSION", "QMM_SHEAR", "QMM_WIDTH",
+           "active_dims", "dci_metric", "factorvae_metric", "informativeness", "mig_metric",
+           "mig_sampled_metric", "modularity_metric", "nac", "posterior_arrays", "qmm_score", "sap_metric",
+           "total_correlation_metric"]
 
 
 def _factors(ctx: EvalContext, metric: str, with_shape: bool = False) -> tuple[list[str], np.ndarray]:
@@ -134,6 +139,152 @@ def total_correlation_metric(method, ctx: EvalContext) -> dict[str, Any]:
     n = min(5000, len(post["z"]))
     value = disentangle.total_correlation_estimate(post["z"][:n], post["mean"][:n], post["logvar"][:n])
     return {"value": value, "n": n, "estimator": "empirical aggregate posterior", "split": ctx.split}
+
+
+# --- supervised disentanglement scores (disentangle_scores.py) -----------------------------------
+
+#: dci's importance: "lasso" (Eastwood & Williams' regressor, no dependency) or "gbt"
+#: (disentanglement_lib's gradient-boosted trees; needs scikit-learn)
+DCI_IMPORTANCE = "lasso"
+#: the lasso's α on standardized codes and targets (the DCI authors' reference code)
+DCI_LASSO_ALPHA = 0.02
+#: factorvae-score's protocol: disentanglement_lib's defaults (L = 64 examples per vote, 10,000
+#: training and 5,000 evaluation votes, 10,000 examples for the per-dimension std; prune_std 0
+#: keeps every non-constant dimension)
+FACTORVAE = {"batch_size": 64, "num_train": 10000, "num_eval": 5000, "num_variance_estimate": 10000,
+             "prune_std": 0.0}
+_FACTOR_LEVELS, _FACTOR_BINS = 64, 20
+
+
+def _mean_codes(method, ctx: EvalContext) -> tuple[np.ndarray, str]:
+    """(reference-split codes ``(N, D)``, how): the mean of the Gaussian part of q(z|x) where the
+    method has one (disentanglement_lib scores the mean representation), else ``encode``."""
+    post = posterior_arrays(method, ctx) if method.supports("posterior") else {}
+    if "mean" in post:
+        return post["mean"], "mean of q(z|x)" + (" (continuous part)" if "probs" in post else "")
+    return ctx.encodings(method), "encode (deterministic)"
+
+
+def _factor_classes(ctx: EvalContext, metric: str) -> tuple[list[str], np.ndarray]:
+    """(names, ``(N, F)`` integer classes) of every ground-truth factor of the reference split,
+    shape included (disentanglement_lib scores all of them): a factor with at most 64 distinct
+    values keeps them as classes, a continuous one is cut into 20 equal-width bins (as ``mig``)."""
+    names, v = _factors(ctx, metric, with_shape=True)
+    return names, disentangle.discretize(v, _FACTOR_BINS, max_levels=_FACTOR_LEVELS)
+
+
+def _split_rule(ctx: EvalContext) -> str:
+    pct = round(100 * disentangle_scores.TRAIN_FRACTION)
+    return f"permutation seeded {ctx.seed}: first {pct} % fit, the rest scored"
+
+
+def _named(names: list[str], values) -> dict[str, float]:
+    return {n: float(v) for n, v in zip(names, values)}
+
+
+def dci_metric(method, ctx: EvalContext) -> dict[str, Any]:
+    """DCI (Eastwood & Williams 2018): disentanglement (``value``), completeness and informativeness
+    of the reference split's mean codes against every factor (``disentangle_scores.dci``). The
+    importance comes from ``DCI_IMPORTANCE``: a lasso per factor (α = ``DCI_LASSO_ALPHA`` = 0.02 on
+    standardized codes and class index; the paper's) or, with scikit-learn, gradient-boosted trees
+    (disentanglement_lib's). Predictors fit on 80 % of the split (a seeded permutation), accuracy
+    on the rest."""
+    names, v = _factor_classes(ctx, "dci")
+    codes, how = _mean_codes(method, ctx)
+    try:
+        out = disentangle_scores.dci(codes, v, importance=DCI_IMPORTANCE, alpha=DCI_LASSO_ALPHA, seed=ctx.seed)
+    except ImportError as e:
+        raise Skip(str(e)) from e
+    regressor = (f"lasso (alpha={DCI_LASSO_ALPHA}, standardized codes and class index)"
+                 if DCI_IMPORTANCE == "lasso" else "gbt (sklearn GradientBoostingClassifier, defaults)")
+    res = {"value": out["disentanglement"], "disentanglement": out["disentanglement"],
+           "completeness": out["completeness"], "informativeness": out["informativeness"],
+           "informativeness_train": out["informativeness_train"],
+           "completeness_per_factor": _named(names, out["per_factor"]),
+           "informativeness_per_factor": _named(names, out["per_factor_accuracy"]),
+           "importance": [[round(float(a), 6) for a in row] for row in out["importance"]]}
+    if "nrmse" in out:
+        res["nrmse"] = out["nrmse"]
+    return {**res, "codes": how, "regressor": regressor, "factors": names, "n": len(codes),
+            "n_train": out["n_train"], "n_test": out["n_test"], "split_rule": _split_rule(ctx), "split": ctx.split}
+
+
+def sap_metric(method, ctx: EvalContext) -> dict[str, Any]:
+    """SAP (Kumar et al. 2018): per factor, the gap between the two code dimensions that predict it
+    best alone, averaged (``disentangle_scores.sap``): disentanglement_lib's discrete-factor
+    protocol, a one-vs-rest linear SVM per dimension (C = 0.01, balanced class weights) fitted on
+    80 % of the reference split's mean codes, plain accuracy on the rest."""
+    names, v = _factor_classes(ctx, "sap")
+    codes, how = _mean_codes(method, ctx)
+    out = disentangle_scores.sap(codes, v, seed=ctx.seed)
+    return {"value": out["sap"], "per_factor": _named(names, out["per_factor"]),
+            "scores": [[round(float(a), 6) for a in row] for row in out["scores"]], "codes": how,
+            "classifier": "linear SVM per dimension (one-vs-rest squared hinge, C=0.01, balanced)",
+            "factors": names, "n": len(codes), "n_train": out["n_train"], "n_test": out["n_test"],
+            "split_rule": _split_rule(ctx), "split": ctx.split}
+
+
+def modularity_metric(method, ctx: EvalContext) -> dict[str, Any]:
+    """Modularity (``value``) and explicitness (Ridgeway & Mozer 2018) of the reference split's mean
+    codes against every factor (``disentangle_scores.modularity`` / ``explicitness``): modularity
+    from the plug-in mutual information of 20-bin codes over the whole split; explicitness the mean
+    ROC AUC of one-vs-rest logistic regressions (C = 1) fitted on 80 % of it, scored on the rest."""
+    names, v = _factor_classes(ctx, "modularity")
+    codes, how = _mean_codes(method, ctx)
+    out = disentangle_scores.modularity_explicitness(codes, v, n_bins=20, seed=ctx.seed)
+    return {"value": out["modularity"], "modularity": out["modularity"], "explicitness": out["explicitness"],
+            "explicitness_train": out["explicitness_train"],
+            "explicitness_per_factor": _named(names, out["explicitness_per_factor"]),
+            "per_dim": [round(float(a), 6) for a in out["per_dim"]], "codes": how, "n_bins": 20,
+            "classifier": "one-vs-rest logistic regression (L2, C=1, standardized codes)", "factors": names,
+            "n": len(codes), "n_train": out["n_train"], "n_test": out["n_test"], "split_rule": _split_rule(ctx),
+            "split": ctx.split}
+
+
+def factorvae_metric(method, ctx: EvalContext) -> dict[str, Any]:
+    """The FactorVAE score (Kim & Mnih 2018; ``disentangle_scores.factorvae_score``) with
+    disentanglement_lib's protocol (``FACTORVAE``): votes from batches of freshly rendered images
+    that share one factor's value, the codes the mean of q(z|x) (else ``encode``). Factors are
+    drawn uniformly from the whole grid, not the reference split; needs a dataset genae can render
+    for chosen factor values: the procedural ``dsprites`` (``render_dsprites``), all five factors."""
+    from ..data.dsprites import DSPRITES_FACTOR_NAMES, DSPRITES_SIZES, dsprites_factor_values, render_dsprites
+
+    ds = ctx.dataset(ctx.split)
+    if ds.factors is None:
+        raise Skip(f"factorvae-score needs ground-truth factors; {ds.name} has none")
+    if ds.name != "dsprites" or tuple(ds.factor_names) != DSPRITES_FACTOR_NAMES:
+        raise Skip(f"factorvae-score needs images rendered for chosen factor values, which genae can do only "
+                   f"for the procedural dsprites; {ds.name} has only its stored examples"
+                   + (" (the official file's images differ from the renderer's by edge pixels)"
+                      if ds.name == "dsprites-npz" else ""))
+    # the same codes as the other scores: the Gaussian mean where q(z|x) has one (a one-image probe)
+    use_mean = (method.supports("posterior")
+                and method.posterior(ctx.to_method(ds.x[:1], method)).mean is not None)
+    how = "mean of q(z|x)" if use_mean else "encode (deterministic)"
+    values = dsprites_factor_values()
+
+    def code(xb: torch.Tensor) -> torch.Tensor:
+        return (method.posterior(xb).mean if use_mean else method.encode(xb)).flatten(1)
+
+    def represent(classes: np.ndarray) -> np.ndarray:
+        c = torch.from_numpy(classes)
+        x = render_dsprites(c[:, 0], *(values[k][c[:, k]] for k in range(1, 5)))
+        return ctx.batched(code, x, method).double().numpy()
+
+    p = FACTORVAE
+    total = p["num_variance_estimate"] + p["batch_size"] * (p["num_train"] + p["num_eval"])
+    bar = ctx.bar(total, "factorvae-score: rendering and encoding", "image")
+    try:
+        out = disentangle_scores.factorvae_score(represent, DSPRITES_SIZES, np.random.default_rng(ctx.seed),
+                                                 **p, tick=bar.update if bar is not None else None)
+    finally:
+        if bar is not None:
+            bar.close()
+    return {"value": out["score"], "train_accuracy": out["train_accuracy"],
+            "num_active_dims": out["num_active_dims"],
+            "classifier": [DSPRITES_FACTOR_NAMES[k] if k >= 0 else None for k in out["classifier"]],
+            "codes": how, **p, "factors": list(DSPRITES_FACTOR_NAMES),
+            "data": "dsprites grid, factors drawn uniformly, images rendered", "seed": ctx.seed}
 
 
 def _gaussian_posterior(method, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor] | None:
