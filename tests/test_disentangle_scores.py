@@ -332,7 +332,7 @@ def test_registry_on_dsprites_and_skips(tmp_path, monkeypatch):
     ae = METHODS["ae"]
     vec = ae.build(ae.config(latent_dim=3, net="mlp", hidden=16, likelihood="mse"), load_dataset(syn, "train").info)
     res = M.evaluate(vec, sctx, NEW)
-    assert "dsprites" in res["factorvae-score"]["skipped"]
+    assert "vector data" in res["factorvae-score"]["skipped"]   # declared needs: images, checked first
     for name in ("dci", "sap", "modularity"):
         assert "skipped" not in res[name] and res[name]["codes"] == "encode (deterministic)", name
         assert 0.0 <= res[name]["value"] <= 1.0

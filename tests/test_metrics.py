@@ -603,7 +603,7 @@ def test_registry_vector_data_uses_raw_features(tmp_path):
     fake = method.sample(200, generator=torch.Generator().manual_seed(0)).double().numpy()
     ref = M.frechet_distance(*M.feature_statistics(test.x.double().numpy()), *M.feature_statistics(fake))
     assert res["fid"]["value"] == pytest.approx(ref, rel=1e-6)
-    assert "classifier" in res["is"]["skipped"] and "labels" in res["ns-acc"]["skipped"]
+    assert "vector data" in res["is"]["skipped"] and "labels" in res["ns-acc"]["skipped"]
     assert "vector" in res["sharpness"]["skipped"]
     assert 0.0 <= res["mig"]["value"] <= 1.0 and set(res["mig"]["per_factor"]) == set(test.factor_names)
     assert 0.0 <= res["nac"]["value"] <= 1.0
@@ -718,3 +718,24 @@ def test_sharpness_sp_against_a_numpy_loop():
         assert got[n] == pytest.approx(np.mean(vals), rel=1e-12)
     flat = M.image.sharpness_sp_per_image(torch.full((1, 1, 8, 8), 0.5))
     assert flat[0] == 0.0                                          # no edges: no sharpness
+
+
+def test_declared_needs_are_checked_in_one_place_before_the_metric_runs(tmp_path, monkeypatch):
+    """``evaluate`` checks every metric's declared ``needs`` (``unmet_need``) before calling it: a
+    metric whose needs the method or the data do not meet is skipped with the reason and never
+    called; one whose needs are met is called."""
+    import dataclasses
+
+    from genae.data import DataConfig, load_dataset
+
+    ctx = _ctx(tmp_path)
+    info = load_dataset(DataConfig("fake"), "train").info
+    calls = []
+    spy = M.MetricSpec(lambda m, c: calls.append(1) or {"value": 1.0}, "spy", ("sample", "labels"))
+    monkeypatch.setitem(M.METRICS, "spy-sample", spy)
+    monkeypatch.setitem(M.METRICS, "spy-factors", dataclasses.replace(spy, needs=("encode", "factors")))
+    monkeypatch.setitem(M.METRICS, "spy-any", dataclasses.replace(spy, needs=("cluster|encode",)))
+    res = M.evaluate(StubEncoderOnly(info), ctx, ["spy-sample", "spy-factors", "spy-any"])
+    assert "cannot sample" in res["spy-sample"]["skipped"]
+    assert "needs ground-truth factors; fake has none" == res["spy-factors"]["skipped"]
+    assert res["spy-any"]["value"] == 1.0 and len(calls) == 1

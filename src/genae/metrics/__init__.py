@@ -257,10 +257,42 @@ def _evaluate(method: Method, ctx: EvalContext, names: list[str]) -> dict[str, d
     return results
 
 
+def unmet_need(spec: MetricSpec, method: Method, ctx: EvalContext) -> str | None:
+    """The first of ``spec.needs`` that neither ``method`` nor the reference data meet, as a
+    sentence, or None. Each need is alternatives joined by "|", each a capability of the method
+    (``Method.supports``; "sample" is also met while an ex-post prior samples, ``NAME@gmm``) or a
+    property of the data: "labels", "images", "factors". The one place declared needs are checked."""
+    from ..methods.base import CAPABILITIES
+
+    data = {"labels": (lambda: ctx.dataset(ctx.split).y is not None, "needs class labels; {} is unlabelled"),
+            "images": (lambda: ctx.kind == "image", "applies to images; {} is vector data"),
+            "factors": (lambda: getattr(ctx.dataset(ctx.split), "factors", None) is not None,
+                        "needs ground-truth factors; {} has none")}
+
+    def met(need: str) -> bool:
+        if need == "sample" and ctx.sampling_prior is not None:
+            return True
+        return method.supports(need) if need in CAPABILITIES else data[need][0]()
+
+    for need in spec.needs:
+        options = need.split("|")
+        if any(met(o) for o in options):
+            continue
+        if all(o in CAPABILITIES for o in options):
+            return (f"{type(method).__name__} cannot {' or '.join(options)} "
+                    f"({'; '.join(CAPABILITIES[o] for o in options)})")
+        return data[next(o for o in options if o in data)][1].format(ctx.dataset(ctx.split).name)
+    return None
+
+
 def _run(spec: MetricSpec, method: Method, ctx: EvalContext) -> dict[str, Any]:
-    """Call one metric; ``Skip`` and ``Unsupported`` become ``{"skipped": reason}``."""
+    """Call one metric once its declared needs are met (``unmet_need``); an unmet need, ``Skip``
+    and ``Unsupported`` become ``{"skipped": reason}``."""
     t0 = time.perf_counter()
     try:
+        reason = unmet_need(spec, method, ctx)
+        if reason is not None:
+            raise Skip(reason)
         out = spec.fn(method, ctx)
     except (Skip, Unsupported) as e:
         out = {"skipped": str(e)}
