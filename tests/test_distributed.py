@@ -21,7 +21,7 @@ import torch.multiprocessing as mp
 from safetensors.torch import load_file
 
 from conftest import fast_train_overrides, tiny_overrides
-from genae import distributed, runs
+from genae import collectives, distributed, runs
 from genae.config import build_config
 from genae.errors import Interrupted, NonFiniteLoss
 from genae.training import resume, train
@@ -30,7 +30,7 @@ pytestmark = pytest.mark.ddp  # several processes per test: run apart from the p
 
 WORLD = 2
 EQUIV = ("vae", "wae-gan", "ctrl-multi", "maskaae",  # ctrl-multi: Gram all-reduce and GlobalBatchNorm
-         "imae", "infovae", "beta-tcvae")  # batch-level estimators on the global batch (distributed.global_rows)
+         "imae", "infovae", "beta-tcvae")  # batch-level estimators on the global batch (collectives.global_rows)
 STEPS = 4
 BATCH = 20  # global batch: 10 per rank; ctrl-multi's fake data has 10 classes (balanced batches)
 
@@ -165,7 +165,7 @@ def _worker(rank, world, root):
         # 6. GlobalBatchNorm: output and input gradient of a global batch split over ranks
         torch.manual_seed(0)
         xb = torch.randn(8, 3, 2, 2, generator=torch.Generator().manual_seed(2))
-        bn = distributed.GlobalBatchNorm(3)
+        bn = collectives.GlobalBatchNorm(3)
         with torch.no_grad():
             bn.weight.uniform_(0.5, 1.5)
             bn.bias.uniform_(-1, 1)

@@ -123,7 +123,7 @@ def test_the_computing_layers_import_nothing_that_draws_or_evaluates():
 #: top-level module); ``genae`` is the package root, whose re-exports are imported lazily.
 LAYERS: list[tuple[str, set[str]]] = [
     ("foundations", {"genae", "errors", "precision", "optim", "priors", "inversion", "fileio", "schema",
-                     "state_io", "distributed"}),
+                     "state_io", "distributed", "collectives"}),
     ("computing", {"nets", "objectives", "data"}),
     ("methods", {"methods", "ex_post"}),
     ("configuration and evaluation", {"config", "metrics"}),

@@ -21,7 +21,7 @@ from typing import Any, Sequence
 
 import torch
 
-from . import distributed, fileio, loggers, precision, runs
+from . import collectives, distributed, fileio, loggers, precision, runs
 from .config import RunConfig, check_against_data
 from .data import load_dataset, to_range
 from .distributed import resolve_device
@@ -182,7 +182,7 @@ def _fit(run_dir: Path, cfg: RunConfig, method: Method, data, test, device: torc
     ctx = distributed.current()
     main = ctx is None or ctx.main
     if ctx is not None and ctx.world > 1 and t.sync_bn:
-        distributed.convert_batchnorm(method)  # same parameters and buffers: optimizers, checkpoints unchanged
+        collectives.convert_batchnorm(method)  # same parameters and buffers: optimizers, checkpoints unchanged
     layout, why = precision.resolve_channels_last(t.channels_last, t.amp, method)
     if why:  # "auto" decided: said once, kept in run.json; the config keeps "auto" (a pure function
         t = dataclasses.replace(t, channels_last=layout)  # of the method and the recorded dtype)
@@ -263,10 +263,10 @@ def _interval_work(run_dir: Path, cfg: RunConfig, method: Method, state: Trainin
         log.flush(step, {k: o.param_groups[0]["lr"] for k, o in state.optimizers.items()})
     images, ckpt = step % t.sample_every == 0 or last, step % t.ckpt_every == 0 or last
     if images or ckpt or requested:
-        with distributed.local_only():
+        with collectives.local_only():
             _fit_prior(method, data, t)
     if images and main:
-        with distributed.local_only():
+        with collectives.local_only():
             log.images(step, _write_images(run_dir, method, fixed, step, t))
     if (ckpt or requested) and main:
         log.checkpoint(step, runs.write_checkpoint(run_dir, step, method, state.state_dict(), cfg, t.keep_ckpts))

@@ -69,7 +69,7 @@ from typing import Any, Iterator, Literal
 import torch
 import torch.nn.functional as F
 
-from ..distributed import global_mean, global_rows
+from ..collectives import global_mean, global_rows
 from ..errors import ConfigError
 from ..nets import IMAE_PRESETS, build_decoder, build_encoder, build_preset
 from ..objectives import (categorical_kl_uniform, gaussian_kl, gumbel_softmax, reconstruction_nll,

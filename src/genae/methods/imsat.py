@@ -32,7 +32,7 @@ from typing import Iterator, Literal
 
 import torch
 
-from ..distributed import global_mean
+from ..collectives import global_mean
 from ..errors import ConfigError
 from ..nets import MLPEncoder, build_encoder
 from ..objectives import empirical_mutual_information, vat_loss

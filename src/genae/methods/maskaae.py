@@ -34,7 +34,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..distributed import global_mean, global_var
+from ..collectives import global_mean, global_var
 from ..errors import ConfigError
 from ..nets import MLP, build_decoder, build_encoder
 from ..objectives import wgan_generator_loss, wgan_gp_critic_loss

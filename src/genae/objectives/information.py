@@ -337,7 +337,7 @@ def gaussian_informativeness(mu, logvar) -> dict:
 # Each returns {term name: weighted scalar}, the terms its objective adds to the reconstruction
 # −log q(x|y, z) (summed over the data dimensions, averaged over the batch) to be *minimised*.
 # Batch-level estimates take the batch they estimate from as given: under DDP the method passes the
-# global batch (``distributed.global_rows`` / ``global_mean``), in one process its own.
+# global batch (``collectives.global_rows`` / ``global_mean``), in one process its own.
 
 def imae_terms(z: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor, p_y: torch.Tensor | None,
                p_y_marginal: torch.Tensor | None, beta: float, gamma: float, dataset_size: int,

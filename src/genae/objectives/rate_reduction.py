@@ -43,7 +43,7 @@ single-process gradient of the global batch, with no manual scaling (the same ho
 that is a mean over each rank's equal shard: its local gradient is W times the global mean's).
 Every rank must call these functions (and back-propagate through them) in the same order; pass
 ``distributed=False`` for a rank-local evaluation (e.g. on rank 0 only); inside
-``genae.distributed.local_only()`` the "auto" mode is rank-local too.
+``genae.collectives.local_only()`` the "auto" mode is rank-local too.
 The collective is an autograd-aware SUM all-reduce (the forward and backward collectives of
 ``torch.distributed.nn.functional.all_reduce``, which torch 2.13 deprecates without an autograd-aware
 replacement), fused into the Gram/Cholesky autograd function.
@@ -407,7 +407,7 @@ def _world_size(group, distributed) -> int:
     if distributed is False:
         return 1
     if distributed == "auto" and group is None:
-        from ..distributed import is_local_only  # rank-local work inside a DDP job (images, prior fit)
+        from ..collectives import is_local_only  # rank-local work inside a DDP job (images, prior fit)
         if is_local_only():
             return 1
     if not (dist.is_available() and dist.is_initialized()):
