@@ -89,7 +89,7 @@ def job(method: str, out: Path, data_dir: str, probe: int | None, cut: list[str]
     if probe:
         return cmds
     caps, _ = method_capabilities(method)
-    metric = "fid" if "sample" in caps else "recon-mse"
+    metric = "fid" if "sample" in caps else ("recon-mse" if "reconstruct" in caps else "cluster-acc")
     if not (run / "eval.json").is_file():
         cmds.append(["eval", str(run), "--metrics", metric, "--n-samples", "5000", "--json", "--device", device])
     grid = out / "grids" / f"{method}.png"
@@ -201,7 +201,9 @@ def write_table(out: Path, methods: list[str], seconds: dict[str, float], probe:
         res = ev.get("metrics", ev)
         fid = res.get("fid", {}).get("value")
         mse = res.get("recon-mse", {}).get("value")
-        score = f"{fid:.2f}" if fid is not None else (f"recon-mse {mse:.4f}" if mse is not None else "—")
+        acc = res.get("cluster-acc", {}).get("value")
+        score = (f"{fid:.2f}" if fid is not None else f"recon-mse {mse:.4f}" if mse is not None
+                 else f"cluster-acc {acc:.3f}" if acc is not None else "—")
         t = train_seconds(run) if not probe else seconds.get(m)
         per = f"{t / steps:.3f} s/step" if probe and t else (f"{t / 60:.1f} min" if t else "—")
         grid = f"![{m}](grids/{m}.png)" if (out / "grids" / f"{m}.png").is_file() else "—"
