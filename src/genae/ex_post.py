@@ -23,7 +23,8 @@ from pathlib import Path
 from typing import Callable
 
 import torch
-from safetensors.torch import load as load_tensors, save as save_tensors
+from safetensors import safe_open
+from safetensors.torch import save as save_tensors
 
 from .errors import GenaeError
 from .fileio import atomic_write, sha256_file
@@ -78,10 +79,7 @@ def decode_prior(method, prior: GaussianMixture, n: int, generator: torch.Genera
     """``n`` samples ``(n, *shape)`` in the method's ``input_range``: ``decode(z)``, z ~ ``prior``
     (drawn in float64 on the CPU from ``generator``, then cast to the decoder's device and dtype)."""
     p = next(method.parameters())
-    z = prior.sample(n, generator).to(p.device, p.dtype if p.dtype.is_floating_point else torch.float32)
-    if z.shape[1] != prior.dim:
-        raise GenaeError(f"the ex-post prior has dimension {prior.dim}")
-    return method.decode(z)
+    return method.decode(prior.sample(n, generator).to(p.device, p.dtype if p.dtype.is_floating_point else torch.float32))
 
 
 def prior_path(ckpt: Path, components: int = 10, seed: int = 0) -> Path:
@@ -104,12 +102,9 @@ def read_prior(path: Path, weights_sha256: str | None = None) -> GaussianMixture
     if not path.is_file():
         return None
     try:
-        data = path.read_bytes()
-        tensors = load_tensors(data)
-        from safetensors import safe_open  # the metadata (settings of the fit), as JSON text
-
-        with safe_open(str(path), framework="pt") as f:
+        with safe_open(str(path), framework="pt") as f:   # tensors and the fit's settings, one read
             meta = f.metadata() or {}
+            tensors = {k: f.get_tensor(k) for k in ("weights", "means", "covariances")}
         info = json.loads(meta.get("info", "{}"))
         gmm = GaussianMixture(tensors["weights"], tensors["means"], tensors["covariances"], info)
     except Exception as e:  # SafetensorError, KeyError, ValueError, a non-PD covariance, ...

@@ -83,7 +83,7 @@ def run_update(optimizers: dict[str, torch.optim.Optimizer], update: Update,
     step_update(update, optimizers, params, clip or {}, scaler)
 
 
-class _DeferredCheck:
+class DeferredCheck:
     """``train.nan_check=interval``: finiteness tracked on the device, read only at intervals.
 
     Per update it records, without a host sync, the first step at which each player's loss was
@@ -321,7 +321,7 @@ def _apply_base_lrs(schedule, base: list[float]) -> None:
 
 
 @contextlib.contextmanager
-def _flush_denormal(on: bool):
+def flush_denormal_inside(on: bool):
     """Flush subnormals to zero inside when ``on`` (and the CPU supports it), off again on the way
     out (torch has no getter for the setting, and off is its default); untouched when not ``on``."""
     flushing = on and torch.set_flush_denormal(True)

@@ -27,7 +27,7 @@ from .data import load_dataset, to_range
 from .distributed import resolve_device
 from .errors import DatasetNotFound, GenaeError, Interrupted, NonFiniteLoss
 from .methods import Method, Unsupported, Update
-from .trainer import StagePlan, TrainingState, _DeferredCheck, _flush_denormal, player_params, run_step
+from .trainer import StagePlan, TrainingState, DeferredCheck, flush_denormal_inside, player_params, run_step
 from .viz.grids import make_grid, save_png
 from .viz.plots import loss_curves, save_figure
 
@@ -207,7 +207,7 @@ def _fit(run_dir: Path, cfg: RunConfig, method: Method, data, test, device: torc
     if resume is None:
         for sink in log.sinks:
             sink.config(cfg.to_dict())
-    deferred = _DeferredCheck(ctx) if t.nan_check == "interval" else None
+    deferred = DeferredCheck(ctx) if t.nan_check == "interval" else None
     stage, params = None, None
     on_start()
 
@@ -217,7 +217,7 @@ def _fit(run_dir: Path, cfg: RunConfig, method: Method, data, test, device: torc
     # within 2,500 steps of a plain loop without this (docs/results.md, issue 38). Flushing them to
     # zero changes no value above float32's normal range; the process's setting is restored after.
     with _StopSignals() as stop, warnings.catch_warnings(), \
-            _flush_denormal(t.flush_denormal and device.type == "cpu"):
+            flush_denormal_inside(t.flush_denormal and device.type == "cpu"):
         # A schedule advances once per step of its stages, also when that step skipped its player's
         # update (a warm-up, a non-finite skip): PyTorch's first-step order warning does not apply.
         warnings.filterwarnings("ignore", r"Detected call of `lr_scheduler\.step\(\)` before", UserWarning)
